@@ -1,0 +1,35 @@
+//! greguard's hot path: zero-copy wire views, the GRE classifier, compiled policy tables and
+//! token-bucket policers. No serde and no I/O here: the `config` crate compiles a policy into a
+//! [`Policy`], and the data path (or `greguard replay`) feeds frames to a [`Classifier`].
+//!
+//! ```
+//! use fastpath::{Classifier, Defaults, Direction, Policy, Reason, Verdict};
+//! let policy = Policy::new(Defaults::default());
+//! let mut classifier = Classifier::new(&policy, 0);
+//! let arp = [0xffu8; 42]; // broadcast frame with EtherType 0xffff: not IP at all
+//! let d = classifier.classify(&policy, 0, Direction::FromOutside, &arp);
+//! assert_eq!((d.verdict, d.reason), (Verdict::Forward, Reason::NonGre));
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod bogon;
+pub mod checksum;
+pub mod classify;
+pub mod counters;
+pub mod inner;
+pub mod policer;
+pub mod policy;
+pub mod protocols;
+pub mod reason;
+pub mod wire;
+
+pub use classify::Classifier;
+pub use counters::Counters;
+pub use policer::{Rate, TokenBucket};
+pub use policy::{
+    Action, BuildError, Defaults, FlagRule, IpPrefix, KeyRule, Match, Policy, TunnelRule,
+    TunnelSpec,
+};
+pub use protocols::{ProtoClass, ProtocolSet};
+pub use reason::{Decision, Direction, Reason, Verdict, NO_TUNNEL};

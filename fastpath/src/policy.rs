@@ -1,0 +1,644 @@
+//! The compiled policy: defaults, tunnel rules and the tables that find a tunnel from a packet's
+//! outer addresses. Built once off the hot path (by the `config` crate), then only read.
+//!
+//! Lookup (DESIGN §4): the most specific tunnel wins — longest `peer` prefix, then longest `local`
+//! prefix — and among equally specific tunnels the key decides. Host pairs (both ends a single
+//! address, by far the common case) sit in hash maps, so their cost does not grow with the tunnel
+//! count; prefixes sit in a trie of peer prefixes whose values are tries of local prefixes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use foldhash::fast::RandomState;
+use prefix_trie::PrefixMap;
+
+use crate::policer::Rate;
+use crate::protocols::ProtocolSet;
+use crate::reason::{Verdict, NO_TUNNEL};
+
+/// What to do with a class of packets that a policy can forward, drop or rate-limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Forward,
+    Drop,
+    /// Forward within the shared `rate_limit` budget, drop (`rate_limited`) beyond it.
+    RateLimit,
+}
+
+/// The `[defaults]` of a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    /// Verdict for frames that are not IP protocol 47.
+    pub non_gre: Verdict,
+    /// Valid GRE that matches no tunnel.
+    pub unknown_tunnel: Action,
+    /// GRE that fails validation (never `Forward`).
+    pub invalid_gre: Action,
+    /// The shared budget of the rate-limit actions.
+    pub rate_limit: Rate,
+    /// Forward fragments whose outer addresses match a tunnel (`fragments = "tunnel"`).
+    pub fragments_to_tunnel: bool,
+    /// Drop version-0 GRE with bits of 0x03F8 set (`reserved_bits = "drop"`).
+    pub drop_reserved_bits: bool,
+    /// Drop GRE with a bogon outer or inner source (`bogons = "drop"`).
+    pub drop_bogons: bool,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            non_gre: Verdict::Forward,
+            unknown_tunnel: Action::Drop,
+            invalid_gre: Action::Drop,
+            rate_limit: Rate {
+                pps: 1000,
+                burst: 100,
+            },
+            fragments_to_tunnel: false,
+            drop_reserved_bits: true,
+            drop_bogons: true,
+        }
+    }
+}
+
+/// An IPv4 or IPv6 prefix; a host address has the full length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IpPrefix {
+    V4(u32, u8),
+    V6(u128, u8),
+}
+
+impl IpPrefix {
+    /// A prefix with the host bits cleared, or `None` for a length beyond the family's width.
+    pub fn new(addr: IpAddr, len: u8) -> Option<IpPrefix> {
+        match addr {
+            IpAddr::V4(a) if len <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                Some(IpPrefix::V4(u32::from(a) & mask, len))
+            }
+            IpAddr::V6(a) if len <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                Some(IpPrefix::V6(u128::from(a) & mask, len))
+            }
+            _ => None,
+        }
+    }
+
+    /// A single address.
+    pub fn host(addr: IpAddr) -> IpPrefix {
+        match addr {
+            IpAddr::V4(a) => IpPrefix::V4(u32::from(a), 32),
+            IpAddr::V6(a) => IpPrefix::V6(u128::from(a), 128),
+        }
+    }
+
+    /// True for a single address.
+    pub fn is_host(&self) -> bool {
+        matches!(self, IpPrefix::V4(_, 32) | IpPrefix::V6(_, 128))
+    }
+
+    /// The prefix length.
+    pub fn len(&self) -> u8 {
+        match *self {
+            IpPrefix::V4(_, l) | IpPrefix::V6(_, l) => l,
+        }
+    }
+
+    /// True for IPv6.
+    pub fn is_v6(&self) -> bool {
+        matches!(self, IpPrefix::V6(..))
+    }
+
+    /// True when `other` lies within `self`.
+    pub fn contains(&self, other: &IpPrefix) -> bool {
+        match (*self, *other) {
+            (IpPrefix::V4(a, l), IpPrefix::V4(b, m)) => {
+                l <= m && IpPrefix::new(IpAddr::V4(b.into()), l) == Some(IpPrefix::V4(a, l))
+            }
+            (IpPrefix::V6(a, l), IpPrefix::V6(b, m)) => {
+                l <= m && IpPrefix::new(IpAddr::V6(b.into()), l) == Some(IpPrefix::V6(a, l))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            IpPrefix::V4(a, 32) => write!(f, "{}", std::net::Ipv4Addr::from(a)),
+            IpPrefix::V6(a, 128) => write!(f, "{}", std::net::Ipv6Addr::from(a)),
+            IpPrefix::V4(a, l) => write!(f, "{}/{l}", std::net::Ipv4Addr::from(a)),
+            IpPrefix::V6(a, l) => write!(f, "{}/{l}", std::net::Ipv6Addr::from(a)),
+        }
+    }
+}
+
+/// The `key` rule of a tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyRule {
+    /// No `key` given: with or without a key, any value.
+    Any,
+    /// `key = "none"`: the K bit must be clear.
+    Absent,
+    /// `key = N`: the key must be present and equal N (for version 1, the call ID).
+    Equal(u32),
+}
+
+/// `allow | require | forbid` for the C and S bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagRule {
+    Allow,
+    Require,
+    Forbid,
+}
+
+impl FlagRule {
+    /// True when a packet with the bit `present` breaks the rule.
+    #[inline]
+    pub fn violated(self, present: bool) -> bool {
+        match self {
+            FlagRule::Allow => false,
+            FlagRule::Require => !present,
+            FlagRule::Forbid => present,
+        }
+    }
+}
+
+/// One `[[tunnel]]` as the builder takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub name: String,
+    pub peer: IpPrefix,
+    pub local: IpPrefix,
+    pub key: KeyRule,
+    pub version: u8,
+    pub protocols: ProtocolSet,
+    pub nested: bool,
+    pub checksum: FlagRule,
+    pub sequence: FlagRule,
+    pub rate: Option<Rate>,
+}
+
+/// What the classifier needs of a tunnel after its addresses matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelRule {
+    pub version: u8,
+    pub protocols: ProtocolSet,
+    pub nested: bool,
+    pub checksum: FlagRule,
+    pub sequence: FlagRule,
+    pub rate: Option<Rate>,
+}
+
+/// The tunnels that share one (peer, local) pair, told apart by their key rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairSlot {
+    /// Identifies the pair in the keyed table.
+    pub pair: u32,
+    /// The tunnel without a `key` rule, or `NO_TUNNEL`.
+    pub any: u32,
+    /// The tunnel with `key = "none"`, or `NO_TUNNEL`.
+    pub absent: u32,
+    /// The first tunnel defined on this pair (reported on a key mismatch).
+    pub first: u32,
+    /// True when some tunnel of the pair has `key = N`.
+    pub keyed: bool,
+}
+
+/// Outcome of the address and key lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// A tunnel matches addresses and key.
+    Tunnel(u32),
+    /// Tunnels match the addresses, none the key; the first of them is named.
+    KeyMismatch(u32),
+    /// No tunnel matches the addresses.
+    None,
+}
+
+type Map<K, V> = HashMap<K, V, RandomState>;
+
+/// The lookup tables of one address family.
+#[derive(Clone, Debug)]
+struct FamilyTable<A: Copy + Eq + std::hash::Hash>
+where
+    (A, u8): prefix_trie::Prefix,
+{
+    hosts: Map<(A, A), PairSlot>,
+    prefixes: PrefixMap<(A, u8), PrefixMap<(A, u8), PairSlot>>,
+}
+
+impl<A> Default for FamilyTable<A>
+where
+    A: Copy + Eq + std::hash::Hash,
+    (A, u8): prefix_trie::Prefix,
+{
+    fn default() -> Self {
+        FamilyTable {
+            hosts: Map::default(),
+            prefixes: PrefixMap::new(),
+        }
+    }
+}
+
+macro_rules! family_lookup {
+    ($name:ident, $addr:ty, $bits:expr) => {
+        /// Finds the most specific pair slot for (peer, local).
+        #[inline]
+        fn $name(t: &FamilyTable<$addr>, peer: $addr, local: $addr) -> Option<&PairSlot> {
+            if let Some(slot) = t.hosts.get(&(peer, local)) {
+                return Some(slot);
+            }
+            if t.prefixes.is_empty() {
+                return None;
+            }
+            // Covering peer prefixes come shortest first; keep them to try the longest first.
+            let mut covers: [Option<&PrefixMap<($addr, u8), PairSlot>>; $bits + 1] =
+                [None; $bits + 1];
+            let mut n = 0;
+            for (_, locals) in t.prefixes.cover(&(peer, $bits)) {
+                if let Some(c) = covers.get_mut(n) {
+                    *c = Some(locals);
+                    n += 1;
+                }
+            }
+            covers[..n]
+                .iter()
+                .rev()
+                .flatten()
+                .find_map(|locals| locals.get_lpm(&(local, $bits)).map(|(_, s)| s))
+        }
+    };
+}
+
+family_lookup!(lookup_v4, u32, 32);
+family_lookup!(lookup_v6, u128, 128);
+
+/// An error building the tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// `peer` and `local` are of different address families.
+    MixedFamilies,
+    /// Another tunnel (by index) has the same peer, local and key rule: no packet could tell them
+    /// apart.
+    Indistinguishable { other: u32 },
+    /// More tunnels than the tables can index.
+    TooManyTunnels,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::MixedFamilies => {
+                f.write_str("peer and local must both be IPv4 or both IPv6")
+            }
+            BuildError::Indistinguishable { other } => {
+                write!(
+                    f,
+                    "same peer, local and key as tunnel #{other}: no packet could tell them apart"
+                )
+            }
+            BuildError::TooManyTunnels => f.write_str("too many tunnels"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// A compiled policy: immutable once built; workers read it, never write it.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    defaults: Defaults,
+    rules: Vec<TunnelRule>,
+    specs: Vec<TunnelSpec>,
+    v4: FamilyTable<u32>,
+    v6: FamilyTable<u128>,
+    keyed: Map<(u32, u32), u32>,
+    pairs: u32,
+}
+
+impl Policy {
+    /// An empty policy with `defaults`; add tunnels with [`Policy::add_tunnel`].
+    pub fn new(defaults: Defaults) -> Policy {
+        Policy {
+            defaults,
+            rules: Vec::new(),
+            specs: Vec::new(),
+            v4: FamilyTable::default(),
+            v6: FamilyTable::default(),
+            keyed: Map::default(),
+            pairs: 0,
+        }
+    }
+
+    /// Adds a tunnel and returns its index.
+    pub fn add_tunnel(&mut self, spec: TunnelSpec) -> Result<u32, BuildError> {
+        let index = u32::try_from(self.rules.len())
+            .ok()
+            .filter(|&i| i < NO_TUNNEL)
+            .ok_or(BuildError::TooManyTunnels)?;
+        let next_pair = self.pairs;
+        let slot = match (spec.peer, spec.local) {
+            (IpPrefix::V4(p, pl), IpPrefix::V4(l, ll)) => {
+                family_slot(&mut self.v4, (p, pl), (l, ll), 32, next_pair)
+            }
+            (IpPrefix::V6(p, pl), IpPrefix::V6(l, ll)) => {
+                family_slot(&mut self.v6, (p, pl), (l, ll), 128, next_pair)
+            }
+            _ => return Err(BuildError::MixedFamilies),
+        };
+        if slot.pair == next_pair {
+            self.pairs += 1;
+            *slot = PairSlot {
+                pair: next_pair,
+                any: NO_TUNNEL,
+                absent: NO_TUNNEL,
+                first: index,
+                keyed: false,
+            };
+        }
+        let taken = match spec.key {
+            KeyRule::Any => std::mem::replace(&mut slot.any, index),
+            KeyRule::Absent => std::mem::replace(&mut slot.absent, index),
+            KeyRule::Equal(k) => {
+                slot.keyed = true;
+                self.keyed
+                    .insert((slot.pair, k), index)
+                    .unwrap_or(NO_TUNNEL)
+            }
+        };
+        if taken != NO_TUNNEL {
+            // Undo: put the earlier tunnel back.
+            match spec.key {
+                KeyRule::Any => slot.any = taken,
+                KeyRule::Absent => slot.absent = taken,
+                KeyRule::Equal(k) => {
+                    self.keyed.insert((slot.pair, k), taken);
+                }
+            }
+            return Err(BuildError::Indistinguishable { other: taken });
+        }
+        self.rules.push(TunnelRule {
+            version: spec.version,
+            protocols: spec.protocols.clone(),
+            nested: spec.nested,
+            checksum: spec.checksum,
+            sequence: spec.sequence,
+            rate: spec.rate,
+        });
+        self.specs.push(spec);
+        Ok(index)
+    }
+
+    /// The defaults.
+    #[inline]
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// Number of tunnels.
+    pub fn tunnel_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The rule of tunnel `index`.
+    #[inline]
+    pub fn rule(&self, index: u32) -> Option<&TunnelRule> {
+        self.rules.get(index as usize)
+    }
+
+    /// The spec a tunnel was built from (name, addresses), for reports.
+    pub fn spec(&self, index: u32) -> Option<&TunnelSpec> {
+        self.specs.get(index as usize)
+    }
+
+    /// All tunnel specs in index order.
+    pub fn specs(&self) -> &[TunnelSpec] {
+        &self.specs
+    }
+
+    /// The name of tunnel `index`, or "" when there is none.
+    pub fn tunnel_name(&self, index: u32) -> &str {
+        self.spec(index).map_or("", |s| s.name.as_str())
+    }
+
+    /// Finds the tunnel for an IPv4 packet oriented as (peer, local) with an optional key.
+    #[inline]
+    pub fn match_v4(&self, peer: u32, local: u32, key: Option<u32>) -> Match {
+        self.resolve(lookup_v4(&self.v4, peer, local), key)
+    }
+
+    /// Finds the tunnel for an IPv6 packet oriented as (peer, local) with an optional key.
+    #[inline]
+    pub fn match_v6(&self, peer: u128, local: u128, key: Option<u32>) -> Match {
+        self.resolve(lookup_v6(&self.v6, peer, local), key)
+    }
+
+    #[inline]
+    fn resolve(&self, slot: Option<&PairSlot>, key: Option<u32>) -> Match {
+        let Some(slot) = slot else { return Match::None };
+        let found = match key {
+            Some(k) if slot.keyed => self.keyed.get(&(slot.pair, k)).copied().unwrap_or(slot.any),
+            Some(_) => slot.any,
+            None if slot.absent != NO_TUNNEL => slot.absent,
+            None => slot.any,
+        };
+        if found == NO_TUNNEL {
+            Match::KeyMismatch(slot.first)
+        } else {
+            Match::Tunnel(found)
+        }
+    }
+}
+
+/// The slot for a (peer, local) pair, inserting a placeholder marked with `next_pair` when new.
+fn family_slot<A>(
+    t: &mut FamilyTable<A>,
+    peer: (A, u8),
+    local: (A, u8),
+    bits: u8,
+    next_pair: u32,
+) -> &mut PairSlot
+where
+    A: Copy + Eq + std::hash::Hash,
+    (A, u8): prefix_trie::Prefix,
+{
+    let fresh = PairSlot {
+        pair: next_pair,
+        any: NO_TUNNEL,
+        absent: NO_TUNNEL,
+        first: NO_TUNNEL,
+        keyed: false,
+    };
+    if peer.1 == bits && local.1 == bits {
+        t.hosts.entry((peer.0, local.0)).or_insert(fresh)
+    } else {
+        let locals = t.prefixes.entry(peer).or_insert_with(PrefixMap::new);
+        locals.entry(local).or_insert(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::ProtoClass;
+
+    fn pfx(s: &str) -> IpPrefix {
+        match s.split_once('/') {
+            Some((a, l)) => IpPrefix::new(a.parse().unwrap(), l.parse().unwrap()).unwrap(),
+            None => IpPrefix::host(s.parse().unwrap()),
+        }
+    }
+
+    fn spec(name: &str, peer: &str, local: &str, key: KeyRule) -> TunnelSpec {
+        let mut protocols = ProtocolSet::new();
+        protocols.allow_class(ProtoClass::Ipv4);
+        TunnelSpec {
+            name: name.into(),
+            peer: pfx(peer),
+            local: pfx(local),
+            key,
+            version: 0,
+            protocols,
+            nested: false,
+            checksum: FlagRule::Allow,
+            sequence: FlagRule::Allow,
+            rate: None,
+        }
+    }
+
+    fn v4(s: &str) -> u32 {
+        u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    #[test]
+    fn host_pairs_and_keys() {
+        let mut p = Policy::new(Defaults::default());
+        let a = p
+            .add_tunnel(spec("a", "192.0.2.1", "198.51.100.1", KeyRule::Equal(7)))
+            .unwrap();
+        let b = p
+            .add_tunnel(spec("b", "192.0.2.1", "198.51.100.1", KeyRule::Absent))
+            .unwrap();
+        let c = p
+            .add_tunnel(spec("c", "192.0.2.2", "198.51.100.1", KeyRule::Any))
+            .unwrap();
+        assert_eq!(
+            p.match_v4(v4("192.0.2.1"), v4("198.51.100.1"), Some(7)),
+            Match::Tunnel(a)
+        );
+        assert_eq!(
+            p.match_v4(v4("192.0.2.1"), v4("198.51.100.1"), None),
+            Match::Tunnel(b)
+        );
+        assert_eq!(
+            p.match_v4(v4("192.0.2.1"), v4("198.51.100.1"), Some(8)),
+            Match::KeyMismatch(a)
+        );
+        assert_eq!(
+            p.match_v4(v4("192.0.2.2"), v4("198.51.100.1"), Some(8)),
+            Match::Tunnel(c)
+        );
+        assert_eq!(
+            p.match_v4(v4("192.0.2.2"), v4("198.51.100.1"), None),
+            Match::Tunnel(c)
+        );
+        assert_eq!(
+            p.match_v4(v4("192.0.2.3"), v4("198.51.100.1"), None),
+            Match::None
+        );
+    }
+
+    #[test]
+    fn most_specific_prefix_wins_and_falls_back() {
+        let mut p = Policy::new(Defaults::default());
+        let wide = p
+            .add_tunnel(spec("wide", "10.0.0.0/8", "172.16.0.0/12", KeyRule::Any))
+            .unwrap();
+        let narrow = p
+            .add_tunnel(spec("narrow", "10.1.0.0/16", "172.16.5.0/24", KeyRule::Any))
+            .unwrap();
+        let narrow_local = p
+            .add_tunnel(spec("nl", "10.0.0.0/8", "172.16.5.128/25", KeyRule::Any))
+            .unwrap();
+        let host = p
+            .add_tunnel(spec("host", "10.1.2.3", "172.16.5.1", KeyRule::Any))
+            .unwrap();
+        assert_eq!(
+            p.match_v4(v4("10.1.2.3"), v4("172.16.5.1"), None),
+            Match::Tunnel(host)
+        );
+        assert_eq!(
+            p.match_v4(v4("10.1.2.4"), v4("172.16.5.1"), None),
+            Match::Tunnel(narrow)
+        );
+        // Longest peer first: narrow (/16) beats nl (/8 with a longer local).
+        assert_eq!(
+            p.match_v4(v4("10.1.2.4"), v4("172.16.5.200"), None),
+            Match::Tunnel(narrow)
+        );
+        // Peer outside 10.1/16: back to the /8 peers, longest local.
+        assert_eq!(
+            p.match_v4(v4("10.2.0.1"), v4("172.16.5.200"), None),
+            Match::Tunnel(narrow_local)
+        );
+        // The /16 peer has no local covering 172.16.9.9: fall back to /8.
+        assert_eq!(
+            p.match_v4(v4("10.1.0.1"), v4("172.16.9.9"), None),
+            Match::Tunnel(wide)
+        );
+        assert_eq!(
+            p.match_v4(v4("11.0.0.1"), v4("172.16.9.9"), None),
+            Match::None
+        );
+    }
+
+    #[test]
+    fn refuses_indistinguishable_and_mixed_tunnels() {
+        let mut p = Policy::new(Defaults::default());
+        p.add_tunnel(spec("a", "192.0.2.0/24", "198.51.100.1", KeyRule::Equal(1)))
+            .unwrap();
+        assert_eq!(
+            p.add_tunnel(spec("b", "192.0.2.0/24", "198.51.100.1", KeyRule::Equal(1))),
+            Err(BuildError::Indistinguishable { other: 0 })
+        );
+        assert!(p
+            .add_tunnel(spec("c", "192.0.2.0/24", "198.51.100.1", KeyRule::Equal(2)))
+            .is_ok());
+        assert_eq!(
+            p.add_tunnel(spec("d", "192.0.2.1", "2001:db8::1", KeyRule::Any)),
+            Err(BuildError::MixedFamilies)
+        );
+        // Host bits are cleared: 192.0.2.5/24 is 192.0.2.0/24.
+        assert_eq!(
+            p.add_tunnel(spec("e", "192.0.2.5/24", "198.51.100.1", KeyRule::Equal(2))),
+            Err(BuildError::Indistinguishable { other: 1 })
+        );
+        assert_eq!(p.tunnel_count(), 2);
+        assert_eq!(
+            p.match_v4(v4("192.0.2.9"), v4("198.51.100.1"), Some(1)),
+            Match::Tunnel(0)
+        );
+    }
+
+    #[test]
+    fn ipv6_prefixes() {
+        let mut p = Policy::new(Defaults::default());
+        let t = p
+            .add_tunnel(spec(
+                "v6",
+                "2001:db8:1::/48",
+                "2001:db8:ffff::1",
+                KeyRule::Any,
+            ))
+            .unwrap();
+        let a = u128::from("2001:db8:1::7".parse::<std::net::Ipv6Addr>().unwrap());
+        let l = u128::from("2001:db8:ffff::1".parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(p.match_v6(a, l, None), Match::Tunnel(t));
+        assert_eq!(p.match_v6(a + (1 << 80), l, None), Match::None);
+        assert!(pfx("2001:db8::/32").contains(&pfx("2001:db8:1::/48")));
+        assert!(!pfx("2001:db8:1::/48").contains(&pfx("2001:db8::/32")));
+    }
+}

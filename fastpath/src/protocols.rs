@@ -1,0 +1,165 @@
+//! GRE protocol types grouped into the classes a policy names (DESIGN §4 `protocols`), and the
+//! per-tunnel set of allowed ones.
+
+use crate::wire::gre::proto;
+
+/// The protocol classes a policy can name. Numeric types outside these classes are kept apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum ProtoClass {
+    Keepalive = 0,
+    Ipv4,
+    Ipv6,
+    Teb,
+    Ppp,
+    Mpls,
+    Erspan2,
+    Erspan3,
+    Nhrp,
+    Wccp,
+    /// Any other protocol type: no inner sanity check, allowed only by number.
+    Other,
+}
+
+impl ProtoClass {
+    /// The classes a policy can name, with their policy names.
+    pub const NAMED: [(ProtoClass, &'static str); 10] = [
+        (ProtoClass::Ipv4, "ipv4"),
+        (ProtoClass::Ipv6, "ipv6"),
+        (ProtoClass::Teb, "teb"),
+        (ProtoClass::Ppp, "ppp"),
+        (ProtoClass::Mpls, "mpls"),
+        (ProtoClass::Erspan2, "erspan2"),
+        (ProtoClass::Erspan3, "erspan3"),
+        (ProtoClass::Nhrp, "nhrp"),
+        (ProtoClass::Wccp, "wccp"),
+        (ProtoClass::Keepalive, "keepalive"),
+    ];
+
+    /// The class of a GRE protocol type.
+    #[inline]
+    pub fn of(protocol: u16) -> ProtoClass {
+        match protocol {
+            proto::IPV4 => ProtoClass::Ipv4,
+            proto::IPV6 => ProtoClass::Ipv6,
+            proto::TEB => ProtoClass::Teb,
+            proto::PPP => ProtoClass::Ppp,
+            proto::MPLS_UNICAST | proto::MPLS_MULTICAST => ProtoClass::Mpls,
+            proto::ERSPAN2 => ProtoClass::Erspan2,
+            proto::ERSPAN3 => ProtoClass::Erspan3,
+            proto::NHRP => ProtoClass::Nhrp,
+            proto::WCCP => ProtoClass::Wccp,
+            proto::KEEPALIVE => ProtoClass::Keepalive,
+            _ => ProtoClass::Other,
+        }
+    }
+
+    /// Looks a class up by its policy name.
+    pub fn from_name(name: &str) -> Option<ProtoClass> {
+        Self::NAMED
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(c, _)| *c)
+    }
+
+    /// The policy name of a named class.
+    pub fn name(self) -> &'static str {
+        Self::NAMED
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("other", |(_, n)| n)
+    }
+
+    #[inline]
+    const fn bit(self) -> u16 {
+        1 << self as u8
+    }
+}
+
+/// The protocol types a tunnel allows: a bit per class, plus numeric types outside the classes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProtocolSet {
+    classes: u16,
+    numbers: Box<[u16]>,
+}
+
+impl ProtocolSet {
+    /// The empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Allows a whole class.
+    pub fn allow_class(&mut self, class: ProtoClass) {
+        if class != ProtoClass::Other {
+            self.classes |= class.bit();
+        }
+    }
+
+    /// Allows one numeric protocol type; a number that belongs to a class allows that class.
+    pub fn allow_number(&mut self, protocol: u16) {
+        match ProtoClass::of(protocol) {
+            ProtoClass::Other => {
+                if !self.numbers.contains(&protocol) {
+                    let mut v = self.numbers.to_vec();
+                    v.push(protocol);
+                    v.sort_unstable();
+                    self.numbers = v.into_boxed_slice();
+                }
+            }
+            class => self.allow_class(class),
+        }
+    }
+
+    /// True when the class is allowed.
+    #[inline]
+    pub fn has_class(&self, class: ProtoClass) -> bool {
+        self.classes & class.bit() != 0
+    }
+
+    /// True when `protocol` (of class `class`) is allowed.
+    #[inline]
+    pub fn allows(&self, protocol: u16, class: ProtoClass) -> bool {
+        self.has_class(class)
+            | ((class == ProtoClass::Other) && self.numbers.binary_search(&protocol).is_ok())
+    }
+
+    /// True when nothing is allowed.
+    pub fn is_empty(&self) -> bool {
+        self.classes == 0 && self.numbers.is_empty()
+    }
+
+    /// Names of the allowed classes and numbers, for summaries.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out: Vec<String> = ProtoClass::NAMED
+            .iter()
+            .filter(|(c, _)| self.has_class(*c))
+            .map(|(_, n)| n.to_string())
+            .collect();
+        out.extend(self.numbers.iter().map(|n| format!("0x{n:04x}")));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_numbers() {
+        let mut s = ProtocolSet::new();
+        assert!(s.is_empty());
+        s.allow_class(ProtoClass::Ipv4);
+        s.allow_number(0x86DD);
+        s.allow_number(0x1234);
+        assert!(s.allows(0x0800, ProtoClass::Ipv4));
+        assert!(s.allows(0x86DD, ProtoClass::Ipv6));
+        assert!(s.allows(0x1234, ProtoClass::Other));
+        assert!(!s.allows(0x1235, ProtoClass::Other));
+        assert!(!s.allows(0x6558, ProtoClass::Teb));
+        assert_eq!(s.describe(), vec!["ipv4", "ipv6", "0x1234"]);
+        assert_eq!(ProtoClass::of(0x8848), ProtoClass::Mpls);
+        assert_eq!(ProtoClass::from_name("erspan3"), Some(ProtoClass::Erspan3));
+        assert_eq!(ProtoClass::from_name("ip"), None);
+    }
+}

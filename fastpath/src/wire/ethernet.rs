@@ -1,0 +1,93 @@
+//! Ethernet II header (IEEE 802.3 clause 3.1.1).
+//!
+//! ```text
+//! +-------------------+-------------------+-----------+
+//! | destination (6)   | source (6)        | type (2)  |
+//! +-------------------+-------------------+-----------+
+//! ```
+
+use super::{be16, Truncated};
+
+/// Byte ranges of the Ethernet header fields.
+pub mod field {
+    use core::ops::Range;
+    pub const DESTINATION: Range<usize> = 0..6;
+    pub const SOURCE: Range<usize> = 6..12;
+    pub const ETHERTYPE: usize = 12;
+    pub const HEADER_LEN: usize = 14;
+}
+
+/// EtherType values the box looks at.
+pub mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const ARP: u16 = 0x0806;
+    pub const IPV6: u16 = 0x86DD;
+    /// IEEE 802.1Q customer VLAN tag.
+    pub const VLAN: u16 = 0x8100;
+    /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
+    pub const QINQ: u16 = 0x88A8;
+    /// Pre-standard QinQ tag still sent by some switches.
+    pub const QINQ_LEGACY: u16 = 0x9100;
+}
+
+/// A view over an Ethernet II header.
+#[derive(Clone, Copy, Debug)]
+pub struct EthernetFrame<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> EthernetFrame<'a> {
+    /// Checks that `buf` holds a whole Ethernet header.
+    #[inline]
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
+        if buf.len() < field::HEADER_LEN {
+            return Err(Truncated);
+        }
+        Ok(EthernetFrame { buf })
+    }
+
+    /// The destination MAC address.
+    pub fn destination(&self) -> [u8; 6] {
+        let mut mac = [0; 6];
+        mac.copy_from_slice(self.buf.get(field::DESTINATION).unwrap_or(&[0; 6]));
+        mac
+    }
+
+    /// The source MAC address.
+    pub fn source(&self) -> [u8; 6] {
+        let mut mac = [0; 6];
+        mac.copy_from_slice(self.buf.get(field::SOURCE).unwrap_or(&[0; 6]));
+        mac
+    }
+
+    /// The EtherType (or the TPID of a first VLAN tag).
+    #[inline]
+    pub fn ethertype(&self) -> u16 {
+        be16(self.buf, field::ETHERTYPE)
+    }
+
+    /// Everything after the 14-byte header.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        self.buf.get(field::HEADER_LEN..).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fields_and_refuses_short_buffers() {
+        let mut f = [0u8; 20];
+        f[0..6].copy_from_slice(&[1, 2, 3, 4, 5, 6]);
+        f[6..12].copy_from_slice(&[7, 8, 9, 10, 11, 12]);
+        f[12] = 0x08;
+        let e = EthernetFrame::new_checked(&f).unwrap();
+        assert_eq!(e.destination(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(e.source(), [7, 8, 9, 10, 11, 12]);
+        assert_eq!(e.ethertype(), ethertype::IPV4);
+        assert_eq!(e.payload().len(), 6);
+        assert!(EthernetFrame::new_checked(&f[..13]).is_err());
+    }
+}

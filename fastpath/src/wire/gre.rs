@@ -1,0 +1,205 @@
+//! GRE header, version 0: RFC 2784 §2 with the key and sequence number extensions of RFC 2890 §2.
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |C| |K|S| Reserved0       | Ver |         Protocol Type         |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |      Checksum (optional)      |       Reserved1 (Optional)    |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                         Key (optional)                        |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                 Sequence Number (Optional)                    |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! The first 16 bits keep the RFC 1701 layout (C R K S s Recur Flags Ver), which is also the layout
+//! of PPTP's enhanced GRE (RFC 2637 §4.1, see [`super::pptp`]). RFC 2784 §2.3: a receiver MUST
+//! discard a packet with any of bits 1–5 set (R, s and the top recursion bit — K and S are bits 2
+//! and 3, given meaning by RFC 2890) and SHOULD ignore bits 6–12.
+
+use super::{be16, be32, Truncated};
+
+/// Byte offsets of the fixed GRE fields.
+pub mod field {
+    pub const FLAGS_VERSION: usize = 0;
+    pub const PROTOCOL: usize = 2;
+    pub const BASE_LEN: usize = 4;
+}
+
+/// Bits of the flags/version word.
+pub mod flags {
+    /// Checksum present (RFC 2784 §2.2).
+    pub const C: u16 = 0x8000;
+    /// Routing present (RFC 1701; RFC 2784 MUST discard).
+    pub const R: u16 = 0x4000;
+    /// Key present (RFC 2890 §2.1).
+    pub const K: u16 = 0x2000;
+    /// Sequence number present (RFC 2890 §2.2).
+    pub const S: u16 = 0x1000;
+    /// Strict source route (RFC 1701).
+    pub const STRICT: u16 = 0x0800;
+    /// Recursion control (RFC 1701), 3 bits.
+    pub const RECURSION: u16 = 0x0700;
+    /// Acknowledgment present (RFC 2637, version 1 only).
+    pub const A: u16 = 0x0080;
+    /// Bits 9–12 (RFC 1701 "Flags"): must be zero in version 1; Linux drops them in version 0.
+    pub const FLAGS_0078: u16 = 0x0078;
+    /// Version field.
+    pub const VERSION: u16 = 0x0007;
+    /// RFC 2784 §2.3: bits 1–5 minus K and S (RFC 2890) — R, s and recursion bit 5.
+    pub const V0_MUST_DISCARD: u16 = 0x4C00;
+    /// RFC 2784 §2.3: bits 6–12, "SHOULD be ignored".
+    pub const V0_RESERVED: u16 = 0x03F8;
+}
+
+/// Protocol types (EtherTypes) the box knows.
+pub mod proto {
+    /// Cisco keepalive reply and other "no payload" uses.
+    pub const KEEPALIVE: u16 = 0x0000;
+    pub const IPV4: u16 = 0x0800;
+    pub const IPV6: u16 = 0x86DD;
+    /// Transparent Ethernet Bridging (RFC 1701 §3).
+    pub const TEB: u16 = 0x6558;
+    /// PPP, carried by PPTP enhanced GRE (RFC 2637 §4.1).
+    pub const PPP: u16 = 0x880B;
+    pub const MPLS_UNICAST: u16 = 0x8847;
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    /// ERSPAN type I and II.
+    pub const ERSPAN2: u16 = 0x88BE;
+    /// ERSPAN type III.
+    pub const ERSPAN3: u16 = 0x22EB;
+    /// NHRP (RFC 2332), as used by DMVPN.
+    pub const NHRP: u16 = 0x2001;
+    /// WCCP redirection.
+    pub const WCCP: u16 = 0x883E;
+}
+
+/// A view over a version-0 GRE header.
+#[derive(Clone, Copy, Debug)]
+pub struct GrePacket<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> GrePacket<'a> {
+    /// Checks that `buf` holds the 4-byte base header (flags, version, protocol type).
+    #[inline]
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
+        if buf.len() < field::BASE_LEN {
+            return Err(Truncated);
+        }
+        Ok(GrePacket { buf })
+    }
+
+    /// The whole GRE packet: header and payload.
+    #[inline]
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The first 16 bits: flags, recursion and version.
+    #[inline]
+    pub fn flags_version(&self) -> u16 {
+        be16(self.buf, field::FLAGS_VERSION)
+    }
+
+    /// The version (0 GRE, 1 PPTP enhanced GRE).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        (self.flags_version() & flags::VERSION) as u8
+    }
+
+    /// The protocol type of the payload.
+    #[inline]
+    pub fn protocol(&self) -> u16 {
+        be16(self.buf, field::PROTOCOL)
+    }
+
+    /// C bit.
+    #[inline]
+    pub fn has_checksum(&self) -> bool {
+        self.flags_version() & flags::C != 0
+    }
+
+    /// K bit.
+    #[inline]
+    pub fn has_key(&self) -> bool {
+        self.flags_version() & flags::K != 0
+    }
+
+    /// S bit.
+    #[inline]
+    pub fn has_sequence(&self) -> bool {
+        self.flags_version() & flags::S != 0
+    }
+
+    /// Version-0 header length: 4, + 4 for each of C, K and S (RFC 2784 §2, RFC 2890 §2).
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        let fv = self.flags_version();
+        4 + 4
+            * (usize::from(fv & flags::C != 0)
+                + usize::from(fv & flags::K != 0)
+                + usize::from(fv & flags::S != 0))
+    }
+
+    /// The checksum field, if C is set and present in the buffer.
+    #[inline]
+    pub fn checksum(&self) -> Option<u16> {
+        self.has_checksum().then(|| be16(self.buf, 4))
+    }
+
+    /// The key, if K is set (it follows the checksum word when C is set).
+    #[inline]
+    pub fn key(&self) -> Option<u32> {
+        let at = 4 + 4 * usize::from(self.has_checksum());
+        self.has_key().then(|| be32(self.buf, at))
+    }
+
+    /// The sequence number, if S is set.
+    #[inline]
+    pub fn sequence(&self) -> Option<u32> {
+        let at = 4 + 4 * (usize::from(self.has_checksum()) + usize::from(self.has_key()));
+        self.has_sequence().then(|| be32(self.buf, at))
+    }
+
+    /// The payload after the version-0 header, if the buffer holds the header.
+    #[inline]
+    pub fn payload(&self) -> Option<&'a [u8]> {
+        self.buf.get(self.header_len()..)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_optional_fields_in_rfc_order() {
+        // C K S set: checksum 0xBEEF, reserved1, key 1001, sequence 7, payload AA.
+        let b = [
+            0xB0, 0x00, 0x08, 0x00, 0xBE, 0xEF, 0, 0, 0, 0, 0x03, 0xE9, 0, 0, 0, 7, 0xAA,
+        ];
+        let g = GrePacket::new_checked(&b).unwrap();
+        assert_eq!(g.version(), 0);
+        assert_eq!(g.protocol(), proto::IPV4);
+        assert_eq!(g.header_len(), 16);
+        assert_eq!(g.checksum(), Some(0xBEEF));
+        assert_eq!(g.key(), Some(1001));
+        assert_eq!(g.sequence(), Some(7));
+        assert_eq!(g.payload(), Some(&b[16..]));
+    }
+
+    #[test]
+    fn key_without_checksum_sits_at_offset_four() {
+        let b = [0x20, 0x00, 0x65, 0x58, 0, 0, 0, 42];
+        let g = GrePacket::new_checked(&b).unwrap();
+        assert_eq!(g.checksum(), None);
+        assert_eq!(g.key(), Some(42));
+        assert_eq!(g.sequence(), None);
+        assert_eq!(g.header_len(), 8);
+        assert!(GrePacket::new_checked(&b[..3]).is_err());
+        assert_eq!(GrePacket::new_checked(&b[..6]).unwrap().payload(), None);
+    }
+}

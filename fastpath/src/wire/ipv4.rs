@@ -1,0 +1,165 @@
+//! IPv4 header (RFC 791 §3.1), options included.
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |Version|  IHL  |Type of Service|          Total Length         |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |         Identification        |Flags|      Fragment Offset    |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |  Time to Live |    Protocol   |         Header Checksum       |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                       Source Address                          |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                    Destination Address                        |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                    Options                    |    Padding    |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! `new_checked` only guarantees the fixed 20 bytes; the classifier then checks IHL, total length
+//! and the header checksum against the buffer in that order.
+
+use super::{be16, be32, byte, Truncated};
+
+/// Byte offsets of the IPv4 header fields.
+pub mod field {
+    pub const VER_IHL: usize = 0;
+    pub const TOTAL_LEN: usize = 2;
+    pub const FLAGS_FRAG: usize = 6;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: usize = 10;
+    pub const SOURCE: usize = 12;
+    pub const DESTINATION: usize = 16;
+    pub const MIN_HEADER_LEN: usize = 20;
+}
+
+/// IP protocol numbers the box looks at.
+pub mod protocol {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    /// GRE (RFC 2784).
+    pub const GRE: u8 = 47;
+    pub const ESP: u8 = 50;
+}
+
+/// More-fragments flag within the flags/fragment-offset word.
+pub const FLAG_MF: u16 = 0x2000;
+/// Fragment offset mask within the flags/fragment-offset word.
+pub const FRAG_OFFSET_MASK: u16 = 0x1FFF;
+
+/// A view over an IPv4 header.
+#[derive(Clone, Copy, Debug)]
+pub struct Ipv4Packet<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Ipv4Packet<'a> {
+    /// Checks that `buf` holds the fixed 20-byte header.
+    #[inline]
+    pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
+        if buf.len() < field::MIN_HEADER_LEN {
+            return Err(Truncated);
+        }
+        Ok(Ipv4Packet { buf })
+    }
+
+    /// The version field (4 for IPv4).
+    #[inline]
+    pub fn version(&self) -> u8 {
+        byte(self.buf, field::VER_IHL) >> 4
+    }
+
+    /// The header length in bytes (IHL × 4).
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        usize::from(byte(self.buf, field::VER_IHL) & 0x0F) * 4
+    }
+
+    /// The total length field.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        usize::from(be16(self.buf, field::TOTAL_LEN))
+    }
+
+    /// The flags and fragment offset word.
+    #[inline]
+    pub fn flags_frag(&self) -> u16 {
+        be16(self.buf, field::FLAGS_FRAG)
+    }
+
+    /// True for any fragment: MF set or a non-zero offset (RFC 791 §3.2).
+    #[inline]
+    pub fn is_fragment(&self) -> bool {
+        self.flags_frag() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+    }
+
+    /// The protocol of the payload.
+    #[inline]
+    pub fn protocol(&self) -> u8 {
+        byte(self.buf, field::PROTOCOL)
+    }
+
+    /// The header checksum field.
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        be16(self.buf, field::CHECKSUM)
+    }
+
+    /// The source address as a big-endian integer.
+    #[inline]
+    pub fn source(&self) -> u32 {
+        be32(self.buf, field::SOURCE)
+    }
+
+    /// The destination address as a big-endian integer.
+    #[inline]
+    pub fn destination(&self) -> u32 {
+        be32(self.buf, field::DESTINATION)
+    }
+
+    /// The header including options, if the buffer holds it.
+    #[inline]
+    pub fn header(&self) -> Option<&'a [u8]> {
+        self.buf.get(..self.header_len())
+    }
+
+    /// The payload as bounded by the total length (Ethernet padding excluded), if the buffer holds
+    /// it and the total length is not below the header length.
+    #[inline]
+    pub fn payload(&self) -> Option<&'a [u8]> {
+        self.buf.get(self.header_len()..self.total_len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: [u8; 24] = [
+        0x45, 0x00, 0x00, 0x18, 0x12, 0x34, 0x20, 0x00, 0x40, 0x2f, 0x00, 0x00, 0xc0, 0x00, 0x02,
+        0x01, 0xc6, 0x33, 0x64, 0x0a, 0xde, 0xad, 0xbe, 0xef,
+    ];
+
+    #[test]
+    fn reads_fields() {
+        let p = Ipv4Packet::new_checked(&HEADER).unwrap();
+        assert_eq!(p.version(), 4);
+        assert_eq!(p.header_len(), 20);
+        assert_eq!(p.total_len(), 24);
+        assert_eq!(p.protocol(), protocol::GRE);
+        assert!(p.is_fragment());
+        assert_eq!(p.source(), 0xc000_0201);
+        assert_eq!(p.destination(), 0xc633_640a);
+        assert_eq!(p.payload(), Some(&HEADER[20..24]));
+    }
+
+    #[test]
+    fn refuses_short_buffer_and_bounds_payload() {
+        assert!(Ipv4Packet::new_checked(&HEADER[..19]).is_err());
+        let p = Ipv4Packet::new_checked(&HEADER[..22]).unwrap();
+        assert_eq!(p.payload(), None);
+    }
+}
