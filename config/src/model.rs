@@ -1,0 +1,152 @@
+//! The validated policy: plain types, every default filled in, nothing left to check. The
+//! appliance reads `[ports]`, `[sampling]` and `[metrics]` from here; the classifier gets the
+//! compiled [`fastpath::Policy`] built from `defaults` and `tunnels`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use fastpath::{Defaults, TunnelSpec};
+
+/// A whole policy file after validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyModel {
+    /// `[ports]`; `None` when the file has none (fine for `check` and `replay`, not for `run`).
+    pub ports: Option<Ports>,
+    /// `[defaults]`, as the classifier takes them.
+    pub defaults: Defaults,
+    /// The `[[tunnel]]`s in file order; tunnel `i` here is tunnel `i` in the compiled policy.
+    pub tunnels: Vec<TunnelSpec>,
+    /// `[sampling]`.
+    pub sampling: Sampling,
+    /// `[metrics]`.
+    pub metrics: Metrics,
+}
+
+/// `[ports]`: the two interfaces and how the data path uses them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ports {
+    /// Faces the tunnel peers / Internet.
+    pub outside: String,
+    /// Faces the VPN concentrator(s).
+    pub inside: String,
+    /// Which RX queues get a worker.
+    pub queues: Queues,
+    /// The cores to pin workers to, one per queue; `None` = the cores after core 0.
+    pub cores: Option<Vec<u32>>,
+    /// How to attach AF_XDP.
+    pub xdp_mode: XdpMode,
+    /// UMEM frame size in bytes (2048 or 4096).
+    pub frame_size: u32,
+    /// Load greguard's XDP program to shed non-GRE and hopeless GRE in the kernel.
+    pub fast_lane: bool,
+    /// What the kernel does with frames once the daemon is gone.
+    pub on_failure: OnFailure,
+}
+
+/// `queues = "all"` or an explicit list of queue ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Queues {
+    /// Every combined/RX queue the interface has at start-up.
+    All,
+    /// These queue ids, in this order (unique, non-empty).
+    List(Vec<u32>),
+}
+
+/// `xdp_mode`: which AF_XDP binding to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Zero-copy, else copy, else generic (SKB) mode; the mode obtained is reported.
+    Auto,
+    ZeroCopy,
+    Copy,
+    Skb,
+}
+
+impl XdpMode {
+    /// The policy spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::ZeroCopy => "zerocopy",
+            XdpMode::Copy => "copy",
+            XdpMode::Skb => "skb",
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `on_failure`: what the in-kernel program does when the daemon is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Redirect every frame to the other port (a wire).
+    Open,
+    /// Drop GRE, keep forwarding everything else.
+    Closed,
+}
+
+impl OnFailure {
+    /// The policy spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFailure::Open => "open",
+            OnFailure::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for OnFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `[sampling]`: what the slow path sees of the traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// Mirror 1 in N invalid/unknown GRE packets (0 = none).
+    pub invalid: u32,
+    /// Mirror 1 in N forwarded GRE packets (0 = none).
+    pub forwarded: u32,
+    /// Bytes kept of each sampled packet (64..=65535).
+    pub snaplen: u32,
+    /// Directory for rotating pcap files; `None` = no files.
+    pub pcap_dir: Option<PathBuf>,
+    /// Size at which a pcap file is rotated, in MiB (≥ 1).
+    pub pcap_rotate_mb: u64,
+    /// How many rotated pcap files to keep (≥ 1).
+    pub pcap_keep: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            invalid: 100,
+            forwarded: 0,
+            snaplen: 256,
+            pcap_dir: None,
+            pcap_rotate_mb: 64,
+            pcap_keep: 10,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    /// Where the Prometheus endpoint listens (`GET /metrics`).
+    pub listen: SocketAddr,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9747)),
+        }
+    }
+}
