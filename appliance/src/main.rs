@@ -1,1 +1,41 @@
-fn main() {}
+//! The `greguard` binary: a thin layer over the `fastpath` and `config` crates.
+
+mod capture;
+mod check;
+mod cli;
+mod exit;
+mod replay;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Check { config } => check::run(&config),
+        cli::Command::Replay { config, input, forward, drop, verdicts, from } => replay::run(&replay::Options {
+            config,
+            input,
+            forward,
+            drop,
+            verdicts,
+            from,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // Policy errors are printed bare, FILE:LINE:COL: message, so editors can jump to them.
+            if failure.error.downcast_ref::<config::Error>().is_some() {
+                eprintln!("{failure}");
+            } else {
+                eprintln!("greguard: {failure}");
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+# greguard — the two commands of the README: `make demo` and `make test`.
+# Both install missing Debian packages first (apt-get; the machine is root or has sudo).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# Build dependencies of xsk-rs / libxdp-sys (clang, llvm, libelf, zlib, m4, pkg-config, libpcap)
+# and the tools the tests use to open our pcaps (tcpdump, tshark).
+DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
+                tcpdump tshark iproute2
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build test lint unit demo bench clean
+
+all: build
+
+## deps: install the Debian packages that are missing (nothing to do when all are there)
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends $$missing \
+	    || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
+
+## build: release build of every crate
+build: deps
+	$(CARGO) build --release --workspace --all-targets
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## test: install, build, lint and run every test
+test: deps build lint
+	$(CARGO) test --release --workspace
+
+## demo: the replay demo on the captures shipped in captures/ (the live AF_XDP lab arrives with the data path)
+demo: build
+	@echo "== greguard check -c config/examples/small-site.toml"
+	target/release/greguard check -c config/examples/small-site.toml
+	@echo
+	@echo "== greguard replay -c config/examples/small-site.toml captures/backscatter-mix.pcap"
+	target/release/greguard replay -c config/examples/small-site.toml captures/backscatter-mix.pcap
+
+## bench: the classifier micro-benchmark (criterion)
+bench: deps
+	$(CARGO) bench -p benches --bench classifier
+
+clean:
+	$(CARGO) clean

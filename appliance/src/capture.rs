@@ -1,0 +1,251 @@
+//! Reading captures for `greguard replay`: pcap and pcapng through `pcap-file`, with every link
+//! type the box understands turned into the Ethernet frame the data path would see.
+//!
+//! Linux cooked captures (SLL, SLL2) and raw-IP captures carry no Ethernet header; a synthetic one
+//! (zero MAC addresses, the EtherType the capture names) is put in front so the same classifier
+//! runs on them.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::DataLink;
+
+/// A capture could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{path}: cannot open capture: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a pcap or pcapng capture (the file starts with {magic})")]
+    NotACapture { path: PathBuf, magic: String },
+    #[error("{path}: corrupt capture after {frames} frames: {detail}")]
+    Corrupt { path: PathBuf, frames: u64, detail: String },
+    #[error("{path}: link type {link:?} is not supported (use Ethernet, Linux cooked or raw IP captures)")]
+    LinkType { path: PathBuf, link: DataLink },
+}
+
+/// One captured frame, as Ethernet.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Capture timestamp in nanoseconds since the epoch.
+    pub ts_ns: u64,
+    /// Length on the wire (may exceed the captured bytes when the capture's snaplen cut it).
+    pub orig_len: u32,
+    /// The Ethernet frame (synthesised for cooked and raw-IP link types).
+    pub data: Cow<'a, [u8]>,
+    /// True when the capture holds fewer bytes than were on the wire.
+    pub cut: bool,
+}
+
+/// Pcap magic numbers (both byte orders, micro and nanosecond).
+const PCAP_MAGICS: [[u8; 4]; 4] =
+    [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x4d, 0x3c, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d]];
+/// Pcapng section header block type.
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+enum Inner {
+    Pcap { reader: PcapReader<BufReader<File>>, link: DataLink },
+    PcapNg { reader: PcapNgReader<BufReader<File>>, last_ts: u64 },
+}
+
+/// A capture file opened for reading.
+pub struct Capture {
+    path: PathBuf,
+    inner: Inner,
+    frames: u64,
+}
+
+impl Capture {
+    /// Opens a pcap or pcapng file, telling them apart by their first four bytes.
+    pub fn open(path: &Path) -> Result<Capture, CaptureError> {
+        let open_err = |source| CaptureError::Open { path: path.to_owned(), source };
+        let mut file = File::open(path).map_err(open_err)?;
+        let mut magic = [0u8; 4];
+        let got = read_up_to(&mut file, &mut magic).map_err(open_err)?;
+        let file = File::open(path).map_err(open_err)?;
+        let reader = BufReader::with_capacity(1 << 20, file);
+        let corrupt = |e: pcap_file::PcapError| CaptureError::Corrupt {
+            path: path.to_owned(),
+            frames: 0,
+            detail: e.to_string(),
+        };
+        let inner = if got == 4 && PCAP_MAGICS.contains(&magic) {
+            let reader = PcapReader::new(reader).map_err(corrupt)?;
+            let link = reader.header().datalink;
+            check_link(path, link)?;
+            Inner::Pcap { reader, link }
+        } else if got == 4 && magic == PCAPNG_MAGIC {
+            Inner::PcapNg { reader: PcapNgReader::new(reader).map_err(corrupt)?, last_ts: 0 }
+        } else {
+            let magic = magic[..got].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+            let magic = if magic.is_empty() { "nothing: it is empty".to_string() } else { magic };
+            return Err(CaptureError::NotACapture { path: path.to_owned(), magic });
+        };
+        Ok(Capture { path: path.to_owned(), inner, frames: 0 })
+    }
+
+    /// The next frame, `None` at the end of the capture.
+    pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureError>> {
+        let frames = self.frames;
+        let path = &self.path;
+        let corrupt = |detail: String| CaptureError::Corrupt { path: path.clone(), frames, detail };
+        let out = match &mut self.inner {
+            Inner::Pcap { reader, link } => {
+                let packet = match reader.next_packet()? {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(corrupt(e.to_string()))),
+                };
+                let ts_ns = u64::try_from(packet.timestamp.as_nanos()).unwrap_or(u64::MAX);
+                let captured = packet.data.len();
+                let cut = (captured as u64) < u64::from(packet.orig_len);
+                let data = match packet.data {
+                    Cow::Borrowed(b) => to_ethernet(*link, b),
+                    Cow::Owned(v) => to_ethernet(*link, &v).map(|d| Cow::Owned(d.into_owned())),
+                };
+                data.map(|data| Frame { ts_ns, orig_len: wire_len(packet.orig_len, captured, data.len()), data, cut })
+                    .ok_or_else(|| corrupt(format!("a {link:?} frame too short for its link header")))
+            }
+            Inner::PcapNg { reader, last_ts } => loop {
+                let block = match reader.next_block()? {
+                    Ok(b) => b,
+                    Err(e) => return Some(Err(corrupt(e.to_string()))),
+                };
+                // The block borrows the reader; take what is needed before asking for interfaces.
+                let (iface, raw_ts, orig_len, data) = match block {
+                    Block::EnhancedPacket(p) => {
+                        (p.interface_id, Some(p.timestamp.as_nanos()), p.original_len, p.data.into_owned())
+                    }
+                    Block::SimplePacket(p) => (0, None, p.original_len, p.data.into_owned()),
+                    Block::Packet(p) => {
+                        (u32::from(p.interface_id), Some(u128::from(p.timestamp)), p.original_len, p.data.into_owned())
+                    }
+                    _ => continue,
+                };
+                let Some(idb) = reader.interfaces().get(iface as usize) else {
+                    break Err(corrupt(format!("a packet names interface {iface}, which the capture never described")));
+                };
+                let link = idb.linktype;
+                if let Err(e) = check_link(path, link) {
+                    break Err(e);
+                }
+                // pcap-file hands the raw 64-bit timestamp over as if it were nanoseconds; scale it
+                // by the interface's if_tsresol (default 10^-6 s, pcapng §4.2).
+                if let Some(raw) = raw_ts {
+                    *last_ts = scale_timestamp(raw, tsresol(&idb.options));
+                }
+                let cut = (data.len() as u64) < u64::from(orig_len);
+                let frame = to_ethernet(link, &data)
+                    .map(|d| Cow::<[u8]>::Owned(d.into_owned()))
+                    .map(|d| Frame { ts_ns: *last_ts, orig_len: wire_len(orig_len, data.len(), d.len()), data: d, cut })
+                    .ok_or_else(|| corrupt(format!("a {link:?} frame too short for its link header")));
+                break frame;
+            },
+        };
+        self.frames += 1;
+        Some(out)
+    }
+}
+
+/// The on-the-wire length of the Ethernet frame made of a captured frame: the original length,
+/// adjusted by what replacing the link header added or removed.
+fn wire_len(orig_len: u32, captured: usize, ethernet: usize) -> u32 {
+    let delta = ethernet as i64 - captured as i64;
+    u32::try_from((i64::from(orig_len) + delta).max(ethernet as i64)).unwrap_or(u32::MAX)
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+fn check_link(path: &Path, link: DataLink) -> Result<(), CaptureError> {
+    match link {
+        DataLink::ETHERNET | DataLink::LINUX_SLL | DataLink::LINUX_SLL2 | DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => Ok(()),
+        link => Err(CaptureError::LinkType { path: path.to_owned(), link }),
+    }
+}
+
+fn tsresol(options: &[InterfaceDescriptionOption<'_>]) -> u8 {
+    options
+        .iter()
+        .find_map(|o| match o {
+            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
+            _ => None,
+        })
+        .unwrap_or(6)
+}
+
+/// Converts a pcapng timestamp in units of `resol` (10^-n s, or 2^-n s with the high bit) to ns.
+fn scale_timestamp(raw: u128, resol: u8) -> u64 {
+    let ns = if resol & 0x80 != 0 {
+        let shift = u32::from(resol & 0x7f).min(127);
+        (raw * 1_000_000_000) >> shift
+    } else {
+        let exp = u32::from(resol).min(38);
+        if exp >= 9 {
+            raw / 10u128.pow(exp - 9)
+        } else {
+            raw.saturating_mul(10u128.pow(9 - exp))
+        }
+    };
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+/// The Ethernet frame for a captured frame of link type `link`.
+pub fn to_ethernet(link: DataLink, data: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let (ethertype, l3): (u16, &[u8]) = match link {
+        DataLink::ETHERNET => return Some(Cow::Borrowed(data)),
+        // SLL: packet type, ARPHRD, address length, 8-byte address, protocol (16 bytes).
+        DataLink::LINUX_SLL => (u16::from_be_bytes([*data.get(14)?, *data.get(15)?]), data.get(16..)?),
+        // SLL2: protocol first, then reserved, ifindex, ARPHRD, type, address (20 bytes).
+        DataLink::LINUX_SLL2 => (u16::from_be_bytes([*data.first()?, *data.get(1)?]), data.get(20..)?),
+        DataLink::RAW => match data.first()? >> 4 {
+            6 => (0x86DD, data),
+            _ => (0x0800, data),
+        },
+        DataLink::IPV4 => (0x0800, data),
+        DataLink::IPV6 => (0x86DD, data),
+        _ => return None,
+    };
+    let mut frame = Vec::with_capacity(14 + l3.len());
+    frame.extend_from_slice(&[0; 12]);
+    frame.extend_from_slice(&ethertype.to_be_bytes());
+    frame.extend_from_slice(l3);
+    Some(Cow::Owned(frame))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcapng_timestamps_follow_if_tsresol() {
+        assert_eq!(scale_timestamp(1_500_000, 6), 1_500_000_000);
+        assert_eq!(scale_timestamp(1_500_000_000, 9), 1_500_000_000);
+        assert_eq!(scale_timestamp(1 << 20, 0x80 | 20), 1_000_000_000);
+        assert_eq!(scale_timestamp(15, 1), 1_500_000_000);
+    }
+
+    #[test]
+    fn cooked_and_raw_frames_get_an_ethernet_header() {
+        let mut sll = vec![0u8; 16];
+        sll[14] = 0x86;
+        sll[15] = 0xDD;
+        sll.push(0x60);
+        let f = to_ethernet(DataLink::LINUX_SLL, &sll).unwrap();
+        assert_eq!(&f[12..], &[0x86, 0xDD, 0x60]);
+        let raw = [0x45u8, 0];
+        assert_eq!(&to_ethernet(DataLink::RAW, &raw).unwrap()[12..], &[0x08, 0x00, 0x45, 0]);
+        assert!(to_ethernet(DataLink::LINUX_SLL, &[0; 10]).is_none());
+    }
+}

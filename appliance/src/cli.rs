@@ -1,0 +1,66 @@
+//! The command line (DESIGN §3).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// greguard: a transparent inline filter that keeps unwanted GRE away from VPN concentrators.
+///
+/// It validates every GRE packet (RFC 2784, 2890, 1701, 2637) and its inner packet, matches it
+/// against the tunnels of a TOML policy, forwards good tunnel traffic and drops or rate-limits the
+/// rest; everything that is not GRE passes untouched.
+#[derive(Debug, Parser)]
+#[command(name = "greguard", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit codes: 0 ok, 1 bad input (policy, capture, arguments), 2 runtime failure.\n\
+Policy reference, reasons and examples: see README.md.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a policy without touching any interface and print what it compiles to.
+    ///
+    /// Exits 0 when the policy is valid, 1 with FILE:LINE:COL: message when it is not.
+    Check {
+        /// The policy file (TOML).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the data-path classifier over a capture and report a verdict for every frame.
+    ///
+    /// The same code and the same policy as the data path; policers run on the capture's
+    /// timestamps, so every run gives the same result. Reads pcap and pcapng with Ethernet,
+    /// Linux cooked (SLL, SLL2) or raw-IP link types.
+    Replay {
+        /// The policy file (TOML).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+        /// The capture to classify (pcap or pcapng).
+        #[arg(value_name = "IN")]
+        input: PathBuf,
+        /// Write the forwarded frames to this pcap file.
+        #[arg(long, value_name = "OUT.pcap")]
+        forward: Option<PathBuf>,
+        /// Write the dropped frames to this pcap file.
+        #[arg(long, value_name = "OUT.pcap")]
+        drop: Option<PathBuf>,
+        /// Write one CSV line per frame: frame,verdict,reason,tunnel (frame numbered from 1).
+        #[arg(long, value_name = "OUT.csv")]
+        verdicts: Option<PathBuf>,
+        /// The port the captured frames arrived on; decides which end of a tunnel is the peer.
+        #[arg(long, value_enum, default_value_t = Port::Outside)]
+        from: Port,
+    },
+}
+
+/// A port of the box.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Port {
+    /// Faces the tunnel peers / Internet: outer source is the peer.
+    Outside,
+    /// Faces the VPN concentrators: outer source is the local end.
+    Inside,
+}

@@ -1,0 +1,220 @@
+//! `greguard replay`: the data-path classifier over a capture, with a table by verdict and
+//! reason, optional pcaps of forwarded and dropped frames and a per-frame CSV.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use fastpath::{Classifier, Counters, Decision, Direction, Policy, Reason, Verdict};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+
+use crate::capture::Capture;
+use crate::cli::Port;
+use crate::exit::Failure;
+
+/// What `greguard replay` was asked to do.
+#[derive(Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    pub input: PathBuf,
+    pub forward: Option<PathBuf>,
+    pub drop: Option<PathBuf>,
+    pub verdicts: Option<PathBuf>,
+    pub from: Port,
+}
+
+/// The largest frame written to output pcaps (their snaplen).
+const OUT_SNAPLEN: u32 = 262_144;
+
+/// Runs the replay and prints the summary table.
+pub fn run(opts: &Options) -> Result<(), Failure> {
+    let loaded = config::load_file(&opts.config).map_err(Failure::input)?;
+    let policy = &loaded.policy;
+    let mut capture = Capture::open(&opts.input).map_err(Failure::input)?;
+    let mut forward = opts.forward.as_deref().map(PcapOut::create).transpose()?;
+    let mut drop = opts.drop.as_deref().map(PcapOut::create).transpose()?;
+    let mut csv = opts.verdicts.as_deref().map(CsvOut::create).transpose()?;
+    let dir = match opts.from {
+        Port::Outside => Direction::FromOutside,
+        Port::Inside => Direction::FromInside,
+    };
+
+    let mut counters = Counters::new(policy.tunnel_count());
+    let mut classifier: Option<Classifier> = None;
+    let mut frame_no: u64 = 0;
+    let mut cut = 0u64;
+    while let Some(frame) = capture.next_frame() {
+        let frame = frame.map_err(Failure::input)?;
+        frame_no += 1;
+        cut += u64::from(frame.cut);
+        // Policers start full at the first frame's time, as a box started just before it.
+        let classifier = classifier.get_or_insert_with(|| Classifier::new(policy, frame.ts_ns));
+        let mut decision = [Decision::default()];
+        classifier.classify_batch(policy, frame.ts_ns, dir, &[&frame.data[..]], &mut decision);
+        let d = decision[0];
+        counters.record(dir, d, frame.orig_len as usize);
+        let out = match d.verdict {
+            Verdict::Forward => forward.as_mut(),
+            Verdict::Drop => drop.as_mut(),
+        };
+        if let Some(out) = out {
+            out.write(frame.ts_ns, frame.orig_len, &frame.data)?;
+        }
+        if let Some(csv) = csv.as_mut() {
+            csv.write(frame_no, d, policy)?;
+        }
+    }
+    for out in [forward, drop].into_iter().flatten() {
+        out.finish()?;
+    }
+    if let Some(csv) = csv {
+        csv.finish()?;
+    }
+
+    print!("{}", summary(opts, policy, &counters, dir));
+    if cut > 0 {
+        println!(
+            "\nnote: {cut} frames were cut short by the capture's snap length; the box sees whole frames, \
+             so they classify as truncated here. Capture with -s 0 for exact results."
+        );
+    }
+    Ok(())
+}
+
+/// A pcap file of frames (Ethernet, nanosecond timestamps, original lengths).
+struct PcapOut {
+    path: PathBuf,
+    writer: PcapWriter<BufWriter<File>>,
+}
+
+impl PcapOut {
+    fn create(path: &Path) -> Result<PcapOut, Failure> {
+        let file = File::create(path)
+            .with_context(|| format!("{}: cannot create output capture", path.display()))
+            .map_err(Failure::runtime)?;
+        let header = PcapHeader {
+            snaplen: OUT_SNAPLEN,
+            datalink: DataLink::ETHERNET,
+            ts_resolution: TsResolution::NanoSecond,
+            ..PcapHeader::default()
+        };
+        let writer = PcapWriter::with_header(BufWriter::new(file), header)
+            .with_context(|| format!("{}: cannot write output capture", path.display()))
+            .map_err(Failure::runtime)?;
+        Ok(PcapOut { path: path.to_owned(), writer })
+    }
+
+    fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Result<(), Failure> {
+        let data = data.get(..OUT_SNAPLEN as usize).unwrap_or(data);
+        let packet = PcapPacket::new(Duration::from_nanos(ts_ns), orig_len, data);
+        self.writer
+            .write_packet(&packet)
+            .with_context(|| format!("{}: cannot write output capture", self.path.display()))
+            .map_err(Failure::runtime)?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Failure> {
+        let path = self.path;
+        self.writer
+            .into_writer()
+            .flush()
+            .with_context(|| format!("{}: cannot write output capture", path.display()))
+            .map_err(Failure::runtime)
+    }
+}
+
+/// The per-frame verdict file.
+struct CsvOut {
+    path: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl CsvOut {
+    fn create(path: &Path) -> Result<CsvOut, Failure> {
+        let file = File::create(path)
+            .with_context(|| format!("{}: cannot create verdict file", path.display()))
+            .map_err(Failure::runtime)?;
+        let mut out = CsvOut { path: path.to_owned(), writer: BufWriter::new(file) };
+        out.line(format_args!("frame,verdict,reason,tunnel"))?;
+        Ok(out)
+    }
+
+    fn write(&mut self, frame: u64, d: Decision, policy: &Policy) -> Result<(), Failure> {
+        let name = policy.tunnel_name(d.tunnel);
+        let name = csv_field(name);
+        self.line(format_args!("{frame},{},{},{name}", d.verdict, d.reason))
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+        writeln!(self.writer, "{args}")
+            .with_context(|| format!("{}: cannot write verdict file", self.path.display()))
+            .map_err(Failure::runtime)
+    }
+
+    fn finish(mut self) -> Result<(), Failure> {
+        self.writer
+            .flush()
+            .with_context(|| format!("{}: cannot write verdict file", self.path.display()))
+            .map_err(Failure::runtime)
+    }
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180 §2).
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// The table printed at the end: one row per (verdict, reason) seen, then per-tunnel counts.
+fn summary(opts: &Options, policy: &Policy, c: &Counters, dir: Direction) -> String {
+    use std::fmt::Write as _;
+    let total = c.port_total(dir);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} frames from {} (arrived on the {} port), policy {}\n",
+        total,
+        opts.input.display(),
+        dir.port(),
+        opts.config.display()
+    );
+    let _ = writeln!(s, "{:<8} {:<16} {:>12} {:>7} {:>14}", "verdict", "reason", "frames", "share", "bytes");
+    for verdict in Verdict::ALL {
+        for reason in Reason::ALL {
+            let n = c.packets(dir, reason, verdict);
+            if n == 0 {
+                continue;
+            }
+            let bytes = c.bytes[dir as usize][reason.index()][verdict as usize];
+            let _ = writeln!(s, "{:<8} {:<16} {:>12} {:>6.1}% {:>14}", verdict.name(), reason.name(), n, percent(n, total), bytes);
+        }
+    }
+    let forwarded: u64 = Reason::ALL.iter().map(|&r| c.packets(dir, r, Verdict::Forward)).sum();
+    let _ = writeln!(s, "{:<25} {:>12} {:>6.1}%", "forwarded", forwarded, percent(forwarded, total));
+    let _ = writeln!(s, "{:<25} {:>12} {:>6.1}%", "dropped", total - forwarded, percent(total - forwarded, total));
+    let active: Vec<_> =
+        c.tunnel_packets.iter().enumerate().filter(|(_, t)| t.iter().any(|&n| n > 0)).collect();
+    if !active.is_empty() {
+        let _ = writeln!(s, "\n{:<32} {:>12} {:>12}", "tunnel", "forwarded", "dropped");
+        for (i, t) in active {
+            let name = u32::try_from(i).map_or("", |i| policy.tunnel_name(i));
+            let _ = writeln!(s, "{:<32} {:>12} {:>12}", name, t[Verdict::Forward as usize], t[Verdict::Drop as usize]);
+        }
+    }
+    s
+}
+
+fn percent(n: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / total as f64
+    }
+}
