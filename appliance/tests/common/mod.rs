@@ -1,0 +1,64 @@
+//! Helpers for the CLI tests: run the real `greguard` binary, write small captures and policies.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::DataLink;
+
+/// The workspace root (captures/ and config/examples/ live there).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Runs `greguard` with `args`.
+pub fn greguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_greguard")).args(args).current_dir(root()).output().expect("run greguard")
+}
+
+/// Stdout and stderr as text.
+pub fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Writes `frames` (timestamp in ns, bytes) as a pcap of link type `link`.
+pub fn write_pcap(path: &Path, link: DataLink, frames: &[(u64, Vec<u8>)]) {
+    let file = std::fs::File::create(path).expect("create capture");
+    let header = PcapHeader { datalink: link, ..PcapHeader::default() };
+    let mut w = PcapWriter::with_header(file, header).expect("pcap header");
+    for (ts, data) in frames {
+        w.write_packet(&PcapPacket::new(Duration::from_nanos(*ts), data.len() as u32, data)).expect("write packet");
+    }
+}
+
+/// Reads a pcap back: (timestamp ns, orig_len, bytes) per frame, and its link type.
+pub fn read_pcap(path: &Path) -> (DataLink, Vec<(u64, u32, Vec<u8>)>) {
+    let file = std::fs::File::open(path).expect("open output capture");
+    let mut r = pcap_file::pcap::PcapReader::new(file).expect("output is a pcap");
+    let link = r.header().datalink;
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let p = p.expect("packet");
+        out.push((p.timestamp.as_nanos() as u64, p.orig_len, p.data.into_owned()));
+    }
+    (link, out)
+}
+
+/// Reads a `--verdicts` CSV into (verdict, reason, tunnel) rows after checking the header.
+pub fn read_verdicts(path: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).expect("verdict file");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("frame,verdict,reason,tunnel"));
+    lines
+        .enumerate()
+        .map(|(i, l)| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 4, "line {l}");
+            assert_eq!(f[0], (i + 1).to_string(), "frames numbered from 1");
+            (f[1].to_string(), f[2].to_string(), f[3].to_string())
+        })
+        .collect()
+}
