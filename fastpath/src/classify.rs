@@ -119,7 +119,7 @@ impl Classifier {
         let erspan_type1 = !header.sequence;
         let inner = match inner::check(class, header.payload, erspan_type1, header.ack_only) {
             Ok(i) => i,
-            Err(()) => return self.invalid(policy, now_ns, Reason::BadInner),
+            Err(inner::NotWhatItSays) => return self.invalid(policy, now_ns, Reason::BadInner),
         };
         if d.drop_bogons && inner_bogon(inner.source) {
             return Decision::new(Verdict::Drop, Reason::Bogon);

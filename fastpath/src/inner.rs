@@ -42,11 +42,25 @@ const NHRP_OP_VERSION: usize = 16;
 /// WCCPv2 redirect header length.
 const WCCP_REDIRECT_LEN: usize = 4;
 
+/// The payload is not what the protocol type says (reason `bad_inner`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotWhatItSays;
+
 /// Checks `payload` against the protocol class. `erspan_type1` is true for ERSPAN (0x88BE)
 /// without the GRE S bit, which carries no ERSPAN header. `ack_only` is a PPTP acknowledgment
 /// with no payload, which is valid.
 #[inline]
 pub fn check(
+    class: ProtoClass,
+    payload: &[u8],
+    erspan_type1: bool,
+    ack_only: bool,
+) -> Result<Inner, NotWhatItSays> {
+    check_class(class, payload, erspan_type1, ack_only).map_err(|()| NotWhatItSays)
+}
+
+#[inline]
+fn check_class(
     class: ProtoClass,
     payload: &[u8],
     erspan_type1: bool,

@@ -99,6 +99,7 @@ impl IpPrefix {
     }
 
     /// The prefix length.
+    #[allow(clippy::len_without_is_empty)] // a prefix length, not a collection's
     pub fn len(&self) -> u8 {
         match *self {
             IpPrefix::V4(_, l) | IpPrefix::V6(_, l) => l,
@@ -475,7 +476,7 @@ where
     if peer.1 == bits && local.1 == bits {
         t.hosts.entry((peer.0, local.0)).or_insert(fresh)
     } else {
-        let locals = t.prefixes.entry(peer).or_insert_with(PrefixMap::new);
+        let locals = t.prefixes.entry(peer).or_default();
         locals.entry(local).or_insert(fresh)
     }
 }
