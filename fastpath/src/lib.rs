@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bogon;
+pub mod build;
 pub mod checksum;
 pub mod classify;
 pub mod counters;
