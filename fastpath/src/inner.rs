@@ -93,12 +93,14 @@ fn check_class(
             ok.then_some(PLAIN).ok_or(())
         }
         ProtoClass::Wccp => {
-            // WCCPv1 puts the IPv4 packet right after GRE; v2 adds a 4-byte redirect header
-            // (Linux ip_gre.c tells them apart by the first nibble the same way).
+            // WCCPv1 puts the IPv4 packet right after GRE; v2 adds a 4-byte redirect header.
+            // Linux ip_gre.c tells them apart by the first nibble alone, but a v2 header with A
+            // set and D clear also starts with nibble 4: when that is no IPv4 packet, try v2.
+            let v2 = || ipv4(payload.get(WCCP_REDIRECT_LEN..).unwrap_or(&[]));
             if byte(payload, 0) >> 4 == 4 {
-                ipv4(payload)
+                ipv4(payload).or_else(|()| v2())
             } else {
-                ipv4(payload.get(WCCP_REDIRECT_LEN..).unwrap_or(&[]))
+                v2()
             }
         }
         ProtoClass::Keepalive | ProtoClass::Other => Ok(PLAIN),
@@ -236,6 +238,8 @@ mod tests {
         wccp.extend(ipv4_packet(6, &[0; 20]));
         assert!(check(ProtoClass::Wccp, &wccp, false, false).is_ok());
         assert!(check(ProtoClass::Wccp, &wccp[4..], false, false).is_ok());
+        wccp[0] = 0x40; // WCCPv2 with the A (alternate bucket) flag
+        assert!(check(ProtoClass::Wccp, &wccp, false, false).is_ok());
         assert!(check(ProtoClass::Other, &[], false, false).is_ok());
         assert!(check(ProtoClass::Keepalive, &[], false, false).is_ok());
     }
