@@ -11,7 +11,7 @@ use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::checksum;
 use crate::inner::{self, Inner, InnerSource};
 use crate::policer::TokenBucket;
-use crate::policy::{Action, Match, Policy};
+use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
 use crate::reason::{Decision, Direction, Reason, Verdict};
 use crate::wire::ethernet::{ethertype, EthernetFrame};
@@ -124,19 +124,20 @@ impl Classifier {
         if d.drop_bogons && inner_bogon(inner.source) {
             return Decision::new(Verdict::Drop, Reason::Bogon);
         }
-        let tunnel = match find_tunnel(policy, dir, outer.addrs, header.key) {
-            Match::Tunnel(t) => t,
-            Match::KeyMismatch(t) => {
+        let (tunnel, rule) = match find_tunnel(policy, dir, outer.addrs, header.key) {
+            Hit::Tunnel(t, rule) => (t, rule),
+            Hit::KeyMismatch(t) => {
                 return Decision {
                     verdict: Verdict::Drop,
                     reason: Reason::KeyMismatch,
                     tunnel: t,
                 }
             }
-            Match::None => return self.unknown(policy, now_ns),
+            Hit::None => return self.unknown(policy, now_ns),
         };
-        let reason = match tunnel_rules(policy, tunnel, &header, class, &inner) {
-            Ok(()) => self.police(tunnel, now_ns),
+        let reason = match tunnel_rules(policy, tunnel, &rule, &header, class, &inner) {
+            Ok(()) if rule.has(HOT_RATE) => self.police(tunnel, now_ns),
+            Ok(()) => Reason::Tunnel,
             Err(r) => r,
         };
         let verdict = if reason == Reason::Tunnel {
@@ -203,7 +204,7 @@ impl Classifier {
             return drop;
         }
         match find_tunnel(policy, dir, addrs, None) {
-            Match::Tunnel(t) | Match::KeyMismatch(t) => match self.police(t, now_ns) {
+            Hit::Tunnel(t, _) | Hit::KeyMismatch(t) => match self.police(t, now_ns) {
                 Reason::Tunnel => Decision {
                     verdict: Verdict::Forward,
                     reason: Reason::Fragment,
@@ -215,7 +216,7 @@ impl Classifier {
                     tunnel: t,
                 },
             },
-            Match::None => drop,
+            Hit::None => drop,
         }
     }
 
@@ -406,32 +407,41 @@ fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
 
 /// Stage 4, tunnel match, oriented by the port the frame came from.
 #[inline]
-fn find_tunnel(policy: &Policy, dir: Direction, addrs: Addrs, key: Option<u32>) -> Match {
+fn find_tunnel(policy: &Policy, dir: Direction, addrs: Addrs, key: Option<u32>) -> Hit {
     match (addrs, dir) {
-        (Addrs::V4 { src, dst }, Direction::FromOutside) => policy.match_v4(src, dst, key),
-        (Addrs::V4 { src, dst }, Direction::FromInside) => policy.match_v4(dst, src, key),
-        (Addrs::V6 { src, dst }, Direction::FromOutside) => policy.match_v6(src, dst, key),
-        (Addrs::V6 { src, dst }, Direction::FromInside) => policy.match_v6(dst, src, key),
+        (Addrs::V4 { src, dst }, Direction::FromOutside) => policy.find_v4(src, dst, key),
+        (Addrs::V4 { src, dst }, Direction::FromInside) => policy.find_v4(dst, src, key),
+        (Addrs::V6 { src, dst }, Direction::FromOutside) => policy.find_v6(src, dst, key),
+        (Addrs::V6 { src, dst }, Direction::FromInside) => policy.find_v6(dst, src, key),
     }
 }
 
-/// Stage 5, tunnel rules: version and protocol type, nesting, C and S rules.
+/// Stage 5, tunnel rules: version and protocol type, nesting, C and S rules. Reads the hot rule
+/// stored with the match; only numeric protocol types look at the full rule.
 #[inline]
 fn tunnel_rules(
     policy: &Policy,
     tunnel: u32,
+    rule: &HotRule,
     h: &Header<'_>,
     class: ProtoClass,
     inner: &Inner,
 ) -> Result<(), Reason> {
-    let Some(rule) = policy.rule(tunnel) else {
-        return Err(Reason::UnknownTunnel);
+    let keepalive_bit = if inner.keepalive {
+        ProtoClass::Keepalive.bit()
+    } else {
+        0
     };
-    let keepalive = inner.keepalive && rule.protocols.has_class(ProtoClass::Keepalive);
-    if rule.version != h.version || !(rule.protocols.allows(h.protocol, class) || keepalive) {
+    let by_class = rule.classes & (class.bit() | keepalive_bit) != 0;
+    let by_number = class == ProtoClass::Other
+        && rule.has(HOT_NUMBERS)
+        && policy
+            .rule(tunnel)
+            .is_some_and(|r| r.protocols.allows(h.protocol, class));
+    if rule.version != h.version || !(by_class || by_number) {
         return Err(Reason::ProtocolDenied);
     }
-    if inner.nested && !rule.nested {
+    if inner.nested && !rule.has(HOT_NESTED) {
         return Err(Reason::NestedGre);
     }
     if rule.checksum.violated(h.checksum) {

@@ -29,8 +29,8 @@ pub use classify::Classifier;
 pub use counters::Counters;
 pub use policer::{Rate, TokenBucket};
 pub use policy::{
-    Action, BuildError, Defaults, FlagRule, IpPrefix, KeyRule, Match, Policy, TunnelRule,
-    TunnelSpec,
+    Action, BuildError, Defaults, FlagRule, Hit, HotRule, IpPrefix, KeyRule, Match, Policy,
+    TunnelRule, TunnelSpec,
 };
 pub use protocols::{ProtoClass, ProtocolSet};
 pub use reason::{Decision, Direction, Reason, Verdict, NO_TUNNEL};

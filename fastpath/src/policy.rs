@@ -193,19 +193,100 @@ pub struct TunnelRule {
     pub rate: Option<Rate>,
 }
 
-/// The tunnels that share one (peer, local) pair, told apart by their key rule.
+/// The part of a tunnel's rule the classifier reads on every packet, kept beside the tunnel index
+/// in the lookup tables so a match costs one hash probe and no further memory access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PairSlot {
-    /// Identifies the pair in the keyed table.
-    pub pair: u32,
-    /// The tunnel without a `key` rule, or `NO_TUNNEL`.
-    pub any: u32,
-    /// The tunnel with `key = "none"`, or `NO_TUNNEL`.
-    pub absent: u32,
+pub struct HotRule {
+    /// Allowed protocol classes ([`crate::ProtoClass::bit`]).
+    pub classes: u16,
+    /// GRE version (0 or 1).
+    pub version: u8,
+    /// Rule for the C bit.
+    pub checksum: FlagRule,
+    /// Rule for the S bit.
+    pub sequence: FlagRule,
+    /// `HOT_*` bits.
+    pub flags: u8,
+}
+
+/// [`HotRule::flags`]: nested GRE allowed.
+pub const HOT_NESTED: u8 = 1;
+/// [`HotRule::flags`]: numeric protocol types outside the classes are allowed (see the full rule).
+pub const HOT_NUMBERS: u8 = 2;
+/// [`HotRule::flags`]: the tunnel has a policer.
+pub const HOT_RATE: u8 = 4;
+
+impl HotRule {
+    fn of(rule: &TunnelRule) -> HotRule {
+        let flags = if rule.nested { HOT_NESTED } else { 0 }
+            | if rule.protocols.has_numbers() {
+                HOT_NUMBERS
+            } else {
+                0
+            }
+            | if rule.rate.is_some() { HOT_RATE } else { 0 };
+        HotRule {
+            classes: rule.protocols.class_mask(),
+            version: rule.version,
+            checksum: rule.checksum,
+            sequence: rule.sequence,
+            flags,
+        }
+    }
+
+    /// True when `flag` (a `HOT_*` bit) is set.
+    #[inline]
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+const HOT_NONE: HotRule = HotRule {
+    classes: 0,
+    version: 0,
+    checksum: FlagRule::Allow,
+    sequence: FlagRule::Allow,
+    flags: 0,
+};
+
+/// How an [`Entry`] selects its tunnel by key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Select {
+    /// The pair's only tunnel has no `key` rule.
+    Any,
+    /// The pair's only tunnel has `key = "none"`.
+    Absent,
+    /// The pair's only tunnel has `key = N` (N in `Entry::key`).
+    Equal,
+    /// Several tunnels share the pair: resolve through `Policy::pairs`.
+    Several,
+}
+
+/// The value stored for one (peer, local) pair in the lookup tables. The common case — one
+/// tunnel per pair — is resolved from the entry alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    pair: u32,
+    tunnel: u32,
+    key: u32,
+    rule: HotRule,
+    select: Select,
+}
+
+/// All tunnels of one (peer, local) pair, told apart by their key rule.
+#[derive(Clone, Debug, Default)]
+struct PairTunnels {
+    any: Option<u32>,
+    absent: Option<u32>,
+    keyed: Map<u32, u32>,
     /// The first tunnel defined on this pair (reported on a key mismatch).
-    pub first: u32,
-    /// True when some tunnel of the pair has `key = N`.
-    pub keyed: bool,
+    first: u32,
+}
+
+impl PairTunnels {
+    fn count(&self) -> usize {
+        usize::from(self.any.is_some()) + usize::from(self.absent.is_some()) + self.keyed.len()
+    }
 }
 
 /// Outcome of the address and key lookup.
@@ -219,6 +300,27 @@ pub enum Match {
     None,
 }
 
+/// Outcome of the lookup on the hot path: [`Match`] with the matched tunnel's [`HotRule`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hit {
+    /// A tunnel matches addresses and key.
+    Tunnel(u32, HotRule),
+    /// Tunnels match the addresses, none the key; the first of them is named.
+    KeyMismatch(u32),
+    /// No tunnel matches the addresses.
+    None,
+}
+
+impl From<Hit> for Match {
+    fn from(h: Hit) -> Match {
+        match h {
+            Hit::Tunnel(t, _) => Match::Tunnel(t),
+            Hit::KeyMismatch(t) => Match::KeyMismatch(t),
+            Hit::None => Match::None,
+        }
+    }
+}
+
 type Map<K, V> = HashMap<K, V, RandomState>;
 
 /// The lookup tables of one address family.
@@ -227,8 +329,8 @@ struct FamilyTable<A: Copy + Eq + std::hash::Hash>
 where
     (A, u8): prefix_trie::Prefix,
 {
-    hosts: Map<(A, A), PairSlot>,
-    prefixes: PrefixMap<(A, u8), PrefixMap<(A, u8), PairSlot>>,
+    hosts: Map<(A, A), Entry>,
+    prefixes: PrefixMap<(A, u8), PrefixMap<(A, u8), Entry>>,
 }
 
 impl<A> Default for FamilyTable<A>
@@ -246,18 +348,17 @@ where
 
 macro_rules! family_lookup {
     ($name:ident, $addr:ty, $bits:expr) => {
-        /// Finds the most specific pair slot for (peer, local).
+        /// Finds the entry of the most specific (peer, local) pair.
         #[inline]
-        fn $name(t: &FamilyTable<$addr>, peer: $addr, local: $addr) -> Option<&PairSlot> {
-            if let Some(slot) = t.hosts.get(&(peer, local)) {
-                return Some(slot);
+        fn $name(t: &FamilyTable<$addr>, peer: $addr, local: $addr) -> Option<&Entry> {
+            if let Some(entry) = t.hosts.get(&(peer, local)) {
+                return Some(entry);
             }
             if t.prefixes.is_empty() {
                 return None;
             }
             // Covering peer prefixes come shortest first; keep them to try the longest first.
-            let mut covers: [Option<&PrefixMap<($addr, u8), PairSlot>>; $bits + 1] =
-                [None; $bits + 1];
+            let mut covers: [Option<&PrefixMap<($addr, u8), Entry>>; $bits + 1] = [None; $bits + 1];
             let mut n = 0;
             for (_, locals) in t.prefixes.cover(&(peer, $bits)) {
                 if let Some(c) = covers.get_mut(n) {
@@ -269,7 +370,7 @@ macro_rules! family_lookup {
                 .iter()
                 .rev()
                 .flatten()
-                .find_map(|locals| locals.get_lpm(&(local, $bits)).map(|(_, s)| s))
+                .find_map(|locals| locals.get_lpm(&(local, $bits)).map(|(_, e)| e))
         }
     };
 }
@@ -313,11 +414,11 @@ impl std::error::Error for BuildError {}
 pub struct Policy {
     defaults: Defaults,
     rules: Vec<TunnelRule>,
+    hot: Vec<HotRule>,
     specs: Vec<TunnelSpec>,
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
-    keyed: Map<(u32, u32), u32>,
-    pairs: u32,
+    pairs: Vec<PairTunnels>,
 }
 
 impl Policy {
@@ -326,11 +427,11 @@ impl Policy {
         Policy {
             defaults,
             rules: Vec::new(),
+            hot: Vec::new(),
             specs: Vec::new(),
             v4: FamilyTable::default(),
             v6: FamilyTable::default(),
-            keyed: Map::default(),
-            pairs: 0,
+            pairs: Vec::new(),
         }
     }
 
@@ -340,55 +441,74 @@ impl Policy {
             .ok()
             .filter(|&i| i < NO_TUNNEL)
             .ok_or(BuildError::TooManyTunnels)?;
-        let next_pair = self.pairs;
-        let slot = match (spec.peer, spec.local) {
+        let next_pair = u32::try_from(self.pairs.len()).map_err(|_| BuildError::TooManyTunnels)?;
+        let entry = match (spec.peer, spec.local) {
             (IpPrefix::V4(p, pl), IpPrefix::V4(l, ll)) => {
-                family_slot(&mut self.v4, (p, pl), (l, ll), 32, next_pair)
+                family_entry(&mut self.v4, (p, pl), (l, ll), 32, next_pair)
             }
             (IpPrefix::V6(p, pl), IpPrefix::V6(l, ll)) => {
-                family_slot(&mut self.v6, (p, pl), (l, ll), 128, next_pair)
+                family_entry(&mut self.v6, (p, pl), (l, ll), 128, next_pair)
             }
             _ => return Err(BuildError::MixedFamilies),
         };
-        if slot.pair == next_pair {
-            self.pairs += 1;
-            *slot = PairSlot {
-                pair: next_pair,
-                any: NO_TUNNEL,
-                absent: NO_TUNNEL,
+        let pair_id = entry.pair;
+        if pair_id == next_pair {
+            self.pairs.push(PairTunnels {
                 first: index,
-                keyed: false,
-            };
+                ..PairTunnels::default()
+            });
         }
-        let taken = match spec.key {
-            KeyRule::Any => std::mem::replace(&mut slot.any, index),
-            KeyRule::Absent => std::mem::replace(&mut slot.absent, index),
-            KeyRule::Equal(k) => {
-                slot.keyed = true;
-                self.keyed
-                    .insert((slot.pair, k), index)
-                    .unwrap_or(NO_TUNNEL)
-            }
+        let Some(pair) = self.pairs.get_mut(pair_id as usize) else {
+            return Err(BuildError::TooManyTunnels);
         };
-        if taken != NO_TUNNEL {
-            // Undo: put the earlier tunnel back.
-            match spec.key {
-                KeyRule::Any => slot.any = taken,
-                KeyRule::Absent => slot.absent = taken,
-                KeyRule::Equal(k) => {
-                    self.keyed.insert((slot.pair, k), taken);
-                }
-            }
-            return Err(BuildError::Indistinguishable { other: taken });
+        let taken = match spec.key {
+            KeyRule::Any => pair.any,
+            KeyRule::Absent => pair.absent,
+            KeyRule::Equal(k) => pair.keyed.get(&k).copied(),
+        };
+        if let Some(other) = taken {
+            return Err(BuildError::Indistinguishable { other });
         }
-        self.rules.push(TunnelRule {
+        match spec.key {
+            KeyRule::Any => pair.any = Some(index),
+            KeyRule::Absent => pair.absent = Some(index),
+            KeyRule::Equal(k) => {
+                pair.keyed.insert(k, index);
+            }
+        }
+        let rule = TunnelRule {
             version: spec.version,
             protocols: spec.protocols.clone(),
             nested: spec.nested,
             checksum: spec.checksum,
             sequence: spec.sequence,
             rate: spec.rate,
-        });
+        };
+        let hot = HotRule::of(&rule);
+        *entry = if pair.count() == 1 {
+            let (select, key) = match spec.key {
+                KeyRule::Any => (Select::Any, 0),
+                KeyRule::Absent => (Select::Absent, 0),
+                KeyRule::Equal(k) => (Select::Equal, k),
+            };
+            Entry {
+                pair: pair_id,
+                tunnel: index,
+                key,
+                rule: hot,
+                select,
+            }
+        } else {
+            Entry {
+                pair: pair_id,
+                tunnel: NO_TUNNEL,
+                key: 0,
+                rule: HOT_NONE,
+                select: Select::Several,
+            }
+        };
+        self.rules.push(rule);
+        self.hot.push(hot);
         self.specs.push(spec);
         Ok(index)
     }
@@ -426,52 +546,79 @@ impl Policy {
     }
 
     /// Finds the tunnel for an IPv4 packet oriented as (peer, local) with an optional key.
-    #[inline]
     pub fn match_v4(&self, peer: u32, local: u32, key: Option<u32>) -> Match {
-        self.resolve(lookup_v4(&self.v4, peer, local), key)
+        self.find_v4(peer, local, key).into()
     }
 
     /// Finds the tunnel for an IPv6 packet oriented as (peer, local) with an optional key.
-    #[inline]
     pub fn match_v6(&self, peer: u128, local: u128, key: Option<u32>) -> Match {
+        self.find_v6(peer, local, key).into()
+    }
+
+    /// [`Policy::match_v4`] with the matched tunnel's hot rule, for the classifier.
+    #[inline]
+    pub fn find_v4(&self, peer: u32, local: u32, key: Option<u32>) -> Hit {
+        self.resolve(lookup_v4(&self.v4, peer, local), key)
+    }
+
+    /// [`Policy::match_v6`] with the matched tunnel's hot rule, for the classifier.
+    #[inline]
+    pub fn find_v6(&self, peer: u128, local: u128, key: Option<u32>) -> Hit {
         self.resolve(lookup_v6(&self.v6, peer, local), key)
     }
 
+    /// Picks the tunnel of a pair by key: `key = N` for key N, `"none"` for no key, no `key` rule
+    /// for either (DESIGN §4).
     #[inline]
-    fn resolve(&self, slot: Option<&PairSlot>, key: Option<u32>) -> Match {
-        let Some(slot) = slot else { return Match::None };
-        let found = match key {
-            Some(k) if slot.keyed => self.keyed.get(&(slot.pair, k)).copied().unwrap_or(slot.any),
-            Some(_) => slot.any,
-            None if slot.absent != NO_TUNNEL => slot.absent,
-            None => slot.any,
+    fn resolve(&self, entry: Option<&Entry>, key: Option<u32>) -> Hit {
+        let Some(e) = entry else { return Hit::None };
+        let ok = match (e.select, key) {
+            (Select::Any, _) | (Select::Absent, None) => true,
+            (Select::Equal, Some(k)) => k == e.key,
+            (Select::Absent, Some(_)) | (Select::Equal, None) => false,
+            (Select::Several, _) => return self.resolve_several(e.pair, key),
         };
-        if found == NO_TUNNEL {
-            Match::KeyMismatch(slot.first)
+        if ok {
+            Hit::Tunnel(e.tunnel, e.rule)
         } else {
-            Match::Tunnel(found)
+            Hit::KeyMismatch(e.tunnel)
+        }
+    }
+
+    /// The rare pair with several tunnels.
+    fn resolve_several(&self, pair: u32, key: Option<u32>) -> Hit {
+        let Some(p) = self.pairs.get(pair as usize) else {
+            return Hit::None;
+        };
+        let found = match key {
+            Some(k) => p.keyed.get(&k).copied().or(p.any),
+            None => p.absent.or(p.any),
+        };
+        match found.and_then(|t| self.hot.get(t as usize).map(|h| (t, *h))) {
+            Some((t, hot)) => Hit::Tunnel(t, hot),
+            None => Hit::KeyMismatch(p.first),
         }
     }
 }
 
-/// The slot for a (peer, local) pair, inserting a placeholder marked with `next_pair` when new.
-fn family_slot<A>(
+/// The entry for a (peer, local) pair, inserting a placeholder for pair `next_pair` when new.
+fn family_entry<A>(
     t: &mut FamilyTable<A>,
     peer: (A, u8),
     local: (A, u8),
     bits: u8,
     next_pair: u32,
-) -> &mut PairSlot
+) -> &mut Entry
 where
     A: Copy + Eq + std::hash::Hash,
     (A, u8): prefix_trie::Prefix,
 {
-    let fresh = PairSlot {
+    let fresh = Entry {
         pair: next_pair,
-        any: NO_TUNNEL,
-        absent: NO_TUNNEL,
-        first: NO_TUNNEL,
-        keyed: false,
+        tunnel: NO_TUNNEL,
+        key: 0,
+        rule: HOT_NONE,
+        select: Select::Several,
     };
     if peer.1 == bits && local.1 == bits {
         t.hosts.entry((peer.0, local.0)).or_insert(fresh)

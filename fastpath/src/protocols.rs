@@ -70,8 +70,9 @@ impl ProtoClass {
             .map_or("other", |(_, n)| n)
     }
 
+    /// The class's bit in a [`ProtocolSet`] mask.
     #[inline]
-    const fn bit(self) -> u16 {
+    pub const fn bit(self) -> u16 {
         1 << self as u8
     }
 }
@@ -122,6 +123,18 @@ impl ProtocolSet {
     pub fn allows(&self, protocol: u16, class: ProtoClass) -> bool {
         self.has_class(class)
             | ((class == ProtoClass::Other) && self.numbers.binary_search(&protocol).is_ok())
+    }
+
+    /// The mask of allowed classes (see [`ProtoClass::bit`]).
+    #[inline]
+    pub fn class_mask(&self) -> u16 {
+        self.classes
+    }
+
+    /// True when numeric types outside the classes are allowed.
+    #[inline]
+    pub fn has_numbers(&self) -> bool {
+        !self.numbers.is_empty()
     }
 
     /// True when nothing is allowed.
