@@ -21,11 +21,12 @@ pub fn ones_complement_sum(data: &[u8]) -> u16 {
 
 /// Folds a wide ones' complement sum to 16 bits.
 #[inline]
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xFFFF {
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    }
-    sum as u16
+fn fold(sum: u64) -> u16 {
+    // Three fixed steps, no loop: 64 → 33 → 17 → 16 bits (each step's carry fits the next).
+    let s = (sum & 0xFFFF_FFFF) + (sum >> 32);
+    let s = (s & 0xFFFF) + (s >> 16);
+    let s = (s & 0xFFFF) + (s >> 16);
+    ((s & 0xFFFF) + (s >> 16)) as u16
 }
 
 /// True when `data` (with its checksum field in place) verifies.

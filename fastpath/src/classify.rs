@@ -9,7 +9,7 @@
 
 use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::checksum;
-use crate::inner::{self, Inner, InnerSource};
+use crate::inner::{self, Inner};
 use crate::policer::TokenBucket;
 use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
@@ -21,19 +21,63 @@ use crate::wire::ipv6::{self, Ipv6Packet, Upper};
 use crate::wire::pptp::PptpPacket;
 use crate::wire::vlan::{is_vlan_tpid, VlanTag};
 
-/// Outer addresses of a GRE packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Addrs {
-    V4 { src: u32, dst: u32 },
-    V6 { src: u128, dst: u128 },
+/// An outer address family: what the GRE stages need of IPv4 and IPv6 addresses. The stages are
+/// generic over it, so the common IPv4 path never moves 128-bit addresses around.
+trait OuterAddr: Copy {
+    /// The address can never be a real sender.
+    fn is_bogon(self) -> bool;
+    /// The tunnel for (peer, local) and key.
+    fn find(policy: &Policy, peer: Self, local: Self, key: Option<u32>) -> Hit;
 }
 
-/// What the outer stage found: GRE bytes (bounded by the IP length) and their addresses.
+impl OuterAddr for u32 {
+    #[inline]
+    fn is_bogon(self) -> bool {
+        is_bogon_v4(self)
+    }
+    #[inline(always)]
+    fn find(policy: &Policy, peer: u32, local: u32, key: Option<u32>) -> Hit {
+        policy.find_v4(peer, local, key)
+    }
+}
+
+impl OuterAddr for u128 {
+    #[inline]
+    fn is_bogon(self) -> bool {
+        is_bogon_v6(self)
+    }
+    #[inline(always)]
+    fn find(policy: &Policy, peer: u128, local: u128, key: Option<u32>) -> Hit {
+        policy.find_v6(peer, local, key)
+    }
+}
+
+/// What the outer stage found of a GRE packet: addresses, the GRE bytes (bounded by the IP
+/// length) and whether it is a fragment.
 #[derive(Clone, Copy, Debug)]
-struct Outer<'a> {
-    addrs: Addrs,
+struct OuterGre<'a, A> {
+    src: A,
+    dst: A,
     gre: &'a [u8],
     fragment: bool,
+}
+
+impl<A: OuterAddr> OuterGre<'_, A> {
+    /// The tunnel match, oriented by the port the frame came from (stage 4).
+    #[inline(always)]
+    fn find(&self, policy: &Policy, dir: Direction, key: Option<u32>) -> Hit {
+        match dir {
+            Direction::FromOutside => A::find(policy, self.src, self.dst, key),
+            Direction::FromInside => A::find(policy, self.dst, self.src, key),
+        }
+    }
+}
+
+/// The outer stage's result for GRE, by address family.
+#[derive(Clone, Copy, Debug)]
+enum Outer<'a> {
+    V4(OuterGre<'a, u32>),
+    V6(OuterGre<'a, u128>),
 }
 
 /// What the GRE header stage found.
@@ -91,7 +135,7 @@ impl Classifier {
     }
 
     /// Classifies one frame that arrived from `dir`.
-    #[inline]
+    #[inline(always)]
     pub fn classify(
         &mut self,
         policy: &Policy,
@@ -99,17 +143,29 @@ impl Classifier {
         dir: Direction,
         frame: &[u8],
     ) -> Decision {
+        match outer(frame) {
+            Ok(Outer::V4(o)) => self.gre(policy, now_ns, dir, o),
+            Ok(Outer::V6(o)) => self.gre(policy, now_ns, dir, o),
+            Err(Reason::NonGre) => Decision::new(policy.defaults().non_gre, Reason::NonGre),
+            Err(r) => Decision::new(Verdict::Drop, r),
+        }
+    }
+
+    /// Everything after the outer IP header, for one address family.
+    #[inline(always)]
+    fn gre<A: OuterAddr>(
+        &mut self,
+        policy: &Policy,
+        now_ns: u64,
+        dir: Direction,
+        outer: OuterGre<'_, A>,
+    ) -> Decision {
         let d = policy.defaults();
-        let outer = match outer(frame) {
-            Ok(o) => o,
-            Err(Reason::NonGre) => return Decision::new(d.non_gre, Reason::NonGre),
-            Err(r) => return Decision::new(Verdict::Drop, r),
-        };
-        if d.drop_bogons && outer_bogon(outer.addrs) {
+        if d.drop_bogons && outer.src.is_bogon() {
             return Decision::new(Verdict::Drop, Reason::Bogon);
         }
         if outer.fragment {
-            return self.fragment(policy, now_ns, dir, outer.addrs);
+            return self.fragment(policy, now_ns, outer.find(policy, dir, None));
         }
         let header = match gre_header(outer.gre, d.drop_reserved_bits) {
             Ok(h) => h,
@@ -121,17 +177,17 @@ impl Classifier {
             Ok(i) => i,
             Err(inner::NotWhatItSays) => return self.invalid(policy, now_ns, Reason::BadInner),
         };
-        if d.drop_bogons && inner_bogon(inner.source) {
+        if d.drop_bogons && inner.bogon {
             return Decision::new(Verdict::Drop, Reason::Bogon);
         }
-        let (tunnel, rule) = match find_tunnel(policy, dir, outer.addrs, header.key) {
+        let (tunnel, rule) = match outer.find(policy, dir, header.key) {
             Hit::Tunnel(t, rule) => (t, rule),
             Hit::KeyMismatch(t) => {
                 return Decision {
                     verdict: Verdict::Drop,
                     reason: Reason::KeyMismatch,
                     tunnel: t,
-                }
+                };
             }
             Hit::None => return self.unknown(policy, now_ns),
         };
@@ -153,7 +209,7 @@ impl Classifier {
     }
 
     /// Applies the tunnel's policer: `Tunnel` within it, `RateLimited` beyond.
-    #[inline]
+    #[inline(always)]
     fn police(&mut self, tunnel: u32, now_ns: u64) -> Reason {
         match self.tunnel_buckets.get_mut(tunnel as usize) {
             Some(Some(b)) => {
@@ -168,13 +224,13 @@ impl Classifier {
     }
 
     /// GRE that failed validation: dropped, or forwarded within the shared budget.
-    #[inline]
+    #[inline(always)]
     fn invalid(&mut self, policy: &Policy, now_ns: u64, reason: Reason) -> Decision {
         self.act(policy.defaults().invalid_gre, now_ns, reason)
     }
 
     /// Valid GRE that matches no tunnel.
-    #[inline]
+    #[inline(always)]
     fn unknown(&mut self, policy: &Policy, now_ns: u64) -> Decision {
         self.act(
             policy.defaults().unknown_tunnel,
@@ -183,7 +239,7 @@ impl Classifier {
         )
     }
 
-    #[inline]
+    #[inline(always)]
     fn act(&mut self, action: Action, now_ns: u64, reason: Reason) -> Decision {
         match action {
             Action::Forward => Decision::new(Verdict::Forward, reason),
@@ -198,12 +254,12 @@ impl Classifier {
     /// GRE in a fragment: dropped, or with `fragments = "tunnel"` forwarded when the outer
     /// addresses match a tunnel (any key: a later fragment carries no GRE header), within that
     /// tunnel's policer.
-    fn fragment(&mut self, policy: &Policy, now_ns: u64, dir: Direction, addrs: Addrs) -> Decision {
+    fn fragment(&mut self, policy: &Policy, now_ns: u64, hit: Hit) -> Decision {
         let drop = Decision::new(Verdict::Drop, Reason::Fragment);
         if !policy.defaults().fragments_to_tunnel {
             return drop;
         }
-        match find_tunnel(policy, dir, addrs, None) {
+        match hit {
             Hit::Tunnel(t, _) | Hit::KeyMismatch(t) => match self.police(t, now_ns) {
                 Reason::Tunnel => Decision {
                     verdict: Verdict::Forward,
@@ -237,7 +293,7 @@ impl Classifier {
 }
 
 /// Stage 1, frame and outer IP: Ethernet, up to two VLAN tags, IPv4 or IPv6.
-#[inline]
+#[inline(always)]
 fn outer(frame: &[u8]) -> Result<Outer<'_>, Reason> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| Reason::Truncated)?;
     let mut ethertype = eth.ethertype();
@@ -259,7 +315,7 @@ fn outer(frame: &[u8]) -> Result<Outer<'_>, Reason> {
 
 /// IPv4 (RFC 791 §3.1): version and IHL first (without them the protocol byte means nothing),
 /// then the protocol — anything but GRE passes untouched — then lengths and the header checksum.
-#[inline]
+#[inline(always)]
 fn outer_v4(buf: &[u8]) -> Result<Outer<'_>, Reason> {
     let ip = Ipv4Packet::new_checked(buf).map_err(|_| Reason::Truncated)?;
     let hl = ip.header_len();
@@ -276,23 +332,26 @@ fn outer_v4(buf: &[u8]) -> Result<Outer<'_>, Reason> {
     if total > buf.len() {
         return Err(Reason::Truncated);
     }
-    let header = ip.header().ok_or(Reason::Truncated)?;
-    if !checksum::verifies(header) {
+    // The common 20-byte header is summed from its fixed array, which the compiler unrolls.
+    let sum_ok = if hl == 20 {
+        checksum::verifies(ip.fixed_header())
+    } else {
+        checksum::verifies(ip.header().ok_or(Reason::Truncated)?)
+    };
+    if !sum_ok {
         return Err(Reason::BadIp);
     }
     let gre = ip.payload().ok_or(Reason::Truncated)?;
-    Ok(Outer {
-        addrs: Addrs::V4 {
-            src: ip.source(),
-            dst: ip.destination(),
-        },
+    Ok(Outer::V4(OuterGre {
+        src: ip.source(),
+        dst: ip.destination(),
         gre,
         fragment: ip.is_fragment(),
-    })
+    }))
 }
 
 /// IPv6 (RFC 8200): version, then the extension-header walk to GRE.
-#[inline]
+#[inline(always)]
 fn outer_v6(buf: &[u8]) -> Result<Outer<'_>, Reason> {
     let ip = Ipv6Packet::new_checked(buf).map_err(|_| Reason::Truncated)?;
     if ip.version() != 6 {
@@ -303,52 +362,34 @@ fn outer_v6(buf: &[u8]) -> Result<Outer<'_>, Reason> {
         return Err(Reason::NonGre);
     }
     let payload = ip.payload().ok_or(Reason::Truncated)?;
-    let addrs = Addrs::V6 {
-        src: ip.source(),
-        dst: ip.destination(),
-    };
+    let (src, dst) = (ip.source(), ip.destination());
     match ip.walk(payload) {
         Upper::Protocol {
             protocol: protocol::GRE,
             payload,
             fragment,
-        } => Ok(Outer {
-            addrs,
+        } => Ok(Outer::V6(OuterGre {
+            src,
+            dst,
             gre: payload,
             fragment,
-        }),
+        })),
         Upper::LaterFragment {
             protocol: protocol::GRE,
-        } => Ok(Outer {
-            addrs,
+        } => Ok(Outer::V6(OuterGre {
+            src,
+            dst,
             gre: &[],
             fragment: true,
-        }),
+        })),
         Upper::Protocol { .. } | Upper::LaterFragment { .. } => Err(Reason::NonGre),
         Upper::ChainTooLong => Err(Reason::BadIp),
         Upper::Truncated => Err(Reason::Truncated),
     }
 }
 
-#[inline]
-fn outer_bogon(addrs: Addrs) -> bool {
-    match addrs {
-        Addrs::V4 { src, .. } => is_bogon_v4(src),
-        Addrs::V6 { src, .. } => is_bogon_v6(src),
-    }
-}
-
-#[inline]
-fn inner_bogon(src: InnerSource) -> bool {
-    match src {
-        InnerSource::None => false,
-        InnerSource::V4(a) => is_bogon_v4(a),
-        InnerSource::V6(a) => is_bogon_v6(a),
-    }
-}
-
 /// Stage 2, the GRE header: version, flags, reserved bits, optional fields, checksum.
-#[inline]
+#[inline(always)]
 fn gre_header(bytes: &[u8], drop_reserved: bool) -> Result<Header<'_>, Reason> {
     let gre = GrePacket::new_checked(bytes).map_err(|_| Reason::Truncated)?;
     let fv = gre.flags_version();
@@ -361,7 +402,7 @@ fn gre_header(bytes: &[u8], drop_reserved: bool) -> Result<Header<'_>, Reason> {
 
 /// Version 0: RFC 2784 §2.3 MUST-discard bits, the bits it says to ignore (per policy), the
 /// optional fields of RFC 2784 §2 / RFC 2890 §2, and the checksum (RFC 2784 §2.5).
-#[inline]
+#[inline(always)]
 fn gre_v0(gre: GrePacket<'_>, fv: u16, drop_reserved: bool) -> Result<Header<'_>, Reason> {
     if fv & flags::V0_MUST_DISCARD != 0 {
         return Err(Reason::BadFlags);
@@ -386,7 +427,7 @@ fn gre_v0(gre: GrePacket<'_>, fv: u16, drop_reserved: bool) -> Result<Header<'_>
 
 /// Version 1 (RFC 2637 §4.1): C, R, s, recursion and flags clear, K set, protocol PPP; then the
 /// sequence and acknowledgment fields and `payload_len` bytes of PPP.
-#[inline]
+#[inline(always)]
 fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
     let must_be_clear = flags::C | flags::R | flags::STRICT | flags::RECURSION | flags::FLAGS_0078;
     if (fv & must_be_clear != 0) | (fv & flags::K == 0) | (protocol != proto::PPP) {
@@ -405,20 +446,9 @@ fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
     })
 }
 
-/// Stage 4, tunnel match, oriented by the port the frame came from.
-#[inline]
-fn find_tunnel(policy: &Policy, dir: Direction, addrs: Addrs, key: Option<u32>) -> Hit {
-    match (addrs, dir) {
-        (Addrs::V4 { src, dst }, Direction::FromOutside) => policy.find_v4(src, dst, key),
-        (Addrs::V4 { src, dst }, Direction::FromInside) => policy.find_v4(dst, src, key),
-        (Addrs::V6 { src, dst }, Direction::FromOutside) => policy.find_v6(src, dst, key),
-        (Addrs::V6 { src, dst }, Direction::FromInside) => policy.find_v6(dst, src, key),
-    }
-}
-
 /// Stage 5, tunnel rules: version and protocol type, nesting, C and S rules. Reads the hot rule
 /// stored with the match; only numeric protocol types look at the full rule.
-#[inline]
+#[inline(always)]
 fn tunnel_rules(
     policy: &Policy,
     tunnel: u32,

@@ -2,25 +2,18 @@
 //! This is where the 2016–17 backscatter is caught: well-formed GRE headers around payloads that
 //! are no packet of the announced type.
 
+use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::protocols::ProtoClass;
 use crate::wire::gre::proto;
 use crate::wire::ipv4::{protocol::GRE, Ipv4Packet};
 use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::{be16, byte, erspan, ethernet, ppp};
 
-/// A source address seen in the inner packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InnerSource {
-    None,
-    V4(u32),
-    V6(u128),
-}
-
 /// What the classifier needs to know of a sane inner packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inner {
-    /// The inner IP source, for the bogon check.
-    pub source: InnerSource,
+    /// The inner packet's IP source can never be a real sender (see [`crate::bogon`]).
+    pub bogon: bool,
     /// The inner packet is GRE (other than a keepalive).
     pub nested: bool,
     /// The inner packet is a Cisco keepalive request: IP carrying GRE with protocol 0x0000.
@@ -28,7 +21,7 @@ pub struct Inner {
 }
 
 const PLAIN: Inner = Inner {
-    source: InnerSource::None,
+    bogon: false,
     nested: false,
     keepalive: false,
 };
@@ -49,7 +42,7 @@ pub struct NotWhatItSays;
 /// Checks `payload` against the protocol class. `erspan_type1` is true for ERSPAN (0x88BE)
 /// without the GRE S bit, which carries no ERSPAN header. `ack_only` is a PPTP acknowledgment
 /// with no payload, which is valid.
-#[inline]
+#[inline(always)]
 pub fn check(
     class: ProtoClass,
     payload: &[u8],
@@ -59,7 +52,7 @@ pub fn check(
     check_class(class, payload, erspan_type1, ack_only).map_err(|()| NotWhatItSays)
 }
 
-#[inline]
+#[inline(always)]
 fn check_class(
     class: ProtoClass,
     payload: &[u8],
@@ -107,13 +100,13 @@ fn check_class(
     }
 }
 
-#[inline]
+#[inline(always)]
 fn at_least(payload: &[u8], len: usize) -> Result<Inner, ()> {
     (payload.len() >= len).then_some(PLAIN).ok_or(())
 }
 
 /// IPv4 inside: version 4, IHL ≥ 5, header and total length within the payload.
-#[inline]
+#[inline(always)]
 fn ipv4(payload: &[u8]) -> Result<Inner, ()> {
     let p = Ipv4Packet::new_checked(payload).map_err(|_| ())?;
     let hl = p.header_len();
@@ -124,14 +117,14 @@ fn ipv4(payload: &[u8]) -> Result<Inner, ()> {
     let gre = p.protocol() == GRE && !p.is_fragment();
     let (nested, keepalive) = nested_kind(gre, payload.get(hl..total).unwrap_or(&[]));
     Ok(Inner {
-        source: InnerSource::V4(p.source()),
+        bogon: is_bogon_v4(p.source()),
         nested,
         keepalive,
     })
 }
 
 /// IPv6 inside: version 6 and the payload length within the payload.
-#[inline]
+#[inline(always)]
 fn ipv6(payload: &[u8]) -> Result<Inner, ()> {
     let p = Ipv6Packet::new_checked(payload).map_err(|_| ())?;
     if p.version() != 6 {
@@ -140,7 +133,7 @@ fn ipv6(payload: &[u8]) -> Result<Inner, ()> {
     let inner = p.payload().ok_or(())?;
     let (nested, keepalive) = nested_kind(p.next_header() == GRE, inner);
     Ok(Inner {
-        source: InnerSource::V6(p.source()),
+        bogon: is_bogon_v6(p.source()),
         nested,
         keepalive,
     })
@@ -148,7 +141,7 @@ fn ipv6(payload: &[u8]) -> Result<Inner, ()> {
 
 /// (nested, keepalive) for an inner IP packet whose protocol is GRE (`gre`) with bytes `body`.
 /// A Cisco keepalive is an inner GRE header with protocol type 0x0000.
-#[inline]
+#[inline(always)]
 fn nested_kind(gre: bool, body: &[u8]) -> (bool, bool) {
     let keepalive = gre && body.len() >= 4 && be16(body, 2) == proto::KEEPALIVE;
     (gre & !keepalive, keepalive)
@@ -192,7 +185,7 @@ mod tests {
         assert_eq!(
             check(ProtoClass::Ipv4, &udp, false, false),
             Ok(Inner {
-                source: InnerSource::V4(0x0A00_0001),
+                bogon: false,
                 nested: false,
                 keepalive: false
             })

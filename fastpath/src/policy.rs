@@ -349,7 +349,7 @@ where
 macro_rules! family_lookup {
     ($name:ident, $addr:ty, $bits:expr) => {
         /// Finds the entry of the most specific (peer, local) pair.
-        #[inline]
+        #[inline(always)]
         fn $name(t: &FamilyTable<$addr>, peer: $addr, local: $addr) -> Option<&Entry> {
             if let Some(entry) = t.hosts.get(&(peer, local)) {
                 return Some(entry);
@@ -556,20 +556,20 @@ impl Policy {
     }
 
     /// [`Policy::match_v4`] with the matched tunnel's hot rule, for the classifier.
-    #[inline]
+    #[inline(always)]
     pub fn find_v4(&self, peer: u32, local: u32, key: Option<u32>) -> Hit {
         self.resolve(lookup_v4(&self.v4, peer, local), key)
     }
 
     /// [`Policy::match_v6`] with the matched tunnel's hot rule, for the classifier.
-    #[inline]
+    #[inline(always)]
     pub fn find_v6(&self, peer: u128, local: u128, key: Option<u32>) -> Hit {
         self.resolve(lookup_v6(&self.v6, peer, local), key)
     }
 
     /// Picks the tunnel of a pair by key: `key = N` for key N, `"none"` for no key, no `key` rule
     /// for either (DESIGN §4).
-    #[inline]
+    #[inline(always)]
     fn resolve(&self, entry: Option<&Entry>, key: Option<u32>) -> Hit {
         let Some(e) = entry else { return Hit::None };
         let ok = match (e.select, key) {

@@ -36,21 +36,15 @@ impl ProtoClass {
         (ProtoClass::Keepalive, "keepalive"),
     ];
 
-    /// The class of a GRE protocol type.
+    /// The class of a GRE protocol type: one table load and one compare, no branch ladder.
+    /// The known types hash to distinct slots under `p ^ p >> 8` (checked by a unit test).
     #[inline]
     pub fn of(protocol: u16) -> ProtoClass {
-        match protocol {
-            proto::IPV4 => ProtoClass::Ipv4,
-            proto::IPV6 => ProtoClass::Ipv6,
-            proto::TEB => ProtoClass::Teb,
-            proto::PPP => ProtoClass::Ppp,
-            proto::MPLS_UNICAST | proto::MPLS_MULTICAST => ProtoClass::Mpls,
-            proto::ERSPAN2 => ProtoClass::Erspan2,
-            proto::ERSPAN3 => ProtoClass::Erspan3,
-            proto::NHRP => ProtoClass::Nhrp,
-            proto::WCCP => ProtoClass::Wccp,
-            proto::KEEPALIVE => ProtoClass::Keepalive,
-            _ => ProtoClass::Other,
+        let (known, class) = CLASS_TABLE[slot(protocol)];
+        if known == protocol {
+            class
+        } else {
+            ProtoClass::Other
         }
     }
 
@@ -76,6 +70,43 @@ impl ProtoClass {
         1 << self as u8
     }
 }
+
+/// The known protocol types and their classes.
+const KNOWN: [(u16, ProtoClass); 11] = [
+    (proto::IPV4, ProtoClass::Ipv4),
+    (proto::IPV6, ProtoClass::Ipv6),
+    (proto::TEB, ProtoClass::Teb),
+    (proto::PPP, ProtoClass::Ppp),
+    (proto::MPLS_UNICAST, ProtoClass::Mpls),
+    (proto::MPLS_MULTICAST, ProtoClass::Mpls),
+    (proto::ERSPAN2, ProtoClass::Erspan2),
+    (proto::ERSPAN3, ProtoClass::Erspan3),
+    (proto::NHRP, ProtoClass::Nhrp),
+    (proto::WCCP, ProtoClass::Wccp),
+    (proto::KEEPALIVE, ProtoClass::Keepalive),
+];
+
+#[inline(always)]
+const fn slot(protocol: u16) -> usize {
+    ((protocol ^ (protocol >> 8)) & 0xFF) as usize
+}
+
+/// 256 slots; an empty slot holds a type that cannot hash to it, so it never matches.
+const CLASS_TABLE: [(u16, ProtoClass); 256] = {
+    let mut t = [(0u16, ProtoClass::Other); 256];
+    let mut i = 0;
+    while i < 256 {
+        // 0x0100 | i hashes to slot (i ^ 1): never to slot i.
+        t[i] = (0x0100 | i as u16, ProtoClass::Other);
+        i += 1;
+    }
+    let mut k = 0;
+    while k < KNOWN.len() {
+        t[slot(KNOWN[k].0)] = KNOWN[k];
+        k += 1;
+    }
+    t
+};
 
 /// The protocol types a tunnel allows: a bit per class, plus numeric types outside the classes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -157,6 +188,21 @@ impl ProtocolSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_table_has_no_collisions_and_agrees_with_a_plain_match() {
+        let mut slots: Vec<usize> = KNOWN.iter().map(|(p, _)| slot(*p)).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), KNOWN.len());
+        for p in 0..=u16::MAX {
+            let expected = KNOWN
+                .iter()
+                .find(|(k, _)| *k == p)
+                .map_or(ProtoClass::Other, |(_, c)| *c);
+            assert_eq!(ProtoClass::of(p), expected, "{p:#06x}");
+        }
+    }
 
     #[test]
     fn classes_and_numbers() {

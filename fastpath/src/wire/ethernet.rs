@@ -6,7 +6,7 @@
 //! +-------------------+-------------------+-----------+
 //! ```
 
-use super::{be16, Truncated};
+use super::{be16_at, Truncated};
 
 /// Byte ranges of the Ethernet header fields.
 pub mod field {
@@ -34,36 +34,37 @@ pub mod ethertype {
 #[derive(Clone, Copy, Debug)]
 pub struct EthernetFrame<'a> {
     buf: &'a [u8],
+    fixed: &'a [u8; field::HEADER_LEN],
 }
 
 impl<'a> EthernetFrame<'a> {
     /// Checks that `buf` holds a whole Ethernet header.
     #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
-        if buf.len() < field::HEADER_LEN {
-            return Err(Truncated);
+        match buf.first_chunk::<{ field::HEADER_LEN }>() {
+            Some(fixed) => Ok(EthernetFrame { buf, fixed }),
+            None => Err(Truncated),
         }
-        Ok(EthernetFrame { buf })
     }
 
     /// The destination MAC address.
     pub fn destination(&self) -> [u8; 6] {
         let mut mac = [0; 6];
-        mac.copy_from_slice(self.buf.get(field::DESTINATION).unwrap_or(&[0; 6]));
+        mac.copy_from_slice(self.fixed.get(field::DESTINATION).unwrap_or(&[0; 6]));
         mac
     }
 
     /// The source MAC address.
     pub fn source(&self) -> [u8; 6] {
         let mut mac = [0; 6];
-        mac.copy_from_slice(self.buf.get(field::SOURCE).unwrap_or(&[0; 6]));
+        mac.copy_from_slice(self.fixed.get(field::SOURCE).unwrap_or(&[0; 6]));
         mac
     }
 
     /// The EtherType (or the TPID of a first VLAN tag).
     #[inline]
     pub fn ethertype(&self) -> u16 {
-        be16(self.buf, field::ETHERTYPE)
+        be16_at(self.fixed, field::ETHERTYPE)
     }
 
     /// Everything after the 14-byte header.

@@ -19,7 +19,7 @@
 //! discard a packet with any of bits 1–5 set (R, s and the top recursion bit — K and S are bits 2
 //! and 3, given meaning by RFC 2890) and SHOULD ignore bits 6–12.
 
-use super::{be16, be32, Truncated};
+use super::{be16, be16_at, be32, Truncated};
 
 /// Byte offsets of the fixed GRE fields.
 pub mod field {
@@ -80,16 +80,17 @@ pub mod proto {
 #[derive(Clone, Copy, Debug)]
 pub struct GrePacket<'a> {
     buf: &'a [u8],
+    fixed: &'a [u8; field::BASE_LEN],
 }
 
 impl<'a> GrePacket<'a> {
     /// Checks that `buf` holds the 4-byte base header (flags, version, protocol type).
     #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
-        if buf.len() < field::BASE_LEN {
-            return Err(Truncated);
+        match buf.first_chunk::<{ field::BASE_LEN }>() {
+            Some(fixed) => Ok(GrePacket { buf, fixed }),
+            None => Err(Truncated),
         }
-        Ok(GrePacket { buf })
     }
 
     /// The whole GRE packet: header and payload.
@@ -101,7 +102,7 @@ impl<'a> GrePacket<'a> {
     /// The first 16 bits: flags, recursion and version.
     #[inline]
     pub fn flags_version(&self) -> u16 {
-        be16(self.buf, field::FLAGS_VERSION)
+        be16_at(self.fixed, field::FLAGS_VERSION)
     }
 
     /// The version (0 GRE, 1 PPTP enhanced GRE).
@@ -113,7 +114,7 @@ impl<'a> GrePacket<'a> {
     /// The protocol type of the payload.
     #[inline]
     pub fn protocol(&self) -> u16 {
-        be16(self.buf, field::PROTOCOL)
+        be16_at(self.fixed, field::PROTOCOL)
     }
 
     /// C bit.

@@ -21,7 +21,7 @@
 //! `new_checked` only guarantees the fixed 20 bytes; the classifier then checks IHL, total length
 //! and the header checksum against the buffer in that order.
 
-use super::{be16, be32, byte, Truncated};
+use super::{be16_at, be32_at, byte, Truncated};
 
 /// Byte offsets of the IPv4 header fields.
 pub mod field {
@@ -54,40 +54,42 @@ pub const FRAG_OFFSET_MASK: u16 = 0x1FFF;
 #[derive(Clone, Copy, Debug)]
 pub struct Ipv4Packet<'a> {
     buf: &'a [u8],
+    /// The fixed 20 bytes, so field reads need no bounds check.
+    fixed: &'a [u8; field::MIN_HEADER_LEN],
 }
 
 impl<'a> Ipv4Packet<'a> {
     /// Checks that `buf` holds the fixed 20-byte header.
     #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
-        if buf.len() < field::MIN_HEADER_LEN {
-            return Err(Truncated);
+        match buf.first_chunk::<{ field::MIN_HEADER_LEN }>() {
+            Some(fixed) => Ok(Ipv4Packet { buf, fixed }),
+            None => Err(Truncated),
         }
-        Ok(Ipv4Packet { buf })
     }
 
     /// The version field (4 for IPv4).
     #[inline]
     pub fn version(&self) -> u8 {
-        byte(self.buf, field::VER_IHL) >> 4
+        byte(self.fixed, field::VER_IHL) >> 4
     }
 
     /// The header length in bytes (IHL × 4).
     #[inline]
     pub fn header_len(&self) -> usize {
-        usize::from(byte(self.buf, field::VER_IHL) & 0x0F) * 4
+        usize::from(byte(self.fixed, field::VER_IHL) & 0x0F) * 4
     }
 
     /// The total length field.
     #[inline]
     pub fn total_len(&self) -> usize {
-        usize::from(be16(self.buf, field::TOTAL_LEN))
+        usize::from(be16_at(self.fixed, field::TOTAL_LEN))
     }
 
     /// The flags and fragment offset word.
     #[inline]
     pub fn flags_frag(&self) -> u16 {
-        be16(self.buf, field::FLAGS_FRAG)
+        be16_at(self.fixed, field::FLAGS_FRAG)
     }
 
     /// True for any fragment: MF set or a non-zero offset (RFC 791 §3.2).
@@ -99,25 +101,31 @@ impl<'a> Ipv4Packet<'a> {
     /// The protocol of the payload.
     #[inline]
     pub fn protocol(&self) -> u8 {
-        byte(self.buf, field::PROTOCOL)
+        byte(self.fixed, field::PROTOCOL)
     }
 
     /// The header checksum field.
     #[inline]
     pub fn checksum(&self) -> u16 {
-        be16(self.buf, field::CHECKSUM)
+        be16_at(self.fixed, field::CHECKSUM)
     }
 
     /// The source address as a big-endian integer.
     #[inline]
     pub fn source(&self) -> u32 {
-        be32(self.buf, field::SOURCE)
+        be32_at(self.fixed, field::SOURCE)
     }
 
     /// The destination address as a big-endian integer.
     #[inline]
     pub fn destination(&self) -> u32 {
-        be32(self.buf, field::DESTINATION)
+        be32_at(self.fixed, field::DESTINATION)
+    }
+
+    /// The fixed 20-byte header (the whole header when IHL is 5).
+    #[inline]
+    pub fn fixed_header(&self) -> &'a [u8; field::MIN_HEADER_LEN] {
+        self.fixed
     }
 
     /// The header including options, if the buffer holds it.

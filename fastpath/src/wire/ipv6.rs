@@ -14,7 +14,7 @@
 //! The box walks hop-by-hop options (0), routing (43), destination options (60) and fragment (44)
 //! headers, at most [`MAX_EXTENSION_HEADERS`] of them; a longer chain is refused as `bad_ip`.
 
-use super::{be16, byte, Truncated};
+use super::{be16, be16_at, byte, Truncated};
 
 /// Byte offsets of the IPv6 header fields.
 pub mod field {
@@ -42,6 +42,7 @@ pub const MAX_EXTENSION_HEADERS: usize = 4;
 #[derive(Clone, Copy, Debug)]
 pub struct Ipv6Packet<'a> {
     buf: &'a [u8],
+    fixed: &'a [u8; field::HEADER_LEN],
 }
 
 /// Where the extension-header walk ended.
@@ -67,40 +68,40 @@ impl<'a> Ipv6Packet<'a> {
     /// Checks that `buf` holds the fixed 40-byte header.
     #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
-        if buf.len() < field::HEADER_LEN {
-            return Err(Truncated);
+        match buf.first_chunk::<{ field::HEADER_LEN }>() {
+            Some(fixed) => Ok(Ipv6Packet { buf, fixed }),
+            None => Err(Truncated),
         }
-        Ok(Ipv6Packet { buf })
     }
 
     /// The version field (6 for IPv6).
     #[inline]
     pub fn version(&self) -> u8 {
-        byte(self.buf, field::VERSION) >> 4
+        byte(self.fixed, field::VERSION) >> 4
     }
 
     /// The payload length field.
     #[inline]
     pub fn payload_len(&self) -> usize {
-        usize::from(be16(self.buf, field::PAYLOAD_LEN))
+        usize::from(be16_at(self.fixed, field::PAYLOAD_LEN))
     }
 
     /// The first next-header value.
     #[inline]
     pub fn next_header(&self) -> u8 {
-        byte(self.buf, field::NEXT_HEADER)
+        byte(self.fixed, field::NEXT_HEADER)
     }
 
     /// The source address as a big-endian integer.
     #[inline]
     pub fn source(&self) -> u128 {
-        addr(self.buf, field::SOURCE)
+        addr(self.fixed, field::SOURCE)
     }
 
     /// The destination address as a big-endian integer.
     #[inline]
     pub fn destination(&self) -> u128 {
-        addr(self.buf, field::DESTINATION)
+        addr(self.fixed, field::DESTINATION)
     }
 
     /// The payload bounded by the payload length, if the buffer holds it.

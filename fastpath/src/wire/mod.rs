@@ -35,6 +35,22 @@ pub(crate) fn byte(b: &[u8], at: usize) -> u8 {
     b.get(at).copied().unwrap_or(0)
 }
 
+/// Reads a big-endian u16 at a constant offset of a fixed-size header: no bounds check survives
+/// inlining.
+#[inline(always)]
+pub(crate) fn be16_at<const N: usize>(b: &[u8; N], at: usize) -> u16 {
+    match (b.get(at), b.get(at + 1)) {
+        (Some(&h), Some(&l)) => u16::from_be_bytes([h, l]),
+        _ => 0,
+    }
+}
+
+/// Reads a big-endian u32 at a constant offset of a fixed-size header.
+#[inline(always)]
+pub(crate) fn be32_at<const N: usize>(b: &[u8; N], at: usize) -> u32 {
+    (u32::from(be16_at(b, at)) << 16) | u32::from(be16_at(b, at + 2))
+}
+
 /// A buffer was shorter than the header it must hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Truncated;

@@ -7,7 +7,7 @@
 //! ```
 //! The box walks at most two tags (QinQ); a third tag is not looked into.
 
-use super::{be16, Truncated};
+use super::{be16_at, Truncated};
 
 /// Byte offsets of the tag fields, relative to the end of the preceding TPID.
 pub mod field {
@@ -20,32 +20,33 @@ pub mod field {
 #[derive(Clone, Copy, Debug)]
 pub struct VlanTag<'a> {
     buf: &'a [u8],
+    fixed: &'a [u8; field::TAG_LEN],
 }
 
 impl<'a> VlanTag<'a> {
     /// Checks that `buf` holds a whole tag.
     #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, Truncated> {
-        if buf.len() < field::TAG_LEN {
-            return Err(Truncated);
+        match buf.first_chunk::<{ field::TAG_LEN }>() {
+            Some(fixed) => Ok(VlanTag { buf, fixed }),
+            None => Err(Truncated),
         }
-        Ok(VlanTag { buf })
     }
 
     /// The VLAN identifier (low 12 bits of the TCI).
     pub fn vid(&self) -> u16 {
-        be16(self.buf, field::TCI) & 0x0FFF
+        be16_at(self.fixed, field::TCI) & 0x0FFF
     }
 
     /// The priority code point.
     pub fn pcp(&self) -> u8 {
-        (be16(self.buf, field::TCI) >> 13) as u8
+        (be16_at(self.fixed, field::TCI) >> 13) as u8
     }
 
     /// The EtherType of what follows the tag.
     #[inline]
     pub fn ethertype(&self) -> u16 {
-        be16(self.buf, field::ETHERTYPE)
+        be16_at(self.fixed, field::ETHERTYPE)
     }
 
     /// Everything after the tag.
@@ -59,7 +60,7 @@ impl<'a> VlanTag<'a> {
 #[inline]
 pub fn is_vlan_tpid(ethertype: u16) -> bool {
     use super::ethernet::ethertype::{QINQ, QINQ_LEGACY, VLAN};
-    ethertype == VLAN || ethertype == QINQ || ethertype == QINQ_LEGACY
+    (ethertype == VLAN) | (ethertype == QINQ) | (ethertype == QINQ_LEGACY)
 }
 
 #[cfg(test)]
