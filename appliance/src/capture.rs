@@ -19,11 +19,18 @@ use pcap_file::DataLink;
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error("{path}: cannot open capture: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a pcap or pcapng capture (the file starts with {magic})")]
     NotACapture { path: PathBuf, magic: String },
     #[error("{path}: corrupt capture after {frames} frames: {detail}")]
-    Corrupt { path: PathBuf, frames: u64, detail: String },
+    Corrupt {
+        path: PathBuf,
+        frames: u64,
+        detail: String,
+    },
     #[error("{path}: link type {link:?} is not supported (use Ethernet, Linux cooked or raw IP captures)")]
     LinkType { path: PathBuf, link: DataLink },
 }
@@ -42,14 +49,24 @@ pub struct Frame<'a> {
 }
 
 /// Pcap magic numbers (both byte orders, micro and nanosecond).
-const PCAP_MAGICS: [[u8; 4]; 4] =
-    [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x4d, 0x3c, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d]];
+const PCAP_MAGICS: [[u8; 4]; 4] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+];
 /// Pcapng section header block type.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
 enum Inner {
-    Pcap { reader: PcapReader<BufReader<File>>, link: DataLink },
-    PcapNg { reader: PcapNgReader<BufReader<File>>, last_ts: u64 },
+    Pcap {
+        reader: PcapReader<BufReader<File>>,
+        link: DataLink,
+    },
+    PcapNg {
+        reader: PcapNgReader<BufReader<File>>,
+        last_ts: u64,
+    },
 }
 
 /// A capture file opened for reading.
@@ -62,7 +79,10 @@ pub struct Capture {
 impl Capture {
     /// Opens a pcap or pcapng file, telling them apart by their first four bytes.
     pub fn open(path: &Path) -> Result<Capture, CaptureError> {
-        let open_err = |source| CaptureError::Open { path: path.to_owned(), source };
+        let open_err = |source| CaptureError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let mut file = File::open(path).map_err(open_err)?;
         let mut magic = [0u8; 4];
         let got = read_up_to(&mut file, &mut magic).map_err(open_err)?;
@@ -79,20 +99,42 @@ impl Capture {
             check_link(path, link)?;
             Inner::Pcap { reader, link }
         } else if got == 4 && magic == PCAPNG_MAGIC {
-            Inner::PcapNg { reader: PcapNgReader::new(reader).map_err(corrupt)?, last_ts: 0 }
+            Inner::PcapNg {
+                reader: PcapNgReader::new(reader).map_err(corrupt)?,
+                last_ts: 0,
+            }
         } else {
-            let magic = magic[..got].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-            let magic = if magic.is_empty() { "nothing: it is empty".to_string() } else { magic };
-            return Err(CaptureError::NotACapture { path: path.to_owned(), magic });
+            let magic = magic[..got]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let magic = if magic.is_empty() {
+                "nothing: it is empty".to_string()
+            } else {
+                magic
+            };
+            return Err(CaptureError::NotACapture {
+                path: path.to_owned(),
+                magic,
+            });
         };
-        Ok(Capture { path: path.to_owned(), inner, frames: 0 })
+        Ok(Capture {
+            path: path.to_owned(),
+            inner,
+            frames: 0,
+        })
     }
 
     /// The next frame, `None` at the end of the capture.
     pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureError>> {
         let frames = self.frames;
         let path = &self.path;
-        let corrupt = |detail: String| CaptureError::Corrupt { path: path.clone(), frames, detail };
+        let corrupt = |detail: String| CaptureError::Corrupt {
+            path: path.clone(),
+            frames,
+            detail,
+        };
         let out = match &mut self.inner {
             Inner::Pcap { reader, link } => {
                 let packet = match reader.next_packet()? {
@@ -106,8 +148,13 @@ impl Capture {
                     Cow::Borrowed(b) => to_ethernet(*link, b),
                     Cow::Owned(v) => to_ethernet(*link, &v).map(|d| Cow::Owned(d.into_owned())),
                 };
-                data.map(|data| Frame { ts_ns, orig_len: wire_len(packet.orig_len, captured, data.len()), data, cut })
-                    .ok_or_else(|| corrupt(format!("a {link:?} frame too short for its link header")))
+                data.map(|data| Frame {
+                    ts_ns,
+                    orig_len: wire_len(packet.orig_len, captured, data.len()),
+                    data,
+                    cut,
+                })
+                .ok_or_else(|| corrupt(format!("a {link:?} frame too short for its link header")))
             }
             Inner::PcapNg { reader, last_ts } => loop {
                 let block = match reader.next_block()? {
@@ -116,17 +163,25 @@ impl Capture {
                 };
                 // The block borrows the reader; take what is needed before asking for interfaces.
                 let (iface, raw_ts, orig_len, data) = match block {
-                    Block::EnhancedPacket(p) => {
-                        (p.interface_id, Some(p.timestamp.as_nanos()), p.original_len, p.data.into_owned())
-                    }
+                    Block::EnhancedPacket(p) => (
+                        p.interface_id,
+                        Some(p.timestamp.as_nanos()),
+                        p.original_len,
+                        p.data.into_owned(),
+                    ),
                     Block::SimplePacket(p) => (0, None, p.original_len, p.data.into_owned()),
-                    Block::Packet(p) => {
-                        (u32::from(p.interface_id), Some(u128::from(p.timestamp)), p.original_len, p.data.into_owned())
-                    }
+                    Block::Packet(p) => (
+                        u32::from(p.interface_id),
+                        Some(u128::from(p.timestamp)),
+                        p.original_len,
+                        p.data.into_owned(),
+                    ),
                     _ => continue,
                 };
                 let Some(idb) = reader.interfaces().get(iface as usize) else {
-                    break Err(corrupt(format!("a packet names interface {iface}, which the capture never described")));
+                    break Err(corrupt(format!(
+                        "a packet names interface {iface}, which the capture never described"
+                    )));
                 };
                 let link = idb.linktype;
                 if let Err(e) = check_link(path, link) {
@@ -140,8 +195,15 @@ impl Capture {
                 let cut = (data.len() as u64) < u64::from(orig_len);
                 let frame = to_ethernet(link, &data)
                     .map(|d| Cow::<[u8]>::Owned(d.into_owned()))
-                    .map(|d| Frame { ts_ns: *last_ts, orig_len: wire_len(orig_len, data.len(), d.len()), data: d, cut })
-                    .ok_or_else(|| corrupt(format!("a {link:?} frame too short for its link header")));
+                    .map(|d| Frame {
+                        ts_ns: *last_ts,
+                        orig_len: wire_len(orig_len, data.len(), d.len()),
+                        data: d,
+                        cut,
+                    })
+                    .ok_or_else(|| {
+                        corrupt(format!("a {link:?} frame too short for its link header"))
+                    });
                 break frame;
             },
         };
@@ -170,8 +232,16 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 
 fn check_link(path: &Path, link: DataLink) -> Result<(), CaptureError> {
     match link {
-        DataLink::ETHERNET | DataLink::LINUX_SLL | DataLink::LINUX_SLL2 | DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => Ok(()),
-        link => Err(CaptureError::LinkType { path: path.to_owned(), link }),
+        DataLink::ETHERNET
+        | DataLink::LINUX_SLL
+        | DataLink::LINUX_SLL2
+        | DataLink::RAW
+        | DataLink::IPV4
+        | DataLink::IPV6 => Ok(()),
+        link => Err(CaptureError::LinkType {
+            path: path.to_owned(),
+            link,
+        }),
     }
 }
 
@@ -206,9 +276,15 @@ pub fn to_ethernet(link: DataLink, data: &[u8]) -> Option<Cow<'_, [u8]>> {
     let (ethertype, l3): (u16, &[u8]) = match link {
         DataLink::ETHERNET => return Some(Cow::Borrowed(data)),
         // SLL: packet type, ARPHRD, address length, 8-byte address, protocol (16 bytes).
-        DataLink::LINUX_SLL => (u16::from_be_bytes([*data.get(14)?, *data.get(15)?]), data.get(16..)?),
+        DataLink::LINUX_SLL => (
+            u16::from_be_bytes([*data.get(14)?, *data.get(15)?]),
+            data.get(16..)?,
+        ),
         // SLL2: protocol first, then reserved, ifindex, ARPHRD, type, address (20 bytes).
-        DataLink::LINUX_SLL2 => (u16::from_be_bytes([*data.first()?, *data.get(1)?]), data.get(20..)?),
+        DataLink::LINUX_SLL2 => (
+            u16::from_be_bytes([*data.first()?, *data.get(1)?]),
+            data.get(20..)?,
+        ),
         DataLink::RAW => match data.first()? >> 4 {
             6 => (0x86DD, data),
             _ => (0x0800, data),
@@ -245,7 +321,10 @@ mod tests {
         let f = to_ethernet(DataLink::LINUX_SLL, &sll).unwrap();
         assert_eq!(&f[12..], &[0x86, 0xDD, 0x60]);
         let raw = [0x45u8, 0];
-        assert_eq!(&to_ethernet(DataLink::RAW, &raw).unwrap()[12..], &[0x08, 0x00, 0x45, 0]);
+        assert_eq!(
+            &to_ethernet(DataLink::RAW, &raw).unwrap()[12..],
+            &[0x08, 0x00, 0x45, 0]
+        );
         assert!(to_ethernet(DataLink::LINUX_SLL, &[0; 10]).is_none());
     }
 }

@@ -10,9 +10,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// against the tunnels of a TOML policy, forwards good tunnel traffic and drops or rate-limits the
 /// rest; everything that is not GRE passes untouched.
 #[derive(Debug, Parser)]
-#[command(name = "greguard", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Exit codes: 0 ok, 1 bad input (policy, capture, arguments), 2 runtime failure.\n\
-Policy reference, reasons and examples: see README.md.")]
+#[command(
+    name = "greguard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 bad input (policy, capture, arguments), 2 runtime failure.\n\
+Policy reference, reasons and examples: see README.md."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

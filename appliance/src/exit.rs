@@ -12,12 +12,18 @@ pub struct Failure {
 impl Failure {
     /// Bad input: a policy, a capture, arguments (exit 1).
     pub fn input(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { code: 1, error: error.into() }
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
     }
 
     /// A runtime failure: an output that cannot be written, an interface, AF_XDP (exit 2).
     pub fn runtime(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { code: 2, error: error.into() }
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
     }
 }
 

@@ -104,7 +104,10 @@ impl PcapOut {
         let writer = PcapWriter::with_header(BufWriter::new(file), header)
             .with_context(|| format!("{}: cannot write output capture", path.display()))
             .map_err(Failure::runtime)?;
-        Ok(PcapOut { path: path.to_owned(), writer })
+        Ok(PcapOut {
+            path: path.to_owned(),
+            writer,
+        })
     }
 
     fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Result<(), Failure> {
@@ -138,7 +141,10 @@ impl CsvOut {
         let file = File::create(path)
             .with_context(|| format!("{}: cannot create verdict file", path.display()))
             .map_err(Failure::runtime)?;
-        let mut out = CsvOut { path: path.to_owned(), writer: BufWriter::new(file) };
+        let mut out = CsvOut {
+            path: path.to_owned(),
+            writer: BufWriter::new(file),
+        };
         out.line(format_args!("frame,verdict,reason,tunnel"))?;
         Ok(out)
     }
@@ -185,7 +191,11 @@ fn summary(opts: &Options, policy: &Policy, c: &Counters, dir: Direction) -> Str
         dir.port(),
         opts.config.display()
     );
-    let _ = writeln!(s, "{:<8} {:<16} {:>12} {:>7} {:>14}", "verdict", "reason", "frames", "share", "bytes");
+    let _ = writeln!(
+        s,
+        "{:<8} {:<16} {:>12} {:>7} {:>14}",
+        "verdict", "reason", "frames", "share", "bytes"
+    );
     for verdict in Verdict::ALL {
         for reason in Reason::ALL {
             let n = c.packets(dir, reason, verdict);
@@ -193,19 +203,56 @@ fn summary(opts: &Options, policy: &Policy, c: &Counters, dir: Direction) -> Str
                 continue;
             }
             let bytes = c.bytes[dir as usize][reason.index()][verdict as usize];
-            let _ = writeln!(s, "{:<8} {:<16} {:>12} {:>6.1}% {:>14}", verdict.name(), reason.name(), n, percent(n, total), bytes);
+            let _ = writeln!(
+                s,
+                "{:<8} {:<16} {:>12} {:>6.1}% {:>14}",
+                verdict.name(),
+                reason.name(),
+                n,
+                percent(n, total),
+                bytes
+            );
         }
     }
-    let forwarded: u64 = Reason::ALL.iter().map(|&r| c.packets(dir, r, Verdict::Forward)).sum();
-    let _ = writeln!(s, "{:<25} {:>12} {:>6.1}%", "forwarded", forwarded, percent(forwarded, total));
-    let _ = writeln!(s, "{:<25} {:>12} {:>6.1}%", "dropped", total - forwarded, percent(total - forwarded, total));
-    let active: Vec<_> =
-        c.tunnel_packets.iter().enumerate().filter(|(_, t)| t.iter().any(|&n| n > 0)).collect();
+    let forwarded: u64 = Reason::ALL
+        .iter()
+        .map(|&r| c.packets(dir, r, Verdict::Forward))
+        .sum();
+    let _ = writeln!(
+        s,
+        "{:<25} {:>12} {:>6.1}%",
+        "forwarded",
+        forwarded,
+        percent(forwarded, total)
+    );
+    let _ = writeln!(
+        s,
+        "{:<25} {:>12} {:>6.1}%",
+        "dropped",
+        total - forwarded,
+        percent(total - forwarded, total)
+    );
+    let active: Vec<_> = c
+        .tunnel_packets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.iter().any(|&n| n > 0))
+        .collect();
     if !active.is_empty() {
-        let _ = writeln!(s, "\n{:<32} {:>12} {:>12}", "tunnel", "forwarded", "dropped");
+        let _ = writeln!(
+            s,
+            "\n{:<32} {:>12} {:>12}",
+            "tunnel", "forwarded", "dropped"
+        );
         for (i, t) in active {
             let name = u32::try_from(i).map_or("", |i| policy.tunnel_name(i));
-            let _ = writeln!(s, "{:<32} {:>12} {:>12}", name, t[Verdict::Forward as usize], t[Verdict::Drop as usize]);
+            let _ = writeln!(
+                s,
+                "{:<32} {:>12} {:>12}",
+                name,
+                t[Verdict::Forward as usize],
+                t[Verdict::Drop as usize]
+            );
         }
     }
     s

@@ -28,7 +28,10 @@ fn an_invalid_policy_exits_1_with_file_line_column() {
     assert_eq!(o.status.code(), Some(1));
     let (out, err) = text(&o);
     assert!(out.is_empty(), "{out}");
-    assert!(err.starts_with(&format!("{}:5:22: ", path.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:5:22: ", path.display())),
+        "{err}"
+    );
     assert!(err.contains("ipx"), "{err}");
 }
 
@@ -36,7 +39,13 @@ fn an_invalid_policy_exits_1_with_file_line_column() {
 fn a_missing_policy_exits_1_naming_the_file() {
     let o = greguard(&["check", "-c", "/nonexistent/greguard.toml"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("/nonexistent/greguard.toml: cannot read policy"), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("/nonexistent/greguard.toml: cannot read policy"),
+        "{:?}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -13,8 +13,16 @@ const PEER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
 fn tunnel_frame(src: Ipv4Addr, dst: Ipv4Addr, key: u32) -> Vec<u8> {
-    let inner = payload::ipv4_udp(Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1), 4000, 53, b"query");
-    FrameBuilder::ipv4(src, dst).gre(Gre::v0(0x0800).key(key), inner).build()
+    let inner = payload::ipv4_udp(
+        Ipv4Addr::new(10, 1, 0, 1),
+        Ipv4Addr::new(10, 2, 0, 1),
+        4000,
+        53,
+        b"query",
+    );
+    FrameBuilder::ipv4(src, dst)
+        .gre(Gre::v0(0x0800).key(key), inner)
+        .build()
 }
 
 fn policy(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
@@ -35,22 +43,46 @@ rate  = { pps = 10, burst = 2 }
 /// Compares replay's CSV with the expected CSV written by captures/make-captures.py (`*` = any).
 fn check_shipped(capture: &str, expected: &str) {
     let csv_text = std::fs::read_to_string(root().join("captures").join(expected)).unwrap();
-    let policy = csv_text.lines().next().unwrap().trim_start_matches("# policy: ").to_string();
+    let policy = csv_text
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("# policy: ")
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("v.csv");
-    let o = greguard(&["replay", "-c", &policy, &format!("captures/{capture}"), "--verdicts", out.to_str().unwrap()]);
+    let o = greguard(&[
+        "replay",
+        "-c",
+        &policy,
+        &format!("captures/{capture}"),
+        "--verdicts",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{:?}", text(&o));
     let got = read_verdicts(&out);
-    let want: Vec<Vec<String>> =
-        csv_text.lines().skip(2).map(|l| l.split(',').skip(1).map(String::from).collect()).collect();
+    let want: Vec<Vec<String>> = csv_text
+        .lines()
+        .skip(2)
+        .map(|l| l.split(',').skip(1).map(String::from).collect())
+        .collect();
     assert_eq!(got.len(), want.len(), "frame count of {capture}");
     let mut checked = 0;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         if w[0] == "*" {
-            assert!(fastpath::Reason::from_name(&g.1).is_some(), "frame {}: {g:?}", i + 1);
+            assert!(
+                fastpath::Reason::from_name(&g.1).is_some(),
+                "frame {}: {g:?}",
+                i + 1
+            );
             continue;
         }
-        assert_eq!((&g.0, &g.1, &g.2), (&w[0], &w[1], &w[2]), "{capture} frame {}", i + 1);
+        assert_eq!(
+            (&g.0, &g.1, &g.2),
+            (&w[0], &w[1], &w[2]),
+            "{capture} frame {}",
+            i + 1
+        );
         checked += 1;
     }
     assert!(checked >= 10, "{capture}: only {checked} labelled frames");
@@ -74,7 +106,11 @@ fn dmvpn_capture_with_fuzzed_gre_gets_the_verdicts_scapy_labelled() {
 #[test]
 fn forward_and_drop_pcaps_split_the_capture_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let (fwd, drop, csv) = (dir.path().join("f.pcap"), dir.path().join("d.pcap"), dir.path().join("v.csv"));
+    let (fwd, drop, csv) = (
+        dir.path().join("f.pcap"),
+        dir.path().join("d.pcap"),
+        dir.path().join("v.csv"),
+    );
     let o = greguard(&[
         "replay",
         "-c",
@@ -105,14 +141,24 @@ fn forward_and_drop_pcaps_split_the_capture_exactly() {
         assert_eq!(out, frame);
     }
     // tcpdump (installed by `make test`) opens them.
-    if let Ok(t) = std::process::Command::new("tcpdump").args(["-nr", fwd.to_str().unwrap()]).output() {
+    if let Ok(t) = std::process::Command::new("tcpdump")
+        .args(["-nr", fwd.to_str().unwrap()])
+        .output()
+    {
         assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
         assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), n_fwd);
     }
     let (stdout, _) = text(&o);
     assert!(stdout.contains("unknown_tunnel"), "{stdout}");
-    let total_line = stdout.lines().find(|l| l.starts_with("forwarded")).expect("a forwarded line");
-    assert_eq!(total_line.split_whitespace().nth(1), Some(n_fwd.to_string().as_str()), "{stdout}");
+    let total_line = stdout
+        .lines()
+        .find(|l| l.starts_with("forwarded"))
+        .expect("a forwarded line");
+    assert_eq!(
+        total_line.split_whitespace().nth(1),
+        Some(n_fwd.to_string().as_str()),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -121,7 +167,11 @@ fn from_inside_reverses_the_tunnel_orientation() {
     let pol = policy(dir.path(), ONE_TUNNEL);
     let cap = dir.path().join("in.pcap");
     // Concentrator → branch: source is the local end.
-    write_pcap(&cap, DataLink::ETHERNET, &[(1_000_000_000, tunnel_frame(LOCAL, PEER, 1001))]);
+    write_pcap(
+        &cap,
+        DataLink::ETHERNET,
+        &[(1_000_000_000, tunnel_frame(LOCAL, PEER, 1001))],
+    );
     for (from, reason) in [("inside", "tunnel"), ("outside", "unknown_tunnel")] {
         let csv = dir.path().join(format!("{from}.csv"));
         let o = greguard(&[
@@ -145,14 +195,31 @@ fn policers_run_on_capture_time_and_give_the_same_result_every_run() {
     let pol = policy(dir.path(), ONE_TUNNEL);
     let cap = dir.path().join("burst.pcap");
     // 6 frames at one instant (burst 2 passes), then 6 frames 100 ms apart (10 pps refills 1 each).
-    let mut frames: Vec<(u64, Vec<u8>)> = (0..6).map(|_| (5_000_000_000, tunnel_frame(PEER, LOCAL, 1001))).collect();
-    frames.extend((1..=6).map(|i| (5_000_000_000 + i * 100_000_000, tunnel_frame(PEER, LOCAL, 1001))));
+    let mut frames: Vec<(u64, Vec<u8>)> = (0..6)
+        .map(|_| (5_000_000_000, tunnel_frame(PEER, LOCAL, 1001)))
+        .collect();
+    frames.extend((1..=6).map(|i| {
+        (
+            5_000_000_000 + i * 100_000_000,
+            tunnel_frame(PEER, LOCAL, 1001),
+        )
+    }));
     write_pcap(&cap, DataLink::ETHERNET, &frames);
     let run = || {
         let csv = dir.path().join("v.csv");
-        let o = greguard(&["replay", "-c", pol.to_str().unwrap(), cap.to_str().unwrap(), "--verdicts", csv.to_str().unwrap()]);
+        let o = greguard(&[
+            "replay",
+            "-c",
+            pol.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--verdicts",
+            csv.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{:?}", text(&o));
-        read_verdicts(&csv).into_iter().map(|v| v.1).collect::<Vec<_>>()
+        read_verdicts(&csv)
+            .into_iter()
+            .map(|v| v.1)
+            .collect::<Vec<_>>()
     };
     let first = run();
     let expect: Vec<&str> = ["tunnel", "tunnel"]
@@ -172,7 +239,9 @@ fn linux_cooked_and_raw_ip_captures_are_classified_like_ethernet() {
     let ip = eth[14..].to_vec();
     let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0, 0, 1, 0x08, 0x00];
     sll.extend_from_slice(&ip);
-    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0, 0, 1];
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0, 0, 1,
+    ];
     sll2.extend_from_slice(&ip);
     for (name, link, frame) in [
         ("sll", DataLink::LINUX_SLL, sll),
@@ -183,9 +252,20 @@ fn linux_cooked_and_raw_ip_captures_are_classified_like_ethernet() {
         let cap = dir.path().join(format!("{name}.pcap"));
         write_pcap(&cap, link, &[(1, frame)]);
         let csv = dir.path().join(format!("{name}.csv"));
-        let o = greguard(&["replay", "-c", pol.to_str().unwrap(), cap.to_str().unwrap(), "--verdicts", csv.to_str().unwrap()]);
+        let o = greguard(&[
+            "replay",
+            "-c",
+            pol.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--verdicts",
+            csv.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{name}: {:?}", text(&o));
-        assert_eq!(read_verdicts(&csv)[0], ("forward".into(), "tunnel".into(), "berlin".into()), "{name}");
+        assert_eq!(
+            read_verdicts(&csv)[0],
+            ("forward".into(), "tunnel".into(), "berlin".into()),
+            "{name}"
+        );
     }
 }
 
@@ -197,8 +277,12 @@ fn cut_frames_are_reported_as_truncated_with_a_note() {
     let frame = tunnel_frame(PEER, LOCAL, 1001);
     let file = std::fs::File::create(&cap).unwrap();
     let mut w = pcap_file::pcap::PcapWriter::new(file).unwrap();
-    w.write_packet(&pcap_file::pcap::PcapPacket::new(std::time::Duration::ZERO, frame.len() as u32, &frame[..40]))
-        .unwrap();
+    w.write_packet(&pcap_file::pcap::PcapPacket::new(
+        std::time::Duration::ZERO,
+        frame.len() as u32,
+        &frame[..40],
+    ))
+    .unwrap();
     drop(w);
     let o = greguard(&["replay", "-c", pol.to_str().unwrap(), cap.to_str().unwrap()]);
     let (out, _) = text(&o);
@@ -209,10 +293,18 @@ fn cut_frames_are_reported_as_truncated_with_a_note() {
 
 #[test]
 fn a_missing_capture_is_bad_input() {
-    let o = greguard(&["replay", "-c", "config/examples/small-site.toml", "captures/nope.pcap"]);
+    let o = greguard(&[
+        "replay",
+        "-c",
+        "config/examples/small-site.toml",
+        "captures/nope.pcap",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let (_, err) = text(&o);
-    assert!(err.contains("captures/nope.pcap: cannot open capture"), "{err}");
+    assert!(
+        err.contains("captures/nope.pcap: cannot open capture"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -220,12 +312,22 @@ fn a_file_that_is_no_capture_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pcap");
     std::fs::write(&junk, b"GET / HTTP/1.1\r\n").unwrap();
-    let o = greguard(&["replay", "-c", "config/examples/small-site.toml", junk.to_str().unwrap()]);
+    let o = greguard(&[
+        "replay",
+        "-c",
+        "config/examples/small-site.toml",
+        junk.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let (_, err) = text(&o);
     assert!(err.contains("not a pcap or pcapng capture"), "{err}");
     std::fs::write(&junk, b"").unwrap();
-    let o = greguard(&["replay", "-c", "config/examples/small-site.toml", junk.to_str().unwrap()]);
+    let o = greguard(&[
+        "replay",
+        "-c",
+        "config/examples/small-site.toml",
+        junk.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("it is empty"), "{:?}", text(&o));
 }
@@ -236,7 +338,12 @@ fn a_capture_cut_mid_frame_is_reported_as_corrupt() {
     let bytes = std::fs::read(root().join("captures/backscatter-mix.pcap")).unwrap();
     let cut = dir.path().join("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
-    let o = greguard(&["replay", "-c", "config/examples/small-site.toml", cut.to_str().unwrap()]);
+    let o = greguard(&[
+        "replay",
+        "-c",
+        "config/examples/small-site.toml",
+        cut.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let (_, err) = text(&o);
     assert!(err.contains("corrupt capture after 189 frames"), "{err}");
@@ -246,10 +353,18 @@ fn a_capture_cut_mid_frame_is_reported_as_corrupt() {
 fn a_bad_policy_stops_replay_with_its_location() {
     let dir = tempfile::tempdir().unwrap();
     let pol = policy(dir.path(), "[defaults]\nnon_gre = \"maybe\"\n");
-    let o = greguard(&["replay", "-c", pol.to_str().unwrap(), "captures/backscatter-mix.pcap"]);
+    let o = greguard(&[
+        "replay",
+        "-c",
+        pol.to_str().unwrap(),
+        "captures/backscatter-mix.pcap",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let (_, err) = text(&o);
-    assert!(err.starts_with(&format!("{}:2:11: ", pol.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:2:11: ", pol.display())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -263,5 +378,11 @@ fn an_output_that_cannot_be_written_is_a_runtime_failure() {
         "/nonexistent-dir/out.pcap",
     ]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("/nonexistent-dir/out.pcap: cannot create output capture"), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("/nonexistent-dir/out.pcap: cannot create output capture"),
+        "{:?}",
+        text(&o)
+    );
 }

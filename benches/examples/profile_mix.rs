@@ -14,7 +14,9 @@ use benches::{policy, standard_mix};
 use fastpath::{Classifier, Decision, Direction};
 
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().unwrap_or(0));
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<usize>().unwrap_or(0));
     let tunnels = args.next().filter(|&n| n > 0).unwrap_or(10_000);
     let rounds = args.next().filter(|&n| n > 0).unwrap_or(100);
     let policy = policy(tunnels);
@@ -26,8 +28,14 @@ fn main() {
     for _ in 0..rounds {
         for batch in refs.chunks(64) {
             c.classify_batch(&policy, 0, Direction::FromOutside, batch, &mut out);
-            forwarded += black_box(&out).iter().filter(|d| d.verdict == fastpath::Verdict::Forward).count();
+            forwarded += black_box(&out)
+                .iter()
+                .filter(|d| d.verdict == fastpath::Verdict::Forward)
+                .count();
         }
     }
-    println!("{} frames classified, {forwarded} forwarded", rounds * refs.len());
+    println!(
+        "{} frames classified, {forwarded} forwarded",
+        rounds * refs.len()
+    );
 }

@@ -11,26 +11,44 @@ use pcap_file::DataLink;
 
 /// The workspace root (captures/ and config/examples/ live there).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Runs `greguard` with `args`.
 pub fn greguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_greguard")).args(args).current_dir(root()).output().expect("run greguard")
+    Command::new(env!("CARGO_BIN_EXE_greguard"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run greguard")
 }
 
 /// Stdout and stderr as text.
 pub fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Writes `frames` (timestamp in ns, bytes) as a pcap of link type `link`.
 pub fn write_pcap(path: &Path, link: DataLink, frames: &[(u64, Vec<u8>)]) {
     let file = std::fs::File::create(path).expect("create capture");
-    let header = PcapHeader { datalink: link, ..PcapHeader::default() };
+    let header = PcapHeader {
+        datalink: link,
+        ..PcapHeader::default()
+    };
     let mut w = PcapWriter::with_header(file, header).expect("pcap header");
     for (ts, data) in frames {
-        w.write_packet(&PcapPacket::new(Duration::from_nanos(*ts), data.len() as u32, data)).expect("write packet");
+        w.write_packet(&PcapPacket::new(
+            Duration::from_nanos(*ts),
+            data.len() as u32,
+            data,
+        ))
+        .expect("write packet");
     }
 }
 
@@ -42,7 +60,11 @@ pub fn read_pcap(path: &Path) -> (DataLink, Vec<(u64, u32, Vec<u8>)>) {
     let mut out = Vec::new();
     while let Some(p) = r.next_packet() {
         let p = p.expect("packet");
-        out.push((p.timestamp.as_nanos() as u64, p.orig_len, p.data.into_owned()));
+        out.push((
+            p.timestamp.as_nanos() as u64,
+            p.orig_len,
+            p.data.into_owned(),
+        ));
     }
     (link, out)
 }
