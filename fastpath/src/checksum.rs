@@ -30,9 +30,22 @@ fn fold(sum: u64) -> u16 {
 }
 
 /// True when `data` (with its checksum field in place) verifies.
+///
+/// The sum is taken in the machine's byte order: RFC 1071 §2(B) — the ones' complement sum is
+/// independent of byte order up to a swap of its two bytes, and the verifying value 0xFFFF is its
+/// own swap. That saves a byte swap per word on little-endian machines.
 #[inline]
 pub fn verifies(data: &[u8]) -> bool {
-    ones_complement_sum(data) == 0xFFFF
+    let mut sum: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        sum += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = words.remainder();
+    let mut tail = [0u8; 4];
+    tail[..rest.len()].copy_from_slice(rest);
+    sum += u64::from(u32::from_ne_bytes(tail));
+    fold(sum) == 0xFFFF
 }
 
 /// The checksum to store in a zeroed checksum field of `data`.
@@ -79,6 +92,34 @@ mod tests {
                 reference(&data[..len]),
                 "len {len}"
             );
+        }
+    }
+
+    #[test]
+    fn native_order_verification_agrees_with_the_big_endian_sum() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for len in 2..200usize {
+            let mut data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            assert_eq!(
+                verifies(&data),
+                ones_complement_sum(&data) == 0xFFFF,
+                "len {len}"
+            );
+            // Make it verify: a checksum field in the first two bytes.
+            data[0] = 0;
+            data[1] = 0;
+            let c = compute(&data);
+            data[..2].copy_from_slice(&c.to_be_bytes());
+            assert!(verifies(&data), "len {len}");
+            data[len - 1] ^= 0x40;
+            assert!(!verifies(&data), "len {len}");
         }
     }
 

@@ -18,6 +18,7 @@ pub mod build;
 pub mod checksum;
 pub mod classify;
 pub mod counters;
+mod hosts;
 pub mod inner;
 pub mod policer;
 pub mod policy;

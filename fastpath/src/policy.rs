@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use foldhash::fast::RandomState;
 use prefix_trie::PrefixMap;
 
+use crate::hosts::{HostKey, HostTable};
 use crate::policer::Rate;
 use crate::protocols::ProtocolSet;
 use crate::reason::{Verdict, NO_TUNNEL};
@@ -148,8 +149,9 @@ pub enum KeyRule {
 }
 
 /// `allow | require | forbid` for the C and S bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FlagRule {
+    #[default]
     Allow,
     Require,
     Forbid,
@@ -195,7 +197,7 @@ pub struct TunnelRule {
 
 /// The part of a tunnel's rule the classifier reads on every packet, kept beside the tunnel index
 /// in the lookup tables so a match costs one hash probe and no further memory access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HotRule {
     /// Allowed protocol classes ([`crate::ProtoClass::bit`]).
     pub classes: u16,
@@ -250,7 +252,7 @@ const HOT_NONE: HotRule = HotRule {
 };
 
 /// How an [`Entry`] selects its tunnel by key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Select {
     /// The pair's only tunnel has no `key` rule.
     Any,
@@ -259,12 +261,13 @@ enum Select {
     /// The pair's only tunnel has `key = N` (N in `Entry::key`).
     Equal,
     /// Several tunnels share the pair: resolve through `Policy::pairs`.
+    #[default]
     Several,
 }
 
 /// The value stored for one (peer, local) pair in the lookup tables. The common case — one
 /// tunnel per pair — is resolved from the entry alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Entry {
     pair: u32,
     tunnel: u32,
@@ -323,24 +326,45 @@ impl From<Hit> for Match {
 
 type Map<K, V> = HashMap<K, V, RandomState>;
 
+/// An address family's key in the host-pair table.
+trait Family: Copy + Eq + std::hash::Hash {
+    type Key: HostKey;
+    fn key(peer: Self, local: Self) -> Self::Key;
+}
+
+impl Family for u32 {
+    type Key = u64;
+    #[inline(always)]
+    fn key(peer: u32, local: u32) -> u64 {
+        (u64::from(peer) << 32) | u64::from(local)
+    }
+}
+
+impl Family for u128 {
+    type Key = (u128, u128);
+    #[inline(always)]
+    fn key(peer: u128, local: u128) -> (u128, u128) {
+        (peer, local)
+    }
+}
+
 /// The lookup tables of one address family.
 #[derive(Clone, Debug)]
-struct FamilyTable<A: Copy + Eq + std::hash::Hash>
+struct FamilyTable<A: Family>
 where
     (A, u8): prefix_trie::Prefix,
 {
-    hosts: Map<(A, A), Entry>,
+    hosts: HostTable<A::Key, Entry>,
     prefixes: PrefixMap<(A, u8), PrefixMap<(A, u8), Entry>>,
 }
 
-impl<A> Default for FamilyTable<A>
+impl<A: Family> Default for FamilyTable<A>
 where
-    A: Copy + Eq + std::hash::Hash,
     (A, u8): prefix_trie::Prefix,
 {
     fn default() -> Self {
         FamilyTable {
-            hosts: Map::default(),
+            hosts: HostTable::default(),
             prefixes: PrefixMap::new(),
         }
     }
@@ -351,7 +375,7 @@ macro_rules! family_lookup {
         /// Finds the entry of the most specific (peer, local) pair.
         #[inline(always)]
         fn $name(t: &FamilyTable<$addr>, peer: $addr, local: $addr) -> Option<&Entry> {
-            if let Some(entry) = t.hosts.get(&(peer, local)) {
+            if let Some(entry) = t.hosts.get(<$addr as Family>::key(peer, local)) {
                 return Some(entry);
             }
             if t.prefixes.is_empty() {
@@ -610,7 +634,7 @@ fn family_entry<A>(
     next_pair: u32,
 ) -> &mut Entry
 where
-    A: Copy + Eq + std::hash::Hash,
+    A: Family,
     (A, u8): prefix_trie::Prefix,
 {
     let fresh = Entry {
@@ -621,7 +645,7 @@ where
         select: Select::Several,
     };
     if peer.1 == bits && local.1 == bits {
-        t.hosts.entry((peer.0, local.0)).or_insert(fresh)
+        t.hosts.get_or_insert(A::key(peer.0, local.0), fresh)
     } else {
         let locals = t.prefixes.entry(peer).or_default();
         locals.entry(local).or_insert(fresh)
