@@ -65,6 +65,9 @@ fn extras(t: &TunnelSpec) -> String {
 /// `3 tunnels: 2 version 0, 1 version 1; 3 IPv4; 1 host pair, 2 with prefixes`, zero counts left
 /// out.
 fn census(tunnels: &[TunnelSpec]) -> String {
+    if tunnels.is_empty() {
+        return "0 tunnels: all valid GRE is unknown_tunnel".to_string();
+    }
     let count = |f: &dyn Fn(&TunnelSpec) -> bool| tunnels.iter().filter(|t| f(t)).count();
     let part = |items: &[(usize, &str, &str)]| {
         items
