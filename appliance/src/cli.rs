@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// greguard: a transparent inline filter that keeps unwanted GRE away from VPN concentrators.
 ///
@@ -41,26 +41,30 @@ pub enum Command {
     /// The same code and the same policy as the data path; policers run on the capture's
     /// timestamps, so every run gives the same result. Reads pcap and pcapng with Ethernet,
     /// Linux cooked (SLL, SLL2) or raw-IP link types.
-    Replay {
-        /// The policy file (TOML).
-        #[arg(short = 'c', long = "config", value_name = "FILE")]
-        config: PathBuf,
-        /// The capture to classify (pcap or pcapng).
-        #[arg(value_name = "IN")]
-        input: PathBuf,
-        /// Write the forwarded frames to this pcap file.
-        #[arg(long, value_name = "OUT.pcap")]
-        forward: Option<PathBuf>,
-        /// Write the dropped frames to this pcap file.
-        #[arg(long, value_name = "OUT.pcap")]
-        drop: Option<PathBuf>,
-        /// Write one CSV line per frame: frame,verdict,reason,tunnel (frame numbered from 1).
-        #[arg(long, value_name = "OUT.csv")]
-        verdicts: Option<PathBuf>,
-        /// The port the captured frames arrived on; decides which end of a tunnel is the peer.
-        #[arg(long, value_enum, default_value_t = Port::Outside)]
-        from: Port,
-    },
+    Replay(ReplayArgs),
+}
+
+/// What `greguard replay` is asked to do.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The policy file (TOML).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// The capture to classify (pcap or pcapng).
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// Write the forwarded frames to this pcap file.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub forward: Option<PathBuf>,
+    /// Write the dropped frames to this pcap file.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub drop: Option<PathBuf>,
+    /// Write one CSV line per frame: frame,verdict,reason,tunnel (frame numbered from 1).
+    #[arg(long, value_name = "OUT.csv")]
+    pub verdicts: Option<PathBuf>,
+    /// The port the captured frames arrived on; decides which end of a tunnel is the peer.
+    #[arg(long, value_enum, default_value_t = Port::Outside)]
+    pub from: Port,
 }
 
 /// A port of the box.

@@ -17,21 +17,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Check { config } => check::run(&config),
-        cli::Command::Replay {
-            config,
-            input,
-            forward,
-            drop,
-            verdicts,
-            from,
-        } => replay::run(&replay::Options {
-            config,
-            input,
-            forward,
-            drop,
-            verdicts,
-            from,
-        }),
+        cli::Command::Replay(args) => replay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,25 +12,14 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
 use crate::capture::Capture;
-use crate::cli::Port;
+use crate::cli::{Port, ReplayArgs};
 use crate::exit::Failure;
-
-/// What `greguard replay` was asked to do.
-#[derive(Debug)]
-pub struct Options {
-    pub config: PathBuf,
-    pub input: PathBuf,
-    pub forward: Option<PathBuf>,
-    pub drop: Option<PathBuf>,
-    pub verdicts: Option<PathBuf>,
-    pub from: Port,
-}
 
 /// The largest frame written to output pcaps (their snaplen).
 const OUT_SNAPLEN: u32 = 262_144;
 
 /// Runs the replay and prints the summary table.
-pub fn run(opts: &Options) -> Result<(), Failure> {
+pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
     let loaded = config::load_file(&opts.config).map_err(Failure::input)?;
     let policy = &loaded.policy;
     let mut capture = Capture::open(&opts.input).map_err(Failure::input)?;
@@ -179,7 +168,7 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The table printed at the end: one row per (verdict, reason) seen, then per-tunnel counts.
-fn summary(opts: &Options, policy: &Policy, c: &Counters, dir: Direction) -> String {
+fn summary(opts: &ReplayArgs, policy: &Policy, c: &Counters, dir: Direction) -> String {
     use std::fmt::Write as _;
     let total = c.port_total(dir);
     let mut s = String::new();

@@ -49,18 +49,11 @@ fn check_shipped(capture: &str, expected: &str) {
         .unwrap()
         .trim_start_matches("# policy: ")
         .to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("v.csv");
-    let o = greguard(&[
-        "replay",
-        "-c",
-        &policy,
-        &format!("captures/{capture}"),
-        "--verdicts",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{:?}", text(&o));
-    let got = read_verdicts(&out);
+    let got = replay_verdicts(
+        &root().join(policy),
+        &root().join("captures").join(capture),
+        &[],
+    );
     let want: Vec<Vec<String>> = csv_text
         .lines()
         .skip(2)
@@ -173,19 +166,8 @@ fn from_inside_reverses_the_tunnel_orientation() {
         &[(1_000_000_000, tunnel_frame(LOCAL, PEER, 1001))],
     );
     for (from, reason) in [("inside", "tunnel"), ("outside", "unknown_tunnel")] {
-        let csv = dir.path().join(format!("{from}.csv"));
-        let o = greguard(&[
-            "replay",
-            "-c",
-            pol.to_str().unwrap(),
-            cap.to_str().unwrap(),
-            "--from",
-            from,
-            "--verdicts",
-            csv.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{:?}", text(&o));
-        assert_eq!(read_verdicts(&csv)[0].1, reason, "--from {from}");
+        let rows = replay_verdicts(&pol, &cap, &["--from", from]);
+        assert_eq!(rows[0].1, reason, "--from {from}");
     }
 }
 
@@ -206,17 +188,7 @@ fn policers_run_on_capture_time_and_give_the_same_result_every_run() {
     }));
     write_pcap(&cap, DataLink::ETHERNET, &frames);
     let run = || {
-        let csv = dir.path().join("v.csv");
-        let o = greguard(&[
-            "replay",
-            "-c",
-            pol.to_str().unwrap(),
-            cap.to_str().unwrap(),
-            "--verdicts",
-            csv.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{:?}", text(&o));
-        read_verdicts(&csv)
+        replay_verdicts(&pol, &cap, &[])
             .into_iter()
             .map(|v| v.1)
             .collect::<Vec<_>>()
@@ -251,18 +223,8 @@ fn linux_cooked_and_raw_ip_captures_are_classified_like_ethernet() {
     ] {
         let cap = dir.path().join(format!("{name}.pcap"));
         write_pcap(&cap, link, &[(1, frame)]);
-        let csv = dir.path().join(format!("{name}.csv"));
-        let o = greguard(&[
-            "replay",
-            "-c",
-            pol.to_str().unwrap(),
-            cap.to_str().unwrap(),
-            "--verdicts",
-            csv.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{name}: {:?}", text(&o));
         assert_eq!(
-            read_verdicts(&csv)[0],
+            replay_verdicts(&pol, &cap, &[])[0],
             ("forward".into(), "tunnel".into(), "berlin".into()),
             "{name}"
         );

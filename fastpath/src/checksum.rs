@@ -6,23 +6,28 @@
 /// zero), folded to 16 bits. A buffer whose stored checksum is right sums to `0xFFFF`.
 #[inline]
 pub fn ones_complement_sum(data: &[u8]) -> u16 {
-    // Sum 32-bit big-endian words into a u64: carries are folded once at the end.
+    fold(wide_sum(data, u32::from_be_bytes))
+}
+
+/// Sums `data` as 32-bit words read by `word` (an odd tail padded with zeros) into a u64, whose
+/// carries [`fold`] folds once at the end.
+#[inline(always)]
+fn wide_sum(data: &[u8], word: fn([u8; 4]) -> u32) -> u64 {
     let mut sum: u64 = 0;
     let mut words = data.chunks_exact(4);
     for w in &mut words {
-        sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        sum += u64::from(word([w[0], w[1], w[2], w[3]]));
     }
     let rest = words.remainder();
     let mut tail = [0u8; 4];
     tail[..rest.len()].copy_from_slice(rest);
-    sum += u64::from(u32::from_be_bytes(tail));
-    fold(sum)
+    sum + u64::from(word(tail))
 }
 
 /// Folds a wide ones' complement sum to 16 bits.
 #[inline]
 fn fold(sum: u64) -> u16 {
-    // Three fixed steps, no loop: 64 → 33 → 17 → 16 bits (each step's carry fits the next).
+    // Fixed steps, no loop: 64 → 33 → 18 → 17 → 16 bits (each step's carry fits the next).
     let s = (sum & 0xFFFF_FFFF) + (sum >> 32);
     let s = (s & 0xFFFF) + (s >> 16);
     let s = (s & 0xFFFF) + (s >> 16);
@@ -36,16 +41,7 @@ fn fold(sum: u64) -> u16 {
 /// own swap. That saves a byte swap per word on little-endian machines.
 #[inline]
 pub fn verifies(data: &[u8]) -> bool {
-    let mut sum: u64 = 0;
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        sum += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let rest = words.remainder();
-    let mut tail = [0u8; 4];
-    tail[..rest.len()].copy_from_slice(rest);
-    sum += u64::from(u32::from_ne_bytes(tail));
-    fold(sum) == 0xFFFF
+    fold(wide_sum(data, u32::from_ne_bytes)) == 0xFFFF
 }
 
 /// The checksum to store in a zeroed checksum field of `data`.

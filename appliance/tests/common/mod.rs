@@ -84,3 +84,25 @@ pub fn read_verdicts(path: &Path) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// Runs `greguard replay -c POLICY CAPTURE EXTRA... --verdicts TMP`, asserts it succeeded and
+/// returns the verdict rows.
+pub fn replay_verdicts(
+    policy: &Path,
+    capture: &Path,
+    extra: &[&str],
+) -> Vec<(String, String, String)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let csv = dir.path().join("verdicts.csv");
+    let mut args = vec![
+        "replay",
+        "-c",
+        policy.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--verdicts", csv.to_str().unwrap()]);
+    let o = greguard(&args);
+    assert!(o.status.success(), "{args:?}: {:?}", text(&o));
+    read_verdicts(&csv)
+}
