@@ -5,9 +5,9 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Build dependencies of xsk-rs / libxdp-sys (clang, llvm, libelf, zlib, m4, pkg-config, libpcap)
-# and the tools the tests use to open our pcaps (tcpdump, tshark).
+# and the tool the tests use to open our pcaps (tcpdump).
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-                tcpdump tshark iproute2
+                tcpdump iproute2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
