@@ -38,6 +38,9 @@ pub enum CaptureError {
 /// One captured frame, as Ethernet.
 #[derive(Debug)]
 pub struct Frame<'a> {
+    /// The frame's number in the capture, from 1, as Wireshark numbers frames (skipped frames of
+    /// other interfaces count too).
+    pub number: u64,
     /// Capture timestamp in nanoseconds since the epoch.
     pub ts_ns: u64,
     /// Length on the wire (may exceed the captured bytes when the capture's snaplen cut it).
@@ -62,10 +65,14 @@ enum Inner {
     Pcap {
         reader: PcapReader<BufReader<File>>,
         link: DataLink,
+        /// Nanosecond timestamps (magic a1b23c4d) rather than microseconds.
+        nanos: bool,
     },
     PcapNg {
         reader: PcapNgReader<BufReader<File>>,
         last_ts: u64,
+        /// Frames of interfaces with a link type the box never sees.
+        skipped: u64,
     },
 }
 
@@ -95,13 +102,19 @@ impl Capture {
         };
         let inner = if got == 4 && PCAP_MAGICS.contains(&magic) {
             let reader = PcapReader::new(reader).map_err(corrupt)?;
-            let link = reader.header().datalink;
-            check_link(path, link)?;
-            Inner::Pcap { reader, link }
+            let header = reader.header();
+            check_link(path, header.datalink)?;
+            let nanos = header.ts_resolution == pcap_file::TsResolution::NanoSecond;
+            Inner::Pcap {
+                reader,
+                link: header.datalink,
+                nanos,
+            }
         } else if got == 4 && magic == PCAPNG_MAGIC {
             Inner::PcapNg {
                 reader: PcapNgReader::new(reader).map_err(corrupt)?,
                 last_ts: 0,
+                skipped: 0,
             }
         } else {
             let magic = magic[..got]
@@ -126,6 +139,14 @@ impl Capture {
         })
     }
 
+    /// Frames skipped because their pcapng interface has a link type the box never sees.
+    pub fn skipped(&self) -> u64 {
+        match &self.inner {
+            Inner::PcapNg { skipped, .. } => *skipped,
+            Inner::Pcap { .. } => 0,
+        }
+    }
+
     /// The next frame, `None` at the end of the capture.
     pub fn next_frame(&mut self) -> Option<Result<Frame<'_>, CaptureError>> {
         let frames = self.frames;
@@ -135,28 +156,45 @@ impl Capture {
             frames,
             detail,
         };
+        let counter = &mut self.frames;
         let out = match &mut self.inner {
-            Inner::Pcap { reader, link } => {
-                let packet = match reader.next_packet()? {
+            Inner::Pcap {
+                reader,
+                link,
+                nanos,
+            } => {
+                // Raw records: pcap-file 2.0 refuses a record whose original length exceeds the
+                // header's snap length, which is every cut frame of `tcpdump -s N`.
+                let packet = match reader.next_raw_packet()? {
                     Ok(p) => p,
                     Err(e) => return Some(Err(corrupt(e.to_string()))),
                 };
-                let ts_ns = u64::try_from(packet.timestamp.as_nanos()).unwrap_or(u64::MAX);
+                let frac_ns = if *nanos {
+                    u64::from(packet.ts_frac)
+                } else {
+                    u64::from(packet.ts_frac) * 1000
+                };
+                let ts_ns = u64::from(packet.ts_sec) * 1_000_000_000 + frac_ns;
                 let captured = packet.data.len();
                 let cut = (captured as u64) < u64::from(packet.orig_len);
                 let data = match packet.data {
                     Cow::Borrowed(b) => to_ethernet(*link, b),
-                    Cow::Owned(v) => to_ethernet(*link, &v).map(|d| Cow::Owned(d.into_owned())),
+                    Cow::Owned(v) => Cow::Owned(to_ethernet(*link, &v).into_owned()),
                 };
-                data.map(|data| Frame {
+                *counter += 1;
+                Ok(Frame {
+                    number: *counter,
                     ts_ns,
                     orig_len: wire_len(packet.orig_len, captured, data.len()),
                     data,
                     cut,
                 })
-                .ok_or_else(|| corrupt(format!("a {link:?} frame too short for its link header")))
             }
-            Inner::PcapNg { reader, last_ts } => loop {
+            Inner::PcapNg {
+                reader,
+                last_ts,
+                skipped,
+            } => loop {
                 let block = match reader.next_block()? {
                     Ok(b) => b,
                     Err(e) => return Some(Err(corrupt(e.to_string()))),
@@ -178,36 +216,47 @@ impl Capture {
                     ),
                     _ => continue,
                 };
+                *counter += 1;
                 let Some(idb) = reader.interfaces().get(iface as usize) else {
                     break Err(corrupt(format!(
                         "a packet names interface {iface}, which the capture never described"
                     )));
                 };
                 let link = idb.linktype;
-                if let Err(e) = check_link(path, link) {
-                    break Err(e);
+                if check_link(path, link).is_err() {
+                    // Another interface of the capture (a loopback, a wireless monitor, ...):
+                    // not traffic the box would see; counted and skipped.
+                    *skipped += 1;
+                    continue;
                 }
                 // pcap-file hands the raw 64-bit timestamp over as if it were nanoseconds; scale it
-                // by the interface's if_tsresol (default 10^-6 s, pcapng §4.2).
+                // by the interface's if_tsresol (default 10^-6 s) and add if_tsoffset (pcapng §4.2).
                 if let Some(raw) = raw_ts {
-                    *last_ts = scale_timestamp(raw, tsresol(&idb.options));
+                    *last_ts = scale_timestamp(raw, tsresol(&idb.options))
+                        .saturating_add_signed(tsoffset(&idb.options));
                 }
-                let cut = (data.len() as u64) < u64::from(orig_len);
-                let frame = to_ethernet(link, &data)
-                    .map(|d| Cow::<[u8]>::Owned(d.into_owned()))
-                    .map(|d| Frame {
-                        ts_ns: *last_ts,
-                        orig_len: wire_len(orig_len, data.len(), d.len()),
-                        data: d,
-                        cut,
-                    })
-                    .ok_or_else(|| {
-                        corrupt(format!("a {link:?} frame too short for its link header"))
+                // A simple packet block's data includes its padding: keep what was captured.
+                let data = if raw_ts.is_none() {
+                    let keep = (orig_len as usize).min(if idb.snaplen == 0 {
+                        usize::MAX
+                    } else {
+                        idb.snaplen as usize
                     });
-                break frame;
+                    data.get(..keep).map_or(data.clone(), <[u8]>::to_vec)
+                } else {
+                    data
+                };
+                let cut = (data.len() as u64) < u64::from(orig_len);
+                let frame = to_ethernet(link, &data).into_owned();
+                break Ok(Frame {
+                    number: *counter,
+                    ts_ns: *last_ts,
+                    orig_len: wire_len(orig_len, data.len(), frame.len()),
+                    data: Cow::Owned(frame),
+                    cut,
+                });
             },
         };
-        self.frames += 1;
         Some(out)
     }
 }
@@ -245,6 +294,19 @@ fn check_link(path: &Path, link: DataLink) -> Result<(), CaptureError> {
     }
 }
 
+fn tsoffset(options: &[InterfaceDescriptionOption<'_>]) -> i64 {
+    options
+        .iter()
+        .find_map(|o| match o {
+            // The offset is a signed number of seconds stored in a u64 (pcapng §4.2).
+            InterfaceDescriptionOption::IfTsOffset(secs) => {
+                Some((*secs as i64).saturating_mul(1_000_000_000))
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 fn tsresol(options: &[InterfaceDescriptionOption<'_>]) -> u8 {
     options
         .iter()
@@ -271,33 +333,36 @@ fn scale_timestamp(raw: u128, resol: u8) -> u64 {
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
 
-/// The Ethernet frame for a captured frame of link type `link`.
-pub fn to_ethernet(link: DataLink, data: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let (ethertype, l3): (u16, &[u8]) = match link {
-        DataLink::ETHERNET => return Some(Cow::Borrowed(data)),
+/// The Ethernet frame for a captured frame of link type `link`. A frame too short for its link
+/// header becomes an empty frame, which the classifier calls `truncated`.
+pub fn to_ethernet(link: DataLink, data: &[u8]) -> Cow<'_, [u8]> {
+    let parts: Option<(u16, &[u8])> = match link {
+        DataLink::ETHERNET => return Cow::Borrowed(data),
         // SLL: packet type, ARPHRD, address length, 8-byte address, protocol (16 bytes).
-        DataLink::LINUX_SLL => (
-            u16::from_be_bytes([*data.get(14)?, *data.get(15)?]),
-            data.get(16..)?,
-        ),
+        DataLink::LINUX_SLL => data
+            .get(14..16)
+            .zip(data.get(16..))
+            .map(|(p, l3)| (u16::from_be_bytes([p[0], p[1]]), l3)),
         // SLL2: protocol first, then reserved, ifindex, ARPHRD, type, address (20 bytes).
-        DataLink::LINUX_SLL2 => (
-            u16::from_be_bytes([*data.first()?, *data.get(1)?]),
-            data.get(20..)?,
-        ),
-        DataLink::RAW => match data.first()? >> 4 {
-            6 => (0x86DD, data),
-            _ => (0x0800, data),
-        },
-        DataLink::IPV4 => (0x0800, data),
-        DataLink::IPV6 => (0x86DD, data),
-        _ => return None,
+        DataLink::LINUX_SLL2 => data
+            .get(..2)
+            .zip(data.get(20..))
+            .map(|(p, l3)| (u16::from_be_bytes([p[0], p[1]]), l3)),
+        DataLink::RAW => data
+            .first()
+            .map(|v| (if v >> 4 == 6 { 0x86DD } else { 0x0800 }, data)),
+        DataLink::IPV4 => Some((0x0800, data)),
+        DataLink::IPV6 => Some((0x86DD, data)),
+        _ => None,
+    };
+    let Some((ethertype, l3)) = parts else {
+        return Cow::Owned(Vec::new());
     };
     let mut frame = Vec::with_capacity(14 + l3.len());
     frame.extend_from_slice(&[0; 12]);
     frame.extend_from_slice(&ethertype.to_be_bytes());
     frame.extend_from_slice(l3);
-    Some(Cow::Owned(frame))
+    Cow::Owned(frame)
 }
 
 #[cfg(test)]
@@ -318,13 +383,16 @@ mod tests {
         sll[14] = 0x86;
         sll[15] = 0xDD;
         sll.push(0x60);
-        let f = to_ethernet(DataLink::LINUX_SLL, &sll).unwrap();
+        let f = to_ethernet(DataLink::LINUX_SLL, &sll);
         assert_eq!(&f[12..], &[0x86, 0xDD, 0x60]);
         let raw = [0x45u8, 0];
         assert_eq!(
-            &to_ethernet(DataLink::RAW, &raw).unwrap()[12..],
+            &to_ethernet(DataLink::RAW, &raw)[12..],
             &[0x08, 0x00, 0x45, 0]
         );
-        assert!(to_ethernet(DataLink::LINUX_SLL, &[0; 10]).is_none());
+        // Too short for the link header: an empty frame, which classifies as truncated.
+        assert!(to_ethernet(DataLink::LINUX_SLL, &[0; 10]).is_empty());
+        assert!(to_ethernet(DataLink::LINUX_SLL2, &[0; 19]).is_empty());
+        assert!(to_ethernet(DataLink::RAW, &[]).is_empty());
     }
 }

@@ -33,11 +33,10 @@ pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
 
     let mut counters = Counters::new(policy.tunnel_count());
     let mut classifier: Option<Classifier> = None;
-    let mut frame_no: u64 = 0;
     let mut cut = 0u64;
     while let Some(frame) = capture.next_frame() {
         let frame = frame.map_err(Failure::input)?;
-        frame_no += 1;
+        let frame_no = frame.number;
         cut += u64::from(frame.cut);
         // Policers start full at the first frame's time, as a box started just before it.
         let classifier = classifier.get_or_insert_with(|| Classifier::new(policy, frame.ts_ns));
@@ -64,6 +63,12 @@ pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
     }
 
     print!("{}", summary(opts, policy, &counters, dir));
+    if capture.skipped() > 0 {
+        println!(
+            "\nnote: {} frames of interfaces with other link types (loopback, wireless, ...) were skipped.",
+            capture.skipped()
+        );
+    }
     if cut > 0 {
         println!(
             "\nnote: {cut} frames were cut short by the capture's snap length; the box sees whole frames, \

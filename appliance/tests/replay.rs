@@ -232,25 +232,92 @@ fn linux_cooked_and_raw_ip_captures_are_classified_like_ethernet() {
 }
 
 #[test]
-fn cut_frames_are_reported_as_truncated_with_a_note() {
+fn frames_cut_by_a_short_snap_length_are_truncated_with_a_note() {
+    // As `tcpdump -s 40` writes them: header snaplen 40, records of 40 bytes with their full
+    // original length.
     let dir = tempfile::tempdir().unwrap();
     let pol = policy(dir.path(), ONE_TUNNEL);
     let cap = dir.path().join("cut.pcap");
     let frame = tunnel_frame(PEER, LOCAL, 1001);
-    let file = std::fs::File::create(&cap).unwrap();
-    let mut w = pcap_file::pcap::PcapWriter::new(file).unwrap();
-    w.write_packet(&pcap_file::pcap::PcapPacket::new(
-        std::time::Duration::ZERO,
-        frame.len() as u32,
-        &frame[..40],
-    ))
-    .unwrap();
+    let header = pcap_file::pcap::PcapHeader {
+        snaplen: 40,
+        ..Default::default()
+    };
+    let mut w =
+        pcap_file::pcap::PcapWriter::with_header(std::fs::File::create(&cap).unwrap(), header)
+            .unwrap();
+    for i in 0..3u32 {
+        let raw = pcap_file::pcap::RawPcapPacket {
+            ts_sec: 100 + i,
+            ts_frac: 0,
+            incl_len: 40,
+            orig_len: frame.len() as u32,
+            data: std::borrow::Cow::Borrowed(&frame[..40]),
+        };
+        w.write_raw_packet(&raw).unwrap();
+    }
     drop(w);
     let o = greguard(&["replay", "-c", pol.to_str().unwrap(), cap.to_str().unwrap()]);
-    let (out, _) = text(&o);
-    assert!(o.status.success());
-    assert!(out.contains("truncated"), "{out}");
-    assert!(out.contains("1 frames were cut short"), "{out}");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("3 frames were cut short"), "{out}");
+    let rows = replay_verdicts(&pol, &cap, &[]);
+    assert_eq!(
+        rows,
+        vec![("drop".to_string(), "truncated".to_string(), String::new()); 3]
+    );
+}
+
+#[test]
+fn pcapng_frames_of_other_link_types_are_skipped_and_numbering_kept() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use pcap_file::pcapng::PcapNgWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = policy(dir.path(), ONE_TUNNEL);
+    let cap = dir.path().join("two.pcapng");
+    let mut w = PcapNgWriter::new(std::fs::File::create(&cap).unwrap()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::ETHERNET, 0))
+        .unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::NULL, 0))
+        .unwrap();
+    let frame = tunnel_frame(PEER, LOCAL, 1001);
+    for iface in [0u32, 1, 0] {
+        let data = if iface == 0 {
+            frame.clone()
+        } else {
+            vec![2, 0, 0, 0, 0x45, 0]
+        };
+        let epb = EnhancedPacketBlock {
+            interface_id: iface,
+            timestamp: std::time::Duration::from_micros(1),
+            original_len: data.len() as u32,
+            data: std::borrow::Cow::Owned(data),
+            options: vec![],
+        };
+        w.write_pcapng_block(epb).unwrap();
+    }
+    drop(w);
+    let csv = dir.path().join("v.csv");
+    let o = greguard(&[
+        "replay",
+        "-c",
+        pol.to_str().unwrap(),
+        cap.to_str().unwrap(),
+        "--verdicts",
+        csv.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("1 frames of interfaces with other link types"),
+        "{out}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        text,
+        "frame,verdict,reason,tunnel\n1,forward,tunnel,berlin\n3,forward,tunnel,berlin\n"
+    );
 }
 
 #[test]
