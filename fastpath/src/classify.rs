@@ -169,6 +169,8 @@ impl Classifier {
         }
         let header = match gre_header(outer.gre, d.drop_reserved_bits) {
             Ok(h) => h,
+            // DESIGN §5: reserved bits are judged by `reserved_bits` alone, not `invalid_gre`.
+            Err(Reason::ReservedBits) => return Decision::new(Verdict::Drop, Reason::ReservedBits),
             Err(r) => return self.invalid(policy, now_ns, r),
         };
         let class = ProtoClass::of(header.protocol);
@@ -477,7 +479,10 @@ fn tunnel_rules(
     if rule.checksum.violated(h.checksum) {
         return Err(Reason::ChecksumPolicy);
     }
-    if rule.sequence.violated(h.sequence) {
+    // RFC 2637 §4.1: S is set when a payload is present; an acknowledgment alone carries none,
+    // so `sequence = "require"` does not apply to it.
+    let bare_ack = h.ack_only && !h.sequence;
+    if !bare_ack && rule.sequence.violated(h.sequence) {
         return Err(Reason::SequencePolicy);
     }
     Ok(())

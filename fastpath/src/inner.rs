@@ -6,7 +6,7 @@ use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::protocols::ProtoClass;
 use crate::wire::gre::proto;
 use crate::wire::ipv4::{protocol::GRE, Ipv4Packet};
-use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::ipv6::{Ipv6Packet, Upper};
 use crate::wire::{be16, byte, erspan, ethernet, ppp};
 
 /// What the classifier needs to know of a sane inner packet.
@@ -114,8 +114,14 @@ fn ipv4(payload: &[u8]) -> Result<Inner, ()> {
     if p.version() != 4 || hl < 20 || total < hl || total > payload.len() {
         return Err(());
     }
-    let gre = p.protocol() == GRE && !p.is_fragment();
-    let (nested, keepalive) = nested_kind(gre, payload.get(hl..total).unwrap_or(&[]));
+    // A fragment of inner GRE is nested GRE too (the far end reassembles it); only a whole
+    // packet can be a keepalive.
+    let body = if p.is_fragment() {
+        &[][..]
+    } else {
+        payload.get(hl..total).unwrap_or(&[])
+    };
+    let (nested, keepalive) = nested_kind(p.protocol() == GRE, body);
     Ok(Inner {
         bogon: is_bogon_v4(p.source()),
         nested,
@@ -131,7 +137,17 @@ fn ipv6(payload: &[u8]) -> Result<Inner, ()> {
         return Err(());
     }
     let inner = p.payload().ok_or(())?;
-    let (nested, keepalive) = nested_kind(p.next_header() == GRE, inner);
+    // GRE behind inner extension headers is nested GRE as well.
+    let (gre, body) = match p.walk(inner) {
+        Upper::Protocol {
+            protocol,
+            payload,
+            fragment,
+        } => (protocol == GRE, if fragment { &[][..] } else { payload }),
+        Upper::LaterFragment { protocol } => (protocol == GRE, &[][..]),
+        Upper::ChainTooLong | Upper::Truncated => (false, &[][..]),
+    };
+    let (nested, keepalive) = nested_kind(gre, body);
     Ok(Inner {
         bogon: is_bogon_v6(p.source()),
         nested,

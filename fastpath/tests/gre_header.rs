@@ -84,23 +84,19 @@ fn accepts_version_0_reserved_bits_when_defaults_say_ignore() {
 }
 
 #[test]
-fn reserved_bits_can_be_rate_limited_as_invalid_gre() {
+fn reserved_bits_are_judged_by_their_own_setting_not_invalid_gre() {
+    // DESIGN §5: reserved_bits is "per defaults.reserved_bits"; a rate-limited invalid_gre
+    // budget does not let them through.
     let p = standard_policy_with(defaults(|d| {
         d.invalid_gre = Action::RateLimit;
-        d.rate_limit = rate(1, 1);
+        d.rate_limit = rate(1000, 100);
     }));
     let f = gre4(Gre::v0(proto::IPV4).set_flags(0x0010), udp4()).build();
     let mut c = fastpath::Classifier::new(&p, 0);
     expect(
         c.classify(&p, 0, Direction::FromOutside, &f),
-        Verdict::Forward,
-        Reason::ReservedBits,
-        None,
-    );
-    expect(
-        c.classify(&p, 0, Direction::FromOutside, &f),
         Verdict::Drop,
-        Reason::RateLimited,
+        Reason::ReservedBits,
         None,
     );
 }

@@ -869,16 +869,53 @@ fn allows_a_keepalive_request_without_nesting() {
 }
 
 #[test]
-fn an_inner_fragment_carrying_gre_is_not_nested_gre() {
+fn an_inner_fragment_carrying_gre_is_nested_gre() {
+    // The concentrator reassembles inner fragments: GRE split over them is still GRE in GRE.
     let p = standard_policy();
+    for (more, offset) in [(true, 0), (false, 100)] {
+        let inner = FrameBuilder::ipv4(IN_A, IN_B)
+            .raw(47, [0, 0, 0x08, 0])
+            .ipv4_fragment(more, offset)
+            .build_ip();
+        expect(
+            outside(&p, &gre4(Gre::v0(proto::IPV4), inner).build()),
+            Verdict::Drop,
+            Reason::NestedGre,
+            Some(T_V4),
+        );
+    }
+    // Not even a keepalive: only a whole inner packet can be one.
     let inner = FrameBuilder::ipv4(IN_A, IN_B)
-        .raw(47, [0, 0, 0x08, 0])
+        .raw(47, [0, 0, 0, 0])
         .ipv4_fragment(true, 0)
         .build_ip();
-    expect_tunnel(
+    expect(
         outside(&p, &gre4(Gre::v0(proto::IPV4), inner).build()),
-        T_V4,
+        Verdict::Drop,
+        Reason::NestedGre,
+        Some(T_V4),
     );
+}
+
+#[test]
+fn gre_behind_inner_ipv6_extension_headers_is_nested_gre() {
+    let p = standard_policy();
+    for ext in [
+        Ipv6Ext::destination_options(),
+        Ipv6Ext::hop_by_hop(),
+        Ipv6Ext::fragment(0, true),
+    ] {
+        let inner = FrameBuilder::ipv6(IN6_A, IN6_B)
+            .ipv6_ext(ext.clone())
+            .gre(Gre::v0(proto::IPV4), udp4())
+            .build_ip();
+        expect(
+            outside(&p, &gre4(Gre::v0(proto::IPV6), inner).build()),
+            Verdict::Drop,
+            Reason::NestedGre,
+            Some(T_V4),
+        );
+    }
 }
 
 // ----- checksum_policy / sequence_policy -----
@@ -948,6 +985,8 @@ fn sequence_rule_applies_to_pptp() {
         outside(&p, &pptp(Gre::pptp(1).sequence(1), ppp_ipv4()).build()),
         0,
     );
+    // RFC 2637 §4.1: S marks a payload; an acknowledgment alone has none and is not refused.
+    expect_tunnel(outside(&p, &pptp(Gre::pptp(1).ack(9), []).build()), 0);
 }
 
 // ----- rate_limited -----

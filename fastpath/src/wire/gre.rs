@@ -50,7 +50,8 @@ pub mod flags {
     pub const VERSION: u16 = 0x0007;
     /// RFC 2784 §2.3: bits 1–5 minus K and S (RFC 2890) — R, s and recursion bit 5.
     pub const V0_MUST_DISCARD: u16 = 0x4C00;
-    /// RFC 2784 §2.3: bits 6–12, "SHOULD be ignored".
+    /// RFC 2784 §2.3: bits 6–12, reserved, "MUST be ignored on receipt" (greguard drops them by
+    /// default, as Linux does for 0x0078; `reserved_bits = "ignore"` follows the RFC).
     pub const V0_RESERVED: u16 = 0x03F8;
 }
 
