@@ -475,23 +475,14 @@ impl Checker<'_> {
             },
         };
         if version == Some(1) {
-            match rule {
-                KeyRule::Absent => {
-                    self.fail(
-                        k.span(),
-                        format!("{ctx}key = \"none\" cannot match version 1: PPTP always sets the key bit (the key holds the call ID); give the call ID, or omit key to accept any"),
-                    );
-                    return None;
-                }
-                KeyRule::Equal(n) if n > 0xFFFF => {
-                    self.fail(
-                        k.span(),
-                        format!("{ctx}key = {n} does not fit the 16-bit PPTP call ID; allowed with version = 1: 0-65535"),
-                    );
-                    return None;
-                }
-                _ => {}
-            }
+            // RFC 2637 §4.1: the key field of a PPTP packet holds the *receiver's* call ID, which
+            // the control connection negotiates per call: it differs per call and per direction,
+            // so no fixed value can describe a PPTP tunnel.
+            self.fail(
+                k.span(),
+                format!("{ctx}key is not allowed with version = 1: a PPTP packet carries the receiver's call ID, negotiated per call and different in each direction (RFC 2637 §4.1); match PPTP tunnels by peer and local"),
+            );
+            return None;
         }
         Some(rule)
     }

@@ -133,14 +133,14 @@ fn tunnel_defaults_for_version_0() {
 
 #[test]
 fn tunnel_defaults_for_version_1_are_ppp() {
-    let text = "[[tunnel]]\nname = \"t\"\npeer = \"203.0.113.0/24\"\nlocal = \"198.51.100.10\"\nversion = 1\nkey = 65535\n";
+    let text = "[[tunnel]]\nname = \"t\"\npeer = \"203.0.113.0/24\"\nlocal = \"198.51.100.10\"\nversion = 1\n";
     let t = config::load_str(text, "p.toml")
         .unwrap()
         .model
         .tunnels
         .remove(0);
     assert_eq!(t.protocols.describe(), vec!["ppp"]);
-    assert_eq!(t.key, KeyRule::Equal(65535));
+    assert_eq!(t.key, KeyRule::Any);
 }
 
 #[test]

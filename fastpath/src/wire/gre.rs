@@ -17,7 +17,7 @@
 //! The first 16 bits keep the RFC 1701 layout (C R K S s Recur Flags Ver), which is also the layout
 //! of PPTP's enhanced GRE (RFC 2637 §4.1, see [`super::pptp`]). RFC 2784 §2.3: a receiver MUST
 //! discard a packet with any of bits 1–5 set (R, s and the top recursion bit — K and S are bits 2
-//! and 3, given meaning by RFC 2890) and SHOULD ignore bits 6–12.
+//! and 3, given meaning by RFC 2890) and MUST ignore bits 6–12 on receipt.
 
 use super::{be16, be16_at, be32, Truncated};
 
