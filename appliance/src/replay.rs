@@ -106,7 +106,9 @@ impl PcapOut {
 
     fn write(&mut self, ts_ns: u64, orig_len: u32, data: &[u8]) -> Result<(), Failure> {
         let data = data.get(..OUT_SNAPLEN as usize).unwrap_or(data);
-        let packet = PcapPacket::new(Duration::from_nanos(ts_ns), orig_len, data);
+        // A pcap record holds 32-bit seconds; later times (a corrupt pcapng timestamp) are clamped.
+        let ts = Duration::from_nanos(ts_ns).min(Duration::new(u64::from(u32::MAX), 999_999_999));
+        let packet = PcapPacket::new(ts, orig_len, data);
         self.writer
             .write_packet(&packet)
             .with_context(|| format!("{}: cannot write output capture", self.path.display()))
