@@ -415,3 +415,47 @@ fn an_output_that_cannot_be_written_is_a_runtime_failure() {
         text(&o)
     );
 }
+
+#[test]
+fn mutated_captures_give_a_result_or_a_clear_error_never_a_crash() {
+    // Byte flips, deletions and insertions anywhere in the shipped captures, headers included.
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x2017_1226_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    for i in 0..60 {
+        let src = ["backscatter-mix.pcap", "pptp.pcapng", "dmvpn-hub.pcap"][i % 3];
+        let mut data = std::fs::read(root().join("captures").join(src)).unwrap();
+        for _ in 0..1 + next(12) {
+            let pos = next(data.len());
+            match next(3) {
+                0 => data[pos] = next(256) as u8,
+                1 => drop(data.drain(pos..(pos + 1 + next(40)).min(data.len()))),
+                _ => data
+                    .splice(pos..pos, (0..1 + next(40)).map(|_| next(256) as u8))
+                    .for_each(drop),
+            }
+        }
+        let cap = dir.path().join(format!("m{i}-{src}"));
+        std::fs::write(&cap, &data).unwrap();
+        let o = greguard(&[
+            "replay",
+            "-c",
+            "config/examples/small-site.toml",
+            cap.to_str().unwrap(),
+        ]);
+        let (out, err) = text(&o);
+        match o.status.code() {
+            Some(0) => assert!(out.contains("frames from"), "{out}"),
+            Some(1) => assert!(
+                err.contains(cap.to_str().unwrap()),
+                "error names the file: {err}"
+            ),
+            other => panic!("exit {other:?} on {}: {err}", cap.display()),
+        }
+    }
+}
