@@ -8,19 +8,6 @@ use fastpath::build::{payload, FrameBuilder, Gre};
 use fastpath::wire::gre::proto;
 use fastpath::{Action, Classifier, Direction, Policy, Reason, TunnelSpec, Verdict};
 
-const ALL: &[&str] = &[
-    "ipv4",
-    "ipv6",
-    "teb",
-    "mpls",
-    "erspan2",
-    "erspan3",
-    "nhrp",
-    "wccp",
-    "keepalive",
-    "0x1234",
-];
-
 /// One version-0 tunnel PEER–LOCAL allowing every class but ppp, and 0x1234; and one IPv6
 /// tunnel likewise.
 fn all_classes() -> Policy {
@@ -28,11 +15,11 @@ fn all_classes() -> Policy {
         Default::default(),
         vec![
             TunnelSpec {
-                protocols: protocols(ALL),
+                protocols: protocols(ALL_V0_PROTOCOLS),
                 ..tunnel("all", &PEER.to_string(), &LOCAL.to_string())
             },
             TunnelSpec {
-                protocols: protocols(ALL),
+                protocols: protocols(ALL_V0_PROTOCOLS),
                 ..tunnel("all6", &PEER6.to_string(), &LOCAL6.to_string())
             },
         ],

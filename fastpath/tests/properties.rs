@@ -15,24 +15,11 @@ use fastpath::{
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-const EVERYTHING: &[&str] = &[
-    "ipv4",
-    "ipv6",
-    "teb",
-    "mpls",
-    "erspan2",
-    "erspan3",
-    "nhrp",
-    "wccp",
-    "keepalive",
-    "0x1234",
-];
-
 /// Tunnels for every kind of frame the corpus holds: 0 PEER–LOCAL (every version-0 class), 1 the
 /// same for IPv6, 2 PPTP, 3 a keyed tunnel on a prefix, 4 a tunnel with a tight policer when
 /// `rated`.
 fn prop_policy(defaults: Defaults, rated: bool) -> Policy {
-    let every = protocols(EVERYTHING);
+    let every = protocols(ALL_V0_PROTOCOLS);
     policy(
         defaults,
         vec![

@@ -55,6 +55,20 @@ pub fn protocols(names: &[&str]) -> ProtocolSet {
     set
 }
 
+/// Every version-0 protocol class by name, and one numeric type outside the classes.
+pub const ALL_V0_PROTOCOLS: &[&str] = &[
+    "ipv4",
+    "ipv6",
+    "teb",
+    "mpls",
+    "erspan2",
+    "erspan3",
+    "nhrp",
+    "wccp",
+    "keepalive",
+    "0x1234",
+];
+
 /// A version-0 tunnel allowing ipv4 and ipv6, any key, no nesting, checksum and sequence allowed.
 pub fn tunnel(name: &str, peer: &str, local: &str) -> TunnelSpec {
     TunnelSpec {
