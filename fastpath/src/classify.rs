@@ -449,7 +449,7 @@ fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
 }
 
 /// Stage 5, tunnel rules: version and protocol type, nesting, C and S rules. Reads the hot rule
-/// stored with the match; only numeric protocol types look at the full rule.
+/// stored with the match; only numeric protocol types look at the tunnel's spec.
 #[inline(always)]
 fn tunnel_rules(
     policy: &Policy,
@@ -468,8 +468,8 @@ fn tunnel_rules(
     let by_number = class == ProtoClass::Other
         && rule.has(HOT_NUMBERS)
         && policy
-            .rule(tunnel)
-            .is_some_and(|r| r.protocols.allows(h.protocol, class));
+            .spec(tunnel)
+            .is_some_and(|t| t.protocols.allows(h.protocol, class));
     if rule.version != h.version || !(by_class || by_number) {
         return Err(Reason::ProtocolDenied);
     }

@@ -31,7 +31,7 @@ pub use counters::Counters;
 pub use policer::{Rate, TokenBucket};
 pub use policy::{
     Action, BuildError, Defaults, FlagRule, Hit, HotRule, IpPrefix, KeyRule, Match, Policy,
-    TunnelRule, TunnelSpec,
+    TunnelSpec,
 };
 pub use protocols::{ProtoClass, ProtocolSet};
 pub use reason::{Decision, Direction, Reason, Verdict, NO_TUNNEL};

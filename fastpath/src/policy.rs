@@ -184,17 +184,6 @@ pub struct TunnelSpec {
     pub rate: Option<Rate>,
 }
 
-/// What the classifier needs of a tunnel after its addresses matched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TunnelRule {
-    pub version: u8,
-    pub protocols: ProtocolSet,
-    pub nested: bool,
-    pub checksum: FlagRule,
-    pub sequence: FlagRule,
-    pub rate: Option<Rate>,
-}
-
 /// The part of a tunnel's rule the classifier reads on every packet, kept beside the tunnel index
 /// in the lookup tables so a match costs one hash probe and no further memory access.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,13 +202,13 @@ pub struct HotRule {
 
 /// [`HotRule::flags`]: nested GRE allowed.
 pub const HOT_NESTED: u8 = 1;
-/// [`HotRule::flags`]: numeric protocol types outside the classes are allowed (see the full rule).
+/// [`HotRule::flags`]: numeric protocol types outside the classes are allowed (see the tunnel's spec).
 pub const HOT_NUMBERS: u8 = 2;
 /// [`HotRule::flags`]: the tunnel has a policer.
 pub const HOT_RATE: u8 = 4;
 
 impl HotRule {
-    fn of(rule: &TunnelRule) -> HotRule {
+    fn of(rule: &TunnelSpec) -> HotRule {
         let flags = if rule.nested { HOT_NESTED } else { 0 }
             | if rule.protocols.has_numbers() {
                 HOT_NUMBERS
@@ -437,7 +426,6 @@ impl std::error::Error for BuildError {}
 #[derive(Clone, Debug)]
 pub struct Policy {
     defaults: Defaults,
-    rules: Vec<TunnelRule>,
     hot: Vec<HotRule>,
     specs: Vec<TunnelSpec>,
     v4: FamilyTable<u32>,
@@ -450,7 +438,6 @@ impl Policy {
     pub fn new(defaults: Defaults) -> Policy {
         Policy {
             defaults,
-            rules: Vec::new(),
             hot: Vec::new(),
             specs: Vec::new(),
             v4: FamilyTable::default(),
@@ -461,7 +448,7 @@ impl Policy {
 
     /// Adds a tunnel and returns its index.
     pub fn add_tunnel(&mut self, spec: TunnelSpec) -> Result<u32, BuildError> {
-        let index = u32::try_from(self.rules.len())
+        let index = u32::try_from(self.specs.len())
             .ok()
             .filter(|&i| i < NO_TUNNEL)
             .ok_or(BuildError::TooManyTunnels)?;
@@ -500,15 +487,7 @@ impl Policy {
                 pair.keyed.insert(k, index);
             }
         }
-        let rule = TunnelRule {
-            version: spec.version,
-            protocols: spec.protocols.clone(),
-            nested: spec.nested,
-            checksum: spec.checksum,
-            sequence: spec.sequence,
-            rate: spec.rate,
-        };
-        let hot = HotRule::of(&rule);
+        let hot = HotRule::of(&spec);
         *entry = if pair.count() == 1 {
             let (select, key) = match spec.key {
                 KeyRule::Any => (Select::Any, 0),
@@ -531,7 +510,6 @@ impl Policy {
                 select: Select::Several,
             }
         };
-        self.rules.push(rule);
         self.hot.push(hot);
         self.specs.push(spec);
         Ok(index)
@@ -545,13 +523,7 @@ impl Policy {
 
     /// Number of tunnels.
     pub fn tunnel_count(&self) -> usize {
-        self.rules.len()
-    }
-
-    /// The rule of tunnel `index`.
-    #[inline]
-    pub fn rule(&self, index: u32) -> Option<&TunnelRule> {
-        self.rules.get(index as usize)
+        self.specs.len()
     }
 
     /// The spec a tunnel was built from (name, addresses), for reports.
