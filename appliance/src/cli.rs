@@ -42,6 +42,30 @@ pub enum Command {
     /// timestamps, so every run gives the same result. Reads pcap and pcapng with Ethernet,
     /// Linux cooked (SLL, SLL2) or raw-IP link types.
     Replay(ReplayArgs),
+    /// Run the appliance in the foreground: AF_XDP on both ports of the policy's [ports].
+    ///
+    /// Every frame arriving on one port leaves unchanged on the other unless the policy drops
+    /// it. Prints the AF_XDP mode of every port and queue, one summary line per second, and a
+    /// final report on SIGINT/SIGTERM, when it detaches its XDP programs. Needs root (or
+    /// CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_BPF and CAP_SYS_ADMIN).
+    Run(RunArgs),
+}
+
+/// What `greguard run` is asked to do.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The policy file (TOML).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Stop by itself after this many seconds (as if sent SIGTERM).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Do not print the per-second summary lines.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Also print libbpf's and libxdp's informational messages.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// What `greguard replay` is asked to do.

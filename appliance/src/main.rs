@@ -5,6 +5,8 @@ mod check;
 mod cli;
 mod exit;
 mod replay;
+mod report;
+mod run;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Check { config } => check::run(&config),
         cli::Command::Replay(args) => replay::run(&args),
+        cli::Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

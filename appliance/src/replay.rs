@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use fastpath::{Classifier, Counters, Decision, Direction, Policy, Reason, Verdict};
+use fastpath::{Classifier, Counters, Decision, Direction, Policy, Verdict};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
 use crate::capture::Capture;
 use crate::cli::{Port, ReplayArgs};
 use crate::exit::Failure;
+use crate::report;
 
 /// The largest frame written to output pcaps (their snaplen).
 const OUT_SNAPLEN: u32 = 262_144;
@@ -187,77 +188,18 @@ fn summary(opts: &ReplayArgs, policy: &Policy, c: &Counters, dir: Direction) -> 
         dir.port(),
         opts.config.display()
     );
-    let _ = writeln!(
-        s,
-        "{:<8} {:<16} {:>12} {:>7} {:>14}",
-        "verdict", "reason", "frames", "share", "bytes"
-    );
-    for verdict in Verdict::ALL {
-        for reason in Reason::ALL {
-            let n = c.packets(dir, reason, verdict);
-            if n == 0 {
-                continue;
-            }
-            let bytes = c.bytes[dir as usize][reason.index()][verdict as usize];
-            let _ = writeln!(
-                s,
-                "{:<8} {:<16} {:>12} {:>6.1}% {:>14}",
-                verdict.name(),
-                reason.name(),
-                n,
-                percent(n, total),
-                bytes
-            );
-        }
-    }
-    let forwarded: u64 = Reason::ALL
-        .iter()
-        .map(|&r| c.packets(dir, r, Verdict::Forward))
-        .sum();
-    let _ = writeln!(
-        s,
-        "{:<25} {:>12} {:>6.1}%",
-        "forwarded",
-        forwarded,
-        percent(forwarded, total)
-    );
-    let _ = writeln!(
-        s,
-        "{:<25} {:>12} {:>6.1}%",
-        "dropped",
-        total - forwarded,
-        percent(total - forwarded, total)
-    );
-    let active: Vec<_> = c
-        .tunnel_packets
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.iter().any(|&n| n > 0))
-        .collect();
-    if !active.is_empty() {
+    let _ = writeln!(s, "{}", report::verdict_header("port"));
+    report::verdict_rows(&mut s, dir.port(), c, dir);
+    let forwarded = report::forwarded(c, dir);
+    for (label, n) in [("forwarded", forwarded), ("dropped", total - forwarded)] {
         let _ = writeln!(
             s,
-            "\n{:<32} {:>12} {:>12}",
-            "tunnel", "forwarded", "dropped"
+            "{:<34} {:>12} {:>6.1}%",
+            label,
+            n,
+            report::percent(n, total)
         );
-        for (i, t) in active {
-            let name = u32::try_from(i).map_or("", |i| policy.tunnel_name(i));
-            let _ = writeln!(
-                s,
-                "{:<32} {:>12} {:>12}",
-                name,
-                t[Verdict::Forward as usize],
-                t[Verdict::Drop as usize]
-            );
-        }
     }
+    report::tunnel_rows(&mut s, policy, c);
     s
-}
-
-fn percent(n: u64, total: u64) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        n as f64 * 100.0 / total as f64
-    }
 }

@@ -38,6 +38,11 @@ pub struct Ports {
     pub xdp_mode: XdpMode,
     /// UMEM frame size in bytes (2048 or 4096).
     pub frame_size: u32,
+    /// Descriptors in each RX and TX ring (a power of two); the fill and completion rings get
+    /// twice as many and each worker's UMEM four times as many frames.
+    pub ring_size: u32,
+    /// Frames a worker takes from an RX ring per batch.
+    pub batch_size: u32,
     /// Load greguard's XDP program to shed non-GRE and hopeless GRE in the kernel.
     pub fast_lane: bool,
     /// What the kernel does with frames once the daemon is gone.

@@ -33,6 +33,8 @@ pub(crate) struct RawPorts {
     pub cores: Option<S<Vec<S<i64>>>>,
     pub xdp_mode: Option<S<String>>,
     pub frame_size: Option<S<i64>>,
+    pub ring_size: Option<S<i64>>,
+    pub batch_size: Option<S<i64>>,
     pub fast_lane: Option<bool>,
     pub on_failure: Option<S<String>>,
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 
+use fastpath::afxdp::{DEFAULT_BATCH_SIZE, DEFAULT_RING_SIZE, MAX_BATCH_SIZE};
 use fastpath::policer::MAX_RATE;
 use fastpath::{
     Action, BuildError, Defaults, FlagRule, IpPrefix, KeyRule, Policy, ProtoClass, ProtocolSet,
@@ -203,6 +204,39 @@ impl Checker<'_> {
                 4096
             }
         };
+        let ring_size = match raw.ring_size.as_ref() {
+            None => DEFAULT_RING_SIZE,
+            Some(r) => {
+                let v = *r.get_ref();
+                if (64..=16384).contains(&v) && (v as u64).is_power_of_two() {
+                    v as u32
+                } else {
+                    self.fail(
+                        r.span(),
+                        format!("ports.ring_size = {v} is not allowed; allowed: a power of two from 64 to 16384"),
+                    );
+                    DEFAULT_RING_SIZE
+                }
+            }
+        };
+        let batch_size = match raw.batch_size.as_ref() {
+            None => DEFAULT_BATCH_SIZE.min(ring_size),
+            Some(b) => {
+                let v = *b.get_ref();
+                if (1..=i64::from(MAX_BATCH_SIZE.min(ring_size))).contains(&v) {
+                    v as u32
+                } else {
+                    self.fail(
+                        b.span(),
+                        format!(
+                            "ports.batch_size = {v} is not allowed; allowed: 1 to {} (at most 256 and at most ring_size)",
+                            MAX_BATCH_SIZE.min(ring_size)
+                        ),
+                    );
+                    DEFAULT_BATCH_SIZE.min(ring_size)
+                }
+            }
+        };
         let on_failure = self.choice(
             raw.on_failure.as_ref(),
             "ports.on_failure",
@@ -216,6 +250,8 @@ impl Checker<'_> {
             cores,
             xdp_mode,
             frame_size,
+            ring_size,
+            batch_size,
             fast_lane: raw.fast_lane.unwrap_or(true),
             on_failure,
         }

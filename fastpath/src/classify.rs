@@ -107,14 +107,22 @@ pub struct Classifier {
 impl Classifier {
     /// Fresh, full buckets for `policy`, starting at `now_ns`.
     pub fn new(policy: &Policy, now_ns: u64) -> Classifier {
+        Classifier::with_share(policy, now_ns, 1)
+    }
+
+    /// Buckets for one of `workers` workers that split the traffic between them (one per RX
+    /// queue): each enforces its [`Rate::share`](crate::Rate::share) of every rate, so together they enforce the
+    /// policy's rates when the queues carry similar loads. A tunnel that hashes to one queue gets
+    /// only that worker's share; DESIGN and the README say so.
+    pub fn with_share(policy: &Policy, now_ns: u64, workers: u32) -> Classifier {
         let tunnel_buckets = policy
             .specs()
             .iter()
-            .map(|s| s.rate.map(|r| TokenBucket::new(r, now_ns)))
+            .map(|s| s.rate.map(|r| TokenBucket::new(r.share(workers), now_ns)))
             .collect();
         Classifier {
             tunnel_buckets,
-            shared: TokenBucket::new(policy.defaults().rate_limit, now_ns),
+            shared: TokenBucket::new(policy.defaults().rate_limit.share(workers), now_ns),
         }
     }
 

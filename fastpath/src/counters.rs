@@ -48,6 +48,34 @@ impl Counters {
         }
     }
 
+    /// Adds `other` (another worker's counters) to these.
+    pub fn add(&mut self, other: &Counters) {
+        let pairs = self
+            .packets
+            .iter_mut()
+            .flatten()
+            .flatten()
+            .zip(other.packets.iter().flatten().flatten());
+        let bytes = self
+            .bytes
+            .iter_mut()
+            .flatten()
+            .flatten()
+            .zip(other.bytes.iter().flatten().flatten());
+        for (a, b) in pairs.chain(bytes) {
+            *a += b;
+        }
+        if self.tunnel_packets.len() < other.tunnel_packets.len() {
+            self.tunnel_packets
+                .resize(other.tunnel_packets.len(), [0; Verdict::COUNT]);
+        }
+        for (a, b) in self.tunnel_packets.iter_mut().zip(&other.tunnel_packets) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+    }
+
     /// Packets for one (port, reason, verdict).
     pub fn packets(&self, dir: Direction, reason: Reason, verdict: Verdict) -> u64 {
         self.packets[dir as usize][reason.index()][verdict as usize]

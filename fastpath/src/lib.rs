@@ -11,8 +11,10 @@
 //! assert_eq!((d.verdict, d.reason), (Verdict::Forward, Reason::NonGre));
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
+pub mod afxdp;
 pub mod bogon;
 pub mod build;
 pub mod checksum;

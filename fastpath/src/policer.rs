@@ -16,6 +16,18 @@ pub struct Rate {
     pub burst: u64,
 }
 
+impl Rate {
+    /// This rate's share when `workers` workers each police their own part of the traffic:
+    /// `pps` and `burst` divided evenly, rounded up so no share drops to zero.
+    pub fn share(self, workers: u32) -> Rate {
+        let n = u64::from(workers.max(1));
+        Rate {
+            pps: self.pps.div_ceil(n),
+            burst: self.burst.div_ceil(n),
+        }
+    }
+}
+
 /// One token bucket. Plain data: a worker owns its buckets and nothing is shared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenBucket {
@@ -78,6 +90,22 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn share_divides_rate_and_burst_rounding_up() {
+        let r = Rate {
+            pps: 1000,
+            burst: 5,
+        };
+        assert_eq!(r.share(1), r);
+        assert_eq!(r.share(0), r);
+        assert_eq!(r.share(2), Rate { pps: 500, burst: 3 });
+        assert_eq!(r.share(3), Rate { pps: 334, burst: 2 });
+        assert_eq!(
+            Rate { pps: 1, burst: 1 }.share(8),
+            Rate { pps: 1, burst: 1 }
+        );
+    }
     const S: u64 = 1_000_000_000;
 
     #[test]

@@ -1,0 +1,173 @@
+//! `greguard run`: the appliance in the foreground.
+//!
+//! Loads the policy, starts the AF_XDP data path on the two ports, prints one summary line per
+//! second, and on SIGINT or SIGTERM stops the workers, detaches the XDP programs and prints the
+//! final counts.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use fastpath::afxdp::{self, DataPath, PortsSpec, Snapshot};
+use fastpath::{Direction, Reason, Verdict};
+
+use crate::cli::RunArgs;
+use crate::exit::Failure;
+use crate::report;
+
+/// Runs until a stop signal (or `--duration`), then prints the final report.
+pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let loaded = config::load_file(&args.config).map_err(Failure::input)?;
+    let ports = loaded.model.ports.clone().ok_or_else(|| {
+        Failure::input(anyhow!(
+            "{}: no [ports] table; `greguard run` needs ports.outside and ports.inside (the \
+             interfaces facing the Internet and the concentrators)",
+            args.config.display()
+        ))
+    })?;
+    let spec = ports_spec(&ports);
+    let policy = Arc::new(loaded.policy);
+    let tunnels = policy.tunnel_count();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("installing the SIGINT/SIGTERM handlers")
+            .map_err(Failure::runtime)?;
+    }
+
+    VERBOSE.store(args.verbose, Ordering::Relaxed);
+    afxdp::log::route_bpf_logs(library_message);
+    let data_path = DataPath::start(&spec, policy.clone(), |n| eprintln!("greguard: {n}"))
+        .map_err(Failure::runtime)?;
+    for b in data_path.bindings() {
+        eprintln!(
+            "greguard: {} port {} queue {}: AF_XDP {} mode (worker {}, core {})",
+            b.port, b.interface, b.queue, b.mode, b.worker, b.core
+        );
+    }
+    eprintln!(
+        "greguard: forwarding between {} (outside) and {} (inside) with policy {} ({} tunnels); \
+         Ctrl-C or SIGTERM stops",
+        spec.outside,
+        spec.inside,
+        args.config.display(),
+        tunnels
+    );
+
+    let started = Instant::now();
+    let mut previous = Snapshot::new(tunnels);
+    let mut next_tick = started + Duration::from_secs(1);
+    let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= next_tick {
+            let now = data_path.snapshot(tunnels);
+            if !args.quiet {
+                println!("{}", second_line(started.elapsed(), &previous, &now));
+            }
+            previous = now;
+            next_tick += Duration::from_secs(1);
+        }
+    }
+
+    let stats: Vec<_> = data_path.stats().to_vec();
+    let reports = data_path.stop().map_err(Failure::runtime)?;
+    // Each worker published a last time on its way out; the sum is the final count.
+    let mut total = Snapshot::new(tunnels);
+    for s in &stats {
+        total.add(&s.snapshot());
+    }
+    print!(
+        "{}",
+        report::final_report(&policy, &total, &reports, started.elapsed())
+    );
+    eprintln!("greguard: stopped; sockets closed and XDP programs detached");
+    Ok(())
+}
+
+/// Whether library chatter (libbpf/libxdp info and debug messages) is shown.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// libxdp's messages on a machine without a BPF filesystem: it then loads a single program
+/// without its dispatcher, which is what greguard wants anyway (FIELD-NOTES).
+const EXPECTED_WARNINGS: [&str; 3] = [
+    "No bpffs found",
+    "Can't use dispatcher",
+    "Falling back to loading single prog",
+];
+
+/// Where libbpf's and libxdp's messages go: warnings to stderr, the rest with `--verbose`.
+fn library_message(library: &'static str, level: afxdp::log::Level, message: &str) {
+    let expected = EXPECTED_WARNINGS.iter().any(|w| message.contains(w));
+    if (level == afxdp::log::Level::Warn && !expected) || VERBOSE.load(Ordering::Relaxed) {
+        eprintln!("greguard: {library}: {message}");
+    }
+}
+
+/// The data path's view of `[ports]`.
+fn ports_spec(p: &config::Ports) -> PortsSpec {
+    PortsSpec {
+        outside: p.outside.clone(),
+        inside: p.inside.clone(),
+        queues: match &p.queues {
+            config::Queues::All => None,
+            config::Queues::List(q) => Some(q.clone()),
+        },
+        cores: p.cores.clone(),
+        mode: match p.xdp_mode {
+            config::XdpMode::Auto => afxdp::XdpMode::Auto,
+            config::XdpMode::ZeroCopy => afxdp::XdpMode::ZeroCopy,
+            config::XdpMode::Copy => afxdp::XdpMode::Copy,
+            config::XdpMode::Skb => afxdp::XdpMode::Skb,
+        },
+        frame_size: p.frame_size,
+        ring_size: p.ring_size,
+        batch_size: p.batch_size,
+    }
+}
+
+/// One line per second: packets per second per port, forwarded and dropped, and the top drop
+/// reasons of that second.
+fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!("[{:>5}s]", elapsed.as_secs());
+    let mut drops: Vec<(u64, Reason)> = Vec::new();
+    for dir in [Direction::FromOutside, Direction::FromInside] {
+        let delta = |r: Reason, v: Verdict| {
+            now.counters.packets(dir, r, v) - before.counters.packets(dir, r, v)
+        };
+        let fwd: u64 = Reason::ALL
+            .iter()
+            .map(|&r| delta(r, Verdict::Forward))
+            .sum();
+        let drop: u64 = Reason::ALL.iter().map(|&r| delta(r, Verdict::Drop)).sum();
+        let _ = write!(
+            s,
+            "  {} {} pps (fwd {}, drop {})",
+            dir.port(),
+            fwd + drop,
+            fwd,
+            drop
+        );
+        for r in Reason::ALL {
+            let n = delta(r, Verdict::Drop);
+            if n > 0 {
+                match drops.iter_mut().find(|(_, x)| *x == r) {
+                    Some(e) => e.0 += n,
+                    None => drops.push((n, r)),
+                }
+            }
+        }
+    }
+    drops.sort_by_key(|d| std::cmp::Reverse(d.0));
+    if !drops.is_empty() {
+        s.push_str("  drops:");
+        for (n, r) in drops.iter().take(4) {
+            let _ = write!(s, " {} {}", r.name(), n);
+        }
+    }
+    let _ = report::ring_alerts(&mut s, before, now);
+    s
+}

@@ -1,0 +1,389 @@
+//! The AF_XDP data path: two ports (outside, inside), one worker per queue pair pinned to its
+//! core, one UMEM per worker shared by its two sockets.
+//!
+//! [`DataPath::start`] checks privileges and interfaces, detaches what a crashed greguard left
+//! attached (and refuses to touch anyone else's XDP program), binds every socket in the main
+//! thread — so a refusal is reported before any worker runs — then starts the workers.
+//! [`DataPath::stop`] stops them, closes the sockets and makes sure no XDP program is left on
+//! either port.
+//!
+//! This is the only module with `unsafe` code: xsk-rs marks every ring operation unsafe because
+//! the caller must not hand the kernel a frame twice. Each block says why that holds.
+
+pub mod error;
+pub mod link;
+pub mod log;
+pub mod mode;
+pub mod port;
+pub mod stats;
+pub mod worker;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use xsk_rs::config::{FrameSize, QueueSize, UmemConfig};
+use xsk_rs::Umem;
+
+pub use error::Error;
+pub use link::Link;
+pub use mode::XdpMode;
+pub use port::Port;
+pub use stats::{FrameLedger, PortCounters, Snapshot, WorkerStats};
+pub use worker::{Worker, WorkerConfig, WorkerReport, MAX_BATCH};
+
+use crate::policy::Policy;
+
+/// RX and TX ring size when the policy does not set one.
+pub const DEFAULT_RING_SIZE: u32 = 2048;
+/// RX batch when the policy does not set one.
+pub const DEFAULT_BATCH_SIZE: u32 = 64;
+/// The largest batch the policy may ask for.
+pub const MAX_BATCH_SIZE: u32 = MAX_BATCH as u32;
+
+/// The kernel's headroom in front of every AF_XDP frame (`XDP_PACKET_HEADROOM`).
+const XDP_HEADROOM: u32 = 256;
+
+/// What the data path is asked to do (the `[ports]` table, resolved).
+#[derive(Clone, Debug)]
+pub struct PortsSpec {
+    pub outside: String,
+    pub inside: String,
+    /// Queue ids to serve; `None` = every RX queue both interfaces have.
+    pub queues: Option<Vec<u32>>,
+    /// One core per queue; `None` = the cores after core 0, wrapping around.
+    pub cores: Option<Vec<u32>>,
+    pub mode: XdpMode,
+    pub frame_size: u32,
+    pub ring_size: u32,
+    pub batch_size: u32,
+}
+
+impl PortsSpec {
+    /// UMEM frames per worker: enough for both fill rings full plus RX and TX rings in flight.
+    pub fn frames_per_worker(&self) -> u32 {
+        self.ring_size * 4
+    }
+
+    /// Bytes of frame data a UMEM frame holds.
+    pub fn frame_capacity(&self) -> u32 {
+        self.frame_size - XDP_HEADROOM
+    }
+}
+
+/// One bound socket, as reported at start.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub worker: usize,
+    pub core: u32,
+    pub port: &'static str,
+    pub interface: String,
+    pub queue: u32,
+    pub mode: XdpMode,
+}
+
+/// Something worth telling the operator at start-up that is not an error.
+pub type Notice = String;
+
+/// The running data path.
+pub struct DataPath {
+    links: [Link; 2],
+    bindings: Vec<Binding>,
+    stats: Vec<Arc<WorkerStats>>,
+    workers: Vec<JoinHandle<WorkerReport>>,
+    stop: Arc<AtomicBool>,
+    /// Program ids attached once all sockets were bound (detached again at stop).
+    programs: [Option<u32>; 2],
+}
+
+impl DataPath {
+    /// Binds both ports and starts the workers. `notice` receives what the operator should see
+    /// (stale programs detached, links down).
+    pub fn start(
+        spec: &PortsSpec,
+        policy: Arc<Policy>,
+        mut notice: impl FnMut(Notice),
+    ) -> Result<DataPath, Error> {
+        let missing = link::missing_capabilities();
+        if !missing.is_empty() {
+            return Err(Error::Privilege { missing });
+        }
+        let links = [
+            Link::open("outside", &spec.outside)?,
+            Link::open("inside", &spec.inside)?,
+        ];
+        for l in &links {
+            clear_stale_program(l, &mut notice)?;
+            if !l.is_up() {
+                notice(format!(
+                    "{} interface {} is down; no frame will arrive until `ip link set dev {} up`",
+                    l.port, l.name, l.name
+                ));
+            }
+        }
+        let queues = resolve_queues(spec, &links)?;
+        let cores = resolve_cores(spec, queues.len())?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut bindings = Vec::new();
+        let mut prepared = Vec::new();
+        let mut mode = [spec.mode; 2];
+        for (w, (&queue, &core)) in queues.iter().zip(&cores).enumerate() {
+            let (umem, descs) = umem(spec)?;
+            let mut open = |i: usize| -> Result<Port, Error> {
+                let port = Port::open(&umem, &links[i], queue, mode[i], spec.ring_size)?;
+                // Every later queue of this interface binds in the mode the first one got.
+                mode[i] = port.mode;
+                Ok(port)
+            };
+            let ports = [open(0)?, open(1)?];
+            for p in &ports {
+                bindings.push(Binding {
+                    worker: w,
+                    core,
+                    port: p.link.port,
+                    interface: p.link.name.clone(),
+                    queue,
+                    mode: p.mode,
+                });
+            }
+            let stats = Arc::new(WorkerStats::new(policy.tunnel_count()));
+            let config = WorkerConfig {
+                frames: spec.frames_per_worker(),
+                fill_size: spec.ring_size * 2,
+                batch: spec.batch_size as usize,
+                capacity: spec.frame_capacity() as usize,
+                workers: queues.len() as u32,
+            };
+            let worker = Worker::new(
+                ports,
+                umem,
+                descs,
+                config,
+                policy.clone(),
+                stats.clone(),
+                stop.clone(),
+            );
+            prepared.push((worker, core, stats));
+        }
+        let programs = [
+            links[0].attached_program().ok().flatten(),
+            links[1].attached_program().ok().flatten(),
+        ];
+
+        let mut data_path = DataPath {
+            links,
+            bindings,
+            stats: Vec::new(),
+            workers: Vec::new(),
+            stop,
+            programs,
+        };
+        for (w, (worker, core, stats)) in prepared.into_iter().enumerate() {
+            let handle = thread::Builder::new()
+                .name(format!("greguard-w{w}"))
+                .spawn(move || {
+                    // Pinning can only fail for a core that vanished since it was checked;
+                    // the worker then runs unpinned rather than not at all.
+                    core_affinity::set_for_current(core_affinity::CoreId { id: core as usize });
+                    worker.run()
+                })
+                .map_err(|source| Error::Thread { worker: w, source });
+            match handle {
+                Ok(h) => {
+                    data_path.workers.push(h);
+                    data_path.stats.push(stats);
+                }
+                // Dropping `data_path` stops the workers already started; the rest drop their
+                // sockets with `prepared`.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(data_path)
+    }
+
+    /// Every bound socket: worker, core, port, queue and the mode it got.
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+
+    /// Each worker's published counters.
+    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+        &self.stats
+    }
+
+    /// The sum of every worker's last publication.
+    pub fn snapshot(&self, tunnels: usize) -> Snapshot {
+        let mut total = Snapshot::new(tunnels);
+        for s in &self.stats {
+            total.add(&s.snapshot());
+        }
+        total
+    }
+
+    /// Asks the workers to stop without waiting (safe from a signal-handling thread).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Relaxed);
+    }
+
+    /// Stops the workers, closes every socket and detaches the XDP programs greguard's sockets
+    /// loaded. Returns each worker's last report; `notice` hears what was detached.
+    pub fn stop(mut self) -> Result<Vec<WorkerReport>, Error> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<Vec<WorkerReport>, Error> {
+        self.stop.store(true, Relaxed);
+        let mut reports = Vec::new();
+        let mut failed = None;
+        for (w, h) in self.workers.drain(..).enumerate() {
+            match h.join() {
+                Ok(r) => reports.push(r),
+                Err(_) => failed = Some(Error::WorkerPanicked { worker: w }),
+            }
+        }
+        // The workers own the sockets and dropped them when they returned. libxdp removes its
+        // program when the last socket goes in most cases; make sure nothing stays behind.
+        for (l, id) in self.links.iter().zip(self.programs) {
+            if let (Some(id), Ok(Some(now))) = (id, l.attached_program()) {
+                if now == id {
+                    let _ = l.detach_program();
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(reports),
+        }
+    }
+}
+
+impl Drop for DataPath {
+    /// A data path dropped without [`DataPath::stop`] (an error path) still stops its workers
+    /// and leaves no program attached.
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// Creates a worker's UMEM with its frames.
+fn umem(spec: &PortsSpec) -> Result<(Umem, Vec<xsk_rs::FrameDesc>), Error> {
+    let frames = spec.frames_per_worker();
+    let err = |source| Error::Umem {
+        frames,
+        frame_size: spec.frame_size,
+        source,
+    };
+    let ring = |n: u32| QueueSize::new(n).map_err(|e| err(std::io::Error::other(e.to_string())));
+    let config = UmemConfig::builder()
+        .frame_size(
+            FrameSize::new(spec.frame_size)
+                .map_err(|e| err(std::io::Error::other(e.to_string())))?,
+        )
+        .fill_queue_size(ring(spec.ring_size * 2)?)
+        .comp_queue_size(ring(spec.ring_size * 2)?)
+        .build()
+        .map_err(|e| err(std::io::Error::other(e.to_string())))?;
+    let count = NonZeroU32::new(frames).ok_or_else(|| err(std::io::Error::other("no frames")))?;
+    Umem::new(config, count, false).map_err(|e| {
+        use std::error::Error as _;
+        let io = e
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .and_then(std::io::Error::raw_os_error)
+            .map(std::io::Error::from_raw_os_error)
+            .unwrap_or_else(|| std::io::Error::other(e.to_string()));
+        err(io)
+    })
+}
+
+/// Detaches the program a greguard that did not stop cleanly left on `link` (libxdp's default
+/// AF_XDP program); refuses to touch any other program.
+fn clear_stale_program(link: &Link, notice: &mut impl FnMut(Notice)) -> Result<(), Error> {
+    let Ok(Some(id)) = link.attached_program() else {
+        return Ok(());
+    };
+    let name = link::program_name(id).unwrap_or_default();
+    if name != link::LIBXDP_DEFAULT_PROGRAM {
+        return Err(Error::ForeignProgram {
+            port: link.port,
+            name: link.name.clone(),
+            id,
+            prog: name,
+        });
+    }
+    link.detach_program()
+        .map_err(|source| Error::StaleProgram {
+            port: link.port,
+            name: link.name.clone(),
+            id,
+            source,
+        })?;
+    notice(format!(
+        "{} interface {}: detached a stale AF_XDP program (id {id}, {name}) left by a process that did not stop cleanly",
+        link.port, link.name
+    ));
+    Ok(())
+}
+
+/// The queue ids to serve: the policy's list (checked against both interfaces) or all queues
+/// both interfaces have.
+fn resolve_queues(spec: &PortsSpec, links: &[Link; 2]) -> Result<Vec<u32>, Error> {
+    let counts = [links[0].rx_queues(), links[1].rx_queues()];
+    match &spec.queues {
+        None => Ok((0..counts[0].min(counts[1])).collect()),
+        Some(list) => {
+            for &q in list {
+                for (l, &count) in links.iter().zip(&counts) {
+                    if q >= count {
+                        return Err(Error::NoQueue {
+                            port: l.port,
+                            name: l.name.clone(),
+                            queue: q,
+                            count,
+                        });
+                    }
+                }
+            }
+            Ok(list.clone())
+        }
+    }
+}
+
+/// One core per worker: the policy's list, or the cores after core 0 (wrapping around).
+fn resolve_cores(spec: &PortsSpec, workers: usize) -> Result<Vec<u32>, Error> {
+    let available: Vec<u32> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id as u32)
+        .collect();
+    let shown = || {
+        available
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match &spec.cores {
+        Some(list) => {
+            for &c in list {
+                if !available.contains(&c) {
+                    return Err(Error::NoCore {
+                        core: c as usize,
+                        available: shown(),
+                    });
+                }
+            }
+            Ok(list.iter().copied().cycle().take(workers).collect())
+        }
+        None => {
+            if available.is_empty() {
+                return Ok(vec![0; workers]);
+            }
+            Ok((0..workers)
+                .map(|w| available[(w + 1) % available.len()])
+                .collect())
+        }
+    }
+}
