@@ -1,0 +1,315 @@
+//! `greguard-gen`: sends the lab's traffic classes through an interface, or counts per class
+//! what arrives on one.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+use traffic::packet::{PacketSocket, BATCH};
+use traffic::{Class, ClassCounts, Mix, Side};
+
+/// greguard's traffic generator and counter (AF_PACKET).
+///
+/// `send` sends valid tunnel GRE built from a policy's tunnels, keepalives, non-GRE
+/// background and a storm of unknown, invalid and bogon GRE in the style of the 2016–17
+/// backscatter wave. `count` counts per class what arrives. Every frame carries its class in
+/// its source MAC (02:67:67:67:CC:VV), so the two sides can be compared.
+#[derive(Debug, Parser)]
+#[command(name = "greguard-gen", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send a weighted mix of traffic classes through an interface.
+    Send {
+        /// The policy whose tunnels the valid frames belong to.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+        /// The interface to send on.
+        #[arg(short, long, value_name = "IFACE")]
+        interface: String,
+        /// Which side of the box the interface is on (orients the tunnel frames).
+        #[arg(long, value_enum, default_value_t = From::Outside)]
+        from: From,
+        /// Frames per second in all (0 = as fast as possible).
+        #[arg(long, default_value_t = 10_000)]
+        pps: u64,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop after this many frames.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Class weights, e.g. "tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3".
+        #[arg(
+            long,
+            default_value = "tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3"
+        )]
+        mix: String,
+        /// Tag every frame with this 802.1Q VLAN id.
+        #[arg(long, value_name = "VID")]
+        vlan: Option<u16>,
+        /// Also write every frame sent to this pcap file.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
+        /// Seed of the frame contents.
+        #[arg(long, default_value_t = 2017)]
+        seed: u64,
+        /// Print a line every second.
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Count per class the frames arriving on an interface until SIGINT/SIGTERM or --seconds.
+    Count {
+        /// The interface to listen on.
+        #[arg(short, long, value_name = "IFACE")]
+        interface: String,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Also write every generated frame received to this pcap file.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
+        /// Print a line every second.
+        #[arg(long)]
+        progress: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum From {
+    Outside,
+    Inside,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send {
+            config,
+            interface,
+            from,
+            pps,
+            seconds,
+            count,
+            mix,
+            vlan,
+            pcap,
+            seed,
+            progress,
+        } => send(&SendArgs {
+            config,
+            interface,
+            side: match from {
+                From::Outside => Side::Outside,
+                From::Inside => Side::Inside,
+            },
+            pps,
+            seconds,
+            count,
+            mix,
+            vlan,
+            pcap,
+            seed,
+            progress,
+        }),
+        Command::Count {
+            interface,
+            seconds,
+            pcap,
+            progress,
+        } => count(&interface, seconds, pcap, progress),
+    };
+    if let Err(e) = result {
+        eprintln!("greguard-gen: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+struct SendArgs {
+    config: PathBuf,
+    interface: String,
+    side: Side,
+    pps: u64,
+    seconds: f64,
+    count: Option<u64>,
+    mix: String,
+    vlan: Option<u16>,
+    pcap: Option<PathBuf>,
+    seed: u64,
+    progress: bool,
+}
+
+fn parse_weights(s: &str) -> Result<[u32; Class::COUNT]> {
+    let mut w = [0u32; Class::COUNT];
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("--mix: {part:?} is not class=weight"))?;
+        let class = Class::from_name(k.trim()).with_context(|| {
+            format!(
+                "--mix: unknown class {k:?}; classes: {}",
+                Class::ALL.map(Class::name).join(", ")
+            )
+        })?;
+        w[class.index()] = v
+            .trim()
+            .parse()
+            .with_context(|| format!("--mix: weight {v:?}"))?;
+    }
+    Ok(w)
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(s, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+fn pcap_writer(path: &PathBuf) -> Result<PcapWriter<File>> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::NanoSecond,
+        ..PcapHeader::default()
+    };
+    PcapWriter::with_header(file, header).with_context(|| format!("writing {}", path.display()))
+}
+
+fn write_pcap(w: &mut PcapWriter<File>, frame: &[u8]) -> Result<()> {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    w.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))?;
+    Ok(())
+}
+
+fn send(a: &SendArgs) -> Result<()> {
+    let loaded = config::load_file(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let weights = parse_weights(&a.mix)?;
+    let mix = Mix::new(loaded.policy.specs(), a.side, weights, a.vlan, a.seed);
+    if mix.cycle_len() == 0 {
+        bail!(
+            "nothing to send: the mix is empty for this policy (no usable tunnel or all weights 0)"
+        );
+    }
+    let socket = PacketSocket::open(&a.interface)
+        .with_context(|| format!("opening a packet socket on {}", a.interface))?;
+    let mut pcap = a.pcap.as_ref().map(pcap_writer).transpose()?;
+    let stop = stop_flag()?;
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(a.seconds);
+    let limit = a.count.unwrap_or(u64::MAX);
+    let mut sent = ClassCounts::default();
+    let mut next = 0usize;
+    let mut total = 0u64;
+    let mut last_line = start;
+    let mut batch: Vec<&[u8]> = Vec::with_capacity(BATCH);
+    let mut classes: Vec<Class> = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) && total < limit {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        if a.pps > 0 {
+            // Pace: never ahead of pps × elapsed.
+            let allowed = (now - start).as_secs_f64() * a.pps as f64;
+            if total as f64 >= allowed {
+                let wait = (total as f64 + 1.0 - allowed) / a.pps as f64;
+                std::thread::sleep(Duration::from_secs_f64(wait.min(0.01)));
+                continue;
+            }
+        }
+        let room = if a.pps > 0 {
+            let allowed = ((now - start).as_secs_f64() * a.pps as f64) as u64;
+            (allowed.saturating_sub(total) as usize).clamp(1, BATCH)
+        } else {
+            BATCH
+        };
+        let room = room.min((limit - total) as usize);
+        batch.clear();
+        classes.clear();
+        for i in 0..room {
+            if let Some((class, frame)) = mix.frame(next + i) {
+                batch.push(frame);
+                classes.push(class);
+            }
+        }
+        let n = socket.send_batch(&batch)?;
+        for (class, frame) in classes.iter().zip(&batch).take(n) {
+            sent.add(*class, frame.len());
+            if let Some(w) = pcap.as_mut() {
+                write_pcap(w, frame)?;
+            }
+        }
+        next += n;
+        total += n as u64;
+        if a.progress && now.duration_since(last_line) >= Duration::from_secs(1) {
+            println!("t={} sent {}", (now - start).as_secs(), sent.line());
+            last_line = now;
+        }
+    }
+    println!("total sent {}", sent.line());
+    Ok(())
+}
+
+fn count(
+    interface: &str,
+    seconds: Option<f64>,
+    pcap: Option<PathBuf>,
+    progress: bool,
+) -> Result<()> {
+    let socket = PacketSocket::open(interface)
+        .with_context(|| format!("opening a packet socket on {interface}"))?;
+    let mut pcap = pcap.as_ref().map(pcap_writer).transpose()?;
+    let stop = stop_flag()?;
+    let start = Instant::now();
+    let until = seconds.map(|s| start + Duration::from_secs_f64(s));
+    let mut bufs = vec![[0u8; 2048]; BATCH];
+    let mut got = Vec::with_capacity(BATCH);
+    let mut received = ClassCounts::default();
+    let mut other = 0u64;
+    let mut last_line = start;
+    // Say when the socket is open, so a caller can start sending.
+    println!("ready {interface}");
+    while !stop.load(Ordering::Relaxed) && until.is_none_or(|u| Instant::now() < u) {
+        socket.recv_batch(&mut bufs, &mut got, 100)?;
+        for (buf, &(len, incoming)) in bufs.iter().zip(&got) {
+            if !incoming {
+                continue;
+            }
+            let frame = &buf[..len.min(buf.len())];
+            match Class::of_frame(frame) {
+                Some(class) => {
+                    received.add(class, len);
+                    if let Some(w) = pcap.as_mut() {
+                        write_pcap(w, frame)?;
+                    }
+                }
+                None => other += 1,
+            }
+        }
+        let now = Instant::now();
+        if progress && now.duration_since(last_line) >= Duration::from_secs(1) {
+            println!(
+                "t={} received {} other={other}",
+                (now - start).as_secs(),
+                received.line()
+            );
+            last_line = now;
+        }
+    }
+    println!("total received {} other={other}", received.line());
+    Ok(())
+}
