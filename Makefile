@@ -5,9 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 # Build dependencies of xsk-rs / libxdp-sys (clang, llvm, libelf, zlib, m4, pkg-config, libpcap)
-# and the tool the tests use to open our pcaps (tcpdump).
+# and what the lab and the data-path tests drive: ip (namespaces, veths), ethtool (checksum
+# offload off on the end hosts), ping, setpriv/taskset (util-linux), tcpdump (opens our pcaps).
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-                tcpdump iproute2
+                tcpdump iproute2 ethtool iputils-ping util-linux
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

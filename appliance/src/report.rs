@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use fastpath::afxdp::{PortCounters, Snapshot, WorkerReport};
+use fastpath::afxdp::{Binding, PortCounters, Snapshot, WorkerReport};
 use fastpath::{Counters, Direction, Policy, Reason, Verdict};
 
 /// The header of [`verdict_rows`].
@@ -134,6 +134,7 @@ pub fn final_report(
     policy: &Policy,
     total: &Snapshot,
     reports: &[WorkerReport],
+    bindings: &[Binding],
     elapsed: Duration,
 ) -> String {
     let c = &total.counters;
@@ -173,6 +174,16 @@ pub fn final_report(
             } else {
                 "MISMATCH"
             }
+        );
+    }
+    for (w, r) in reports.iter().enumerate() {
+        let Some(b) = bindings.iter().find(|b| b.worker == w) else {
+            continue;
+        };
+        let _ = writeln!(
+            s,
+            "worker {w}: queue {} core {} outside_received={} inside_received={}",
+            b.queue, b.core, r.ports[0].rx_packets, r.ports[1].rx_packets
         );
     }
     for (w, r) in reports.iter().enumerate() {

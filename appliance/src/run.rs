@@ -73,6 +73,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
 
     let stats: Vec<_> = data_path.stats().to_vec();
+    let bindings = data_path.bindings().to_vec();
     let reports = data_path.stop().map_err(Failure::runtime)?;
     // Each worker published a last time on its way out; the sum is the final count.
     let mut total = Snapshot::new(tunnels);
@@ -81,7 +82,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     print!(
         "{}",
-        report::final_report(&policy, &total, &reports, started.elapsed())
+        report::final_report(&policy, &total, &reports, &bindings, started.elapsed())
     );
     eprintln!("greguard: stopped; sockets closed and XDP programs detached");
     Ok(())

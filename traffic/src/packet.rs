@@ -72,6 +72,17 @@ impl PacketSocket {
                 std::mem::size_of::<libc::c_int>() as u32,
             )
         };
+        // SAFETY: as above. With PACKET_AUXDATA the kernel reports a VLAN tag that the
+        // receiving device took out of the frame (rx-vlan offload), so it can be put back.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_AUXDATA,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
         Ok(PacketSocket { fd, ifindex })
     }
 
@@ -132,7 +143,10 @@ impl PacketSocket {
         let mut addrs: [libc::sockaddr_ll; BATCH] = unsafe { std::mem::zeroed() };
         // SAFETY: plain old data; all-zero is valid.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let mut control = [[0u64; CONTROL_WORDS]; BATCH];
         for i in 0..n {
+            msgs[i].msg_hdr.msg_control = control[i].as_mut_ptr().cast();
+            msgs[i].msg_hdr.msg_controllen = std::mem::size_of_val(&control[i]);
             iov[i].iov_base = bufs[i].as_mut_ptr().cast();
             iov[i].iov_len = bufs[i].len();
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
@@ -160,7 +174,11 @@ impl PacketSocket {
         }
         for i in 0..rc as usize {
             let incoming = addrs[i].sll_pkttype != libc::PACKET_OUTGOING;
-            out.push((msgs[i].msg_len as usize, incoming));
+            let mut len = msgs[i].msg_len as usize;
+            if let Some((tpid, tci)) = vlan_of(&msgs[i].msg_hdr) {
+                len = reinsert_vlan(&mut bufs[i], len, tpid, tci);
+            }
+            out.push((len, incoming));
         }
         Ok(())
     }
@@ -169,4 +187,44 @@ impl PacketSocket {
     pub fn ifindex(&self) -> i32 {
         self.ifindex
     }
+}
+
+/// Room for one `tpacket_auxdata` control message, in u64 words (for alignment).
+const CONTROL_WORDS: usize = 8;
+
+/// The VLAN tag (TPID, TCI) the kernel took out of a received frame, from its auxdata.
+fn vlan_of(hdr: &libc::msghdr) -> Option<(u16, u16)> {
+    // SAFETY: `hdr` was filled by recvmmsg; the CMSG macros walk its control buffer within
+    // `msg_controllen`, and the data of a PACKET_AUXDATA message is a tpacket_auxdata.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
+                let aux: libc::tpacket_auxdata =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
+                    let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        aux.tp_vlan_tpid
+                    } else {
+                        0x8100
+                    };
+                    return Some((tpid, aux.tp_vlan_tci));
+                }
+                return None;
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+        None
+    }
+}
+
+/// Puts a VLAN tag back after the MAC addresses, as libpcap does; returns the new length.
+fn reinsert_vlan(buf: &mut [u8; 2048], len: usize, tpid: u16, tci: u16) -> usize {
+    if len < 12 || len + 4 > buf.len() {
+        return len;
+    }
+    buf.copy_within(12..len, 16);
+    buf[12..14].copy_from_slice(&tpid.to_be_bytes());
+    buf[14..16].copy_from_slice(&tci.to_be_bytes());
+    len + 4
 }

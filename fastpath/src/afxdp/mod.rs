@@ -91,7 +91,8 @@ pub struct DataPath {
     links: [Link; 2],
     bindings: Vec<Binding>,
     stats: Vec<Arc<WorkerStats>>,
-    workers: Vec<JoinHandle<WorkerReport>>,
+    /// `None` from a worker that could not be pinned and never ran.
+    workers: Vec<JoinHandle<Option<WorkerReport>>>,
     stop: Arc<AtomicBool>,
     /// Program ids attached once all sockets were bound (detached again at stop).
     programs: [Option<u32>; 2],
@@ -181,23 +182,28 @@ impl DataPath {
             programs,
         };
         for (w, (worker, core, stats)) in prepared.into_iter().enumerate() {
+            let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
             let handle = thread::Builder::new()
                 .name(format!("greguard-w{w}"))
                 .spawn(move || {
-                    // Pinning can only fail for a core that vanished since it was checked;
-                    // the worker then runs unpinned rather than not at all.
-                    core_affinity::set_for_current(core_affinity::CoreId { id: core as usize });
-                    worker.run()
+                    let pinned =
+                        core_affinity::set_for_current(core_affinity::CoreId { id: core as usize });
+                    let _ = pinned_tx.send(pinned);
+                    if pinned {
+                        Some(worker.run())
+                    } else {
+                        None
+                    }
                 })
-                .map_err(|source| Error::Thread { worker: w, source });
-            match handle {
-                Ok(h) => {
-                    data_path.workers.push(h);
-                    data_path.stats.push(stats);
-                }
-                // Dropping `data_path` stops the workers already started; the rest drop their
-                // sockets with `prepared`.
-                Err(e) => return Err(e),
+                .map_err(|source| Error::Thread { worker: w, source })?;
+            data_path.workers.push(handle);
+            data_path.stats.push(stats);
+            // Dropping `data_path` on an error stops the workers already running.
+            if pinned_rx.recv() != Ok(true) {
+                return Err(Error::NoCore {
+                    core: core as usize,
+                    available: core_list(),
+                });
             }
         }
         Ok(data_path)
@@ -239,7 +245,8 @@ impl DataPath {
         let mut failed = None;
         for (w, h) in self.workers.drain(..).enumerate() {
             match h.join() {
-                Ok(r) => reports.push(r),
+                Ok(Some(r)) => reports.push(r),
+                Ok(None) => {}
                 Err(_) => failed = Some(Error::WorkerPanicked { worker: w }),
             }
         }
@@ -351,6 +358,16 @@ fn resolve_queues(spec: &PortsSpec, links: &[Link; 2]) -> Result<Vec<u32>, Error
     }
 }
 
+/// The cores this process may run on, as "0,1,...".
+fn core_list() -> String {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// One core per worker: the policy's list, or the cores after core 0 (wrapping around).
 fn resolve_cores(spec: &PortsSpec, workers: usize) -> Result<Vec<u32>, Error> {
     let available: Vec<u32> = core_affinity::get_core_ids()
@@ -358,20 +375,13 @@ fn resolve_cores(spec: &PortsSpec, workers: usize) -> Result<Vec<u32>, Error> {
         .into_iter()
         .map(|c| c.id as u32)
         .collect();
-    let shown = || {
-        available
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     match &spec.cores {
         Some(list) => {
             for &c in list {
                 if !available.contains(&c) {
                     return Err(Error::NoCore {
                         core: c as usize,
-                        available: shown(),
+                        available: core_list(),
                     });
                 }
             }

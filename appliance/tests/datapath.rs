@@ -1,0 +1,601 @@
+//! The real data path: `greguard run` on veths between network namespaces, real AF_XDP
+//! sockets, frames from `greguard-gen`, and what arrives on the other side. Needs root.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::netns::{sh, Topology};
+use traffic::Class;
+
+/// Tunnels the generator builds valid frames for: keyed v0 with keepalives, a prefix pair with
+/// IPv6 and IPv4, and a PPTP call.
+const TUNNELS: &str = r#"
+[[tunnel]]
+name = "berlin"
+peer = "203.0.113.7"
+local = "198.51.100.10"
+key = 1001
+protocols = ["ipv4", "keepalive"]
+
+[[tunnel]]
+name = "paris"
+peer = "203.0.113.0/28"
+local = "198.51.100.10"
+protocols = ["ipv6", "ipv4"]
+
+[[tunnel]]
+name = "pptp"
+peer = "192.0.2.50"
+local = "198.51.100.20"
+version = 1
+protocols = ["ppp"]
+"#;
+
+/// Frames of a pcap file, as a multiset.
+fn frames(path: &Path) -> HashMap<Vec<u8>, usize> {
+    let file = std::fs::File::open(path).expect("open pcap");
+    let mut r = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
+    let mut m = HashMap::new();
+    while let Some(p) = r.next_packet() {
+        *m.entry(p.expect("packet").data.into_owned()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn valid_tunnel_frames_cross_byte_identical_in_both_directions() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box(&policy);
+
+    // Outside → inside.
+    let (sent_pcap, got_pcap) = (t.path("sent-out.pcap"), t.path("got-in.pcap"));
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), Some(&got_pcap));
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--mix",
+            "tunnel=5,keepalive=1",
+            "--count",
+            "3000",
+            "--pps",
+            "20000",
+            "--pcap",
+            sent_pcap.to_str().unwrap(),
+        ],
+    );
+    let (got, _) = counter.stop();
+    assert_eq!(sent.total(), 3000);
+    assert_eq!(
+        got.frames[Class::Tunnel.index()],
+        sent.frames[Class::Tunnel.index()]
+    );
+    assert_eq!(
+        got.frames[Class::Keepalive.index()],
+        sent.frames[Class::Keepalive.index()]
+    );
+    assert_eq!(
+        frames(&got_pcap),
+        frames(&sent_pcap),
+        "frames changed crossing the box"
+    );
+
+    // Inside → outside: the same tunnels, the other orientation.
+    let (sent_pcap, got_pcap) = (t.path("sent-in.pcap"), t.path("got-out.pcap"));
+    let counter = t.start_counter(&t.out_ns.clone(), &t.out_if.clone(), Some(&got_pcap));
+    let sent = t.send(
+        &t.in_ns,
+        &t.in_if,
+        &policy,
+        &[
+            "--from",
+            "inside",
+            "--mix",
+            "tunnel=1",
+            "--count",
+            "2000",
+            "--pps",
+            "20000",
+            "--pcap",
+            sent_pcap.to_str().unwrap(),
+        ],
+    );
+    let (got, _) = counter.stop();
+    assert_eq!(sent.total(), 2000);
+    assert_eq!(got.frames[Class::Tunnel.index()], 2000);
+    assert_eq!(
+        frames(&got_pcap),
+        frames(&sent_pcap),
+        "frames changed crossing the box"
+    );
+
+    let box_in = t.box_in.clone();
+    let stopped = gre_box.stop();
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    assert_eq!(stopped.frames("outside", "forward", "tunnel"), 3000);
+    assert_eq!(stopped.frames("inside", "forward", "tunnel"), 2000);
+    assert!(
+        !t.xdp_attached(&t.box_out.clone()) && !t.xdp_attached(&box_in),
+        "XDP left attached"
+    );
+}
+
+#[test]
+fn invalid_unknown_and_bogon_gre_never_arrive_and_are_counted_by_reason() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--mix",
+            "unknown=4,invalid=5,bogon=1",
+            "--count",
+            "5000",
+            "--pps",
+            "50000",
+        ],
+    );
+    let (got, _) = counter.stop();
+    let stopped = gre_box.stop();
+    for c in [Class::Unknown, Class::Invalid, Class::Bogon] {
+        assert!(sent.frames[c.index()] > 0);
+        assert_eq!(got.frames[c.index()], 0, "{c} frames crossed the box");
+    }
+    assert_eq!(
+        stopped.frames("outside", "drop", "unknown_tunnel"),
+        sent.frames[Class::Unknown.index()]
+    );
+    assert_eq!(
+        stopped.frames("outside", "drop", "bogon"),
+        sent.frames[Class::Bogon.index()]
+    );
+    // The invalid class cycles through five breakages, each with its own reason.
+    let invalid: u64 = [
+        "bad_version",
+        "bad_flags",
+        "bad_inner",
+        "bad_checksum",
+        "truncated",
+    ]
+    .iter()
+    .map(|r| {
+        let n = stopped.frames("outside", "drop", r);
+        assert!(n > 0, "no {r} drops:\n{}", stopped.stdout);
+        n
+    })
+    .sum();
+    assert_eq!(invalid, sent.frames[Class::Invalid.index()]);
+    // Only the namespaces' own chatter (IPv6 ND, ARP) is forwarded.
+    assert_eq!(
+        stopped.verdict_total("outside", "forward"),
+        stopped.frames("outside", "forward", "non_gre")
+    );
+}
+
+#[test]
+fn ping_and_a_tcp_connection_cross_the_box() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &t.out_ns,
+        "ping",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "10.77.0.2",
+    ]);
+
+    let server = common::netns::in_netns(&t.in_ns, || {
+        let l = TcpListener::bind("10.77.0.2:7777").expect("listen");
+        let (mut s, _) = l.accept().expect("accept");
+        let mut buf = vec![0u8; 100_000];
+        s.read_exact(&mut buf).expect("read");
+        s.write_all(&buf.iter().map(|b| b.wrapping_add(1)).collect::<Vec<_>>())
+            .expect("write");
+        buf
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = common::netns::in_netns(&t.out_ns, || {
+        let mut s =
+            TcpStream::connect_timeout(&"10.77.0.2:7777".parse().unwrap(), Duration::from_secs(5))
+                .expect("connect through the box");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        s.write_all(&data).expect("send");
+        let mut back = vec![0u8; data.len()];
+        s.read_exact(&mut back).expect("reply");
+        (data, back)
+    });
+    let (data, back) = client.join().expect("client");
+    let received = server.join().expect("server");
+    assert_eq!(received, data);
+    assert!(back.iter().zip(&data).all(|(b, d)| *b == d.wrapping_add(1)));
+    let stopped = gre_box.stop();
+    assert!(stopped.frames("outside", "forward", "non_gre") > 10);
+    assert!(stopped.frames("inside", "forward", "non_gre") > 10);
+}
+
+#[test]
+fn vlan_tagged_tunnel_frames_pass_and_tagged_garbage_does_not() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let got_pcap = t.path("got.pcap");
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), Some(&got_pcap));
+    let sent_pcap = t.path("sent.pcap");
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--vlan",
+            "100",
+            "--mix",
+            "tunnel=1,unknown=1",
+            "--count",
+            "2000",
+            "--pps",
+            "20000",
+            "--pcap",
+            sent_pcap.to_str().unwrap(),
+        ],
+    );
+    let (got, _) = counter.stop();
+    let stopped = gre_box.stop();
+    assert_eq!(
+        got.frames[Class::Tunnel.index()],
+        sent.frames[Class::Tunnel.index()]
+    );
+    assert_eq!(got.frames[Class::Unknown.index()], 0);
+    let tagged = frames(&got_pcap);
+    assert!(
+        tagged.keys().all(|f| f[12..14] == [0x81, 0x00]),
+        "a frame lost its tag"
+    );
+    let sent_tunnel: HashMap<_, _> = frames(&sent_pcap)
+        .into_iter()
+        .filter(|(f, _)| Class::of_frame(f) == Some(Class::Tunnel))
+        .collect();
+    assert_eq!(tagged, sent_tunnel);
+    assert_eq!(
+        stopped.frames("outside", "drop", "unknown_tunnel"),
+        sent.frames[Class::Unknown.index()]
+    );
+}
+
+#[test]
+fn every_frame_is_counted_once_per_port_and_no_umem_frame_is_lost() {
+    let mut t = Topology::new(1);
+    // A small UMEM (4 × 256 frames), recycled many times over by 30 000 frames.
+    let policy = t.policy("ring_size = 256\nbatch_size = 32", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let c_in = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let from_out = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &["--count", "20000", "--pps", "40000"],
+    );
+    let (got_in, _) = c_in.stop();
+    let c_out = t.start_counter(&t.out_ns.clone(), &t.out_if.clone(), None);
+    let from_in = t.send(
+        &t.in_ns,
+        &t.in_if,
+        &policy,
+        &["--from", "inside", "--count", "10000", "--pps", "40000"],
+    );
+    let (got_out, _) = c_out.stop();
+    let s = gre_box.stop();
+    assert!(s.status.success(), "{}", s.stderr);
+
+    let passed = |c: &traffic::ClassCounts| {
+        c.frames[Class::Tunnel.index()]
+            + c.frames[Class::Keepalive.index()]
+            + c.frames[Class::NonGre.index()]
+    };
+    for (port, sent, got) in [
+        ("outside", &from_out, &got_in),
+        ("inside", &from_in, &got_out),
+    ] {
+        let ring = format!("ring {port}:");
+        let received = s.value(&ring, "received");
+        // DESIGN §5: every frame received on a port has exactly one verdict and one reason.
+        let counted = s.verdict_total(port, "forward") + s.verdict_total(port, "drop");
+        assert_eq!(received, counted, "{port}:\n{}", s.stdout);
+        // Nothing vanishes unaccounted: what the socket did not receive, the kernel counted as
+        // dropped (RX ring full when the worker was not scheduled in time).
+        let kernel_drops = s.value(&ring, "xdp_rx_ring_full") + s.value(&ring, "xdp_rx_dropped");
+        assert!(
+            received + kernel_drops >= sent.total(),
+            "{port}: {received} + {kernel_drops} < {}",
+            sent.total()
+        );
+        // What should pass arrived, less at most what the kernel dropped before the box saw it.
+        assert!(
+            passed(got) <= passed(sent) && passed(got) + kernel_drops >= passed(sent),
+            "{port}: {} of {} arrived, {kernel_drops} kernel drops",
+            passed(got),
+            passed(sent)
+        );
+    }
+    assert_eq!(
+        s.value("ring inside:", "tx_ring_full") + s.value("ring outside:", "tx_ring_full"),
+        0
+    );
+    // Every UMEM frame is back: free + fill + tx = total, with nothing left on a TX ring.
+    assert_eq!(s.value("frames worker 0:", "total"), 1024);
+    assert_eq!(s.value("frames worker 0:", "tx"), 0);
+    assert_eq!(
+        s.value("frames worker 0:", "free") + s.value("frames worker 0:", "fill"),
+        1024
+    );
+    assert!(s.stdout.contains("balanced") && !s.stdout.contains("UNBALANCED"));
+}
+
+#[test]
+fn two_queues_are_served_by_two_workers_pinned_to_their_cores() {
+    let mut t = Topology::new(2);
+    let policy = t.policy("queues = [0, 1]\ncores = [1, 0]", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let log = gre_box.log.join("\n");
+    for q in [
+        "queue 0: AF_XDP copy mode (worker 0, core 1)",
+        "queue 1: AF_XDP copy mode (worker 1, core 0)",
+    ] {
+        assert!(log.contains(q), "missing {q:?} in:\n{log}");
+    }
+    // Each worker thread is pinned to its core.
+    let pid = gre_box.pid();
+    let mut pinned = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if let Some(w) = comm.trim().strip_prefix("greguard-w") {
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            pinned.push((w.to_owned(), cpus));
+        }
+    }
+    pinned.sort();
+    assert_eq!(
+        pinned,
+        [
+            ("0".to_owned(), "1".to_owned()),
+            ("1".to_owned(), "0".to_owned())
+        ]
+    );
+
+    // A packet socket transmits on the queue of the CPU it runs on: one sender per CPU.
+    let gen = common::netns::gen_binary();
+    let senders: Vec<_> = ["0", "1"]
+        .iter()
+        .map(|cpu| {
+            Command::new("ip")
+                .args(["netns", "exec", &t.out_ns, "taskset", "-c", cpu])
+                .arg(&gen)
+                .args([
+                    "send", "-i", &t.out_if, "--mix", "tunnel=1", "--count", "3000", "--pps",
+                    "20000", "-c",
+                ])
+                .arg(&policy)
+                .output()
+                .expect("sender")
+        })
+        .collect();
+    for s in &senders {
+        assert!(s.status.success());
+    }
+    let stopped = gre_box.stop();
+    let w0 = stopped.value("worker 0:", "outside_received");
+    let w1 = stopped.value("worker 1:", "outside_received");
+    assert!(
+        w0 >= 3000 && w1 >= 3000,
+        "queues not both served: {w0} {w1}\n{}",
+        stopped.stdout
+    );
+    assert_eq!(stopped.frames("outside", "forward", "tunnel"), 6000);
+    let _ = &mut t;
+}
+
+#[test]
+fn a_missing_interface_exits_2_and_names_it() {
+    let t = Topology::new(1);
+    let policy = t.dir.path().join("missing.toml");
+    std::fs::write(
+        &policy,
+        "[ports]\noutside = \"gg-nope0\"\ninside = \"gg-nope1\"\n",
+    )
+    .unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.box_ns,
+            env!("CARGO_BIN_EXE_greguard"),
+            "run",
+            "-c",
+        ])
+        .arg(&policy)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("outside interface \"gg-nope0\" does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ip link show"), "{stderr}");
+}
+
+#[test]
+fn a_refused_mode_exits_2_and_says_what_to_do() {
+    let t = Topology::new(1);
+    let policy = t.policy("xdp_mode = \"zerocopy\"", TUNNELS);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.box_ns,
+            env!("CARGO_BIN_EXE_greguard"),
+            "run",
+            "-c",
+        ])
+        .arg(&policy)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("AF_XDP refused (zerocopy)"), "{stderr}");
+    assert!(
+        stderr.contains("use xdp_mode = \"copy\" or \"auto\""),
+        "{stderr}"
+    );
+    assert!(
+        !t.xdp_attached(&t.box_out),
+        "a refused start left XDP attached"
+    );
+}
+
+#[test]
+fn a_missing_capability_is_named() {
+    let t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.box_ns,
+            "setpriv",
+            "--bounding-set",
+            "-sys_admin",
+            "--inh-caps",
+            "-sys_admin",
+        ])
+        .arg(env!("CARGO_BIN_EXE_greguard"))
+        .args(["run", "-c"])
+        .arg(&policy)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("missing capability: CAP_SYS_ADMIN"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stale_program_left_by_a_killed_box_is_detached_at_the_next_start() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let first = t.start_box(&policy);
+    // SAFETY: kill(2) on our child's pid.
+    unsafe { libc::kill(first.pid() as i32, libc::SIGKILL) };
+    drop(first);
+    assert!(
+        t.xdp_attached(&t.box_out.clone()),
+        "kill -9 should leave the program attached"
+    );
+    let second = t.start_box(&policy);
+    let log = second.log.join("\n");
+    assert!(log.contains("detached a stale AF_XDP program"), "{log}");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &t.out_ns,
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "10.77.0.2",
+    ]);
+    let stopped = second.stop();
+    assert!(stopped.status.success());
+    assert!(!t.xdp_attached(&t.box_out.clone()));
+}
+
+#[test]
+fn a_foreign_xdp_program_is_left_alone_and_reported() {
+    let t = Topology::new(1);
+    // Someone else's program: a minimal XDP_PASS, compiled here and attached with ip.
+    let obj = t.path("pass.o");
+    let src = t.path("pass.c");
+    // XDP_PASS is 2 (linux/bpf.h); no header needed.
+    std::fs::write(&src, "__attribute__((section(\"xdp\"), used)) int pass(void *ctx) { return 2; }\nchar _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n").unwrap();
+    sh(&[
+        "clang",
+        "-O2",
+        "-target",
+        "bpf",
+        "-c",
+        src.to_str().unwrap(),
+        "-o",
+        obj.to_str().unwrap(),
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &t.box_ns,
+        "link",
+        "set",
+        "dev",
+        &t.box_out,
+        "xdp",
+        "obj",
+        obj.to_str().unwrap(),
+        "sec",
+        "xdp",
+    ]);
+    let policy = t.policy("", TUNNELS);
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &t.box_ns,
+            env!("CARGO_BIN_EXE_greguard"),
+            "run",
+            "-c",
+        ])
+        .arg(&policy)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("that greguard did not load"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ip link set dev {} xdp off", t.box_out)),
+        "{stderr}"
+    );
+    assert!(
+        t.xdp_attached(&t.box_out),
+        "greguard removed someone else's program"
+    );
+}
