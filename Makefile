@@ -12,7 +12,7 @@ DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libp
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test lint unit demo bench clean
+.PHONY: all deps build test lint unit demo replay-demo bench clean
 
 all: build
 
@@ -41,12 +41,13 @@ lint:
 test: deps build lint
 	$(CARGO) test --release --workspace
 
-## demo: the replay demo on the captures shipped in captures/ (the live AF_XDP lab arrives with the data path)
+## demo: the built-in lab: namespaces + veths, `greguard run` with AF_XDP, 20 s of traffic (root)
 demo: build
-	@echo "== greguard check -c config/examples/small-site.toml"
+	$(SUDO) target/release/greguard lab $(LAB_ARGS)
+
+## replay-demo: the classifier over the captures shipped in captures/ (no root, no interfaces)
+replay-demo: build
 	target/release/greguard check -c config/examples/small-site.toml
-	@echo
-	@echo "== greguard replay -c config/examples/small-site.toml captures/backscatter-mix.pcap"
 	target/release/greguard replay -c config/examples/small-site.toml captures/backscatter-mix.pcap
 
 ## bench: the classifier micro-benchmark (criterion)

@@ -4,9 +4,11 @@ mod capture;
 mod check;
 mod cli;
 mod exit;
+mod lab;
 mod replay;
 mod report;
 mod run;
+mod top;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         cli::Command::Check { config } => check::run(&config),
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Run(args) => run::run(&args),
+        cli::Command::Lab(args) => lab::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

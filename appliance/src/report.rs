@@ -112,7 +112,8 @@ fn ring_line(port: &str, p: &PortCounters) -> String {
     format!(
         "ring {port}: received={} transmitted={} tx_ring_full={} fill_starved={} rx_empty_polls={} \
          tx_kicks={} xdp_rx_dropped={} xdp_rx_ring_full={} xdp_rx_fill_ring_empty_descs={} \
-         xdp_rx_invalid_descs={} xdp_tx_invalid_descs={} xdp_tx_ring_empty_descs={}",
+         xdp_rx_invalid_descs={} xdp_tx_invalid_descs={} xdp_tx_ring_empty_descs={} samples={} \
+         samples_dropped={}",
         p.rx_packets,
         p.tx_packets,
         p.tx_ring_full,
@@ -124,7 +125,9 @@ fn ring_line(port: &str, p: &PortCounters) -> String {
         p.xdp_rx_fill_ring_empty_descs,
         p.xdp_rx_invalid_descs,
         p.xdp_tx_invalid_descs,
-        p.xdp_tx_ring_empty_descs
+        p.xdp_tx_ring_empty_descs,
+        p.samples,
+        p.samples_dropped
     )
 }
 

@@ -12,9 +12,10 @@ use anyhow::{anyhow, Context};
 use fastpath::afxdp::{self, DataPath, PortsSpec, Snapshot};
 use fastpath::{Direction, Reason, Verdict};
 
-use crate::cli::RunArgs;
+use crate::cli::{Format, RunArgs};
 use crate::exit::Failure;
 use crate::report;
+use crate::top::TopSources;
 
 /// Runs until a stop signal (or `--duration`), then prints the final report.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
@@ -26,7 +27,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             args.config.display()
         ))
     })?;
-    let spec = ports_spec(&ports);
+    let spec = ports_spec(&ports, loaded.model.sampling.invalid);
     let policy = Arc::new(loaded.policy);
     let tunnels = policy.tunnel_count();
 
@@ -39,7 +40,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
 
     VERBOSE.store(args.verbose, Ordering::Relaxed);
     afxdp::log::route_bpf_logs(library_message);
-    let data_path = DataPath::start(&spec, policy.clone(), |n| eprintln!("greguard: {n}"))
+    let mut data_path = DataPath::start(&spec, policy.clone(), |n| eprintln!("greguard: {n}"))
         .map_err(Failure::runtime)?;
     for b in data_path.bindings() {
         eprintln!(
@@ -56,17 +57,29 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         tunnels
     );
 
+    let mut samples = data_path.take_samples();
+    let mut top = TopSources::new(TOP_WINDOW_SECS);
     let started = Instant::now();
     let mut previous = Snapshot::new(tunnels);
     let mut next_tick = started + Duration::from_secs(1);
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(50));
+        for ring in &mut samples {
+            while let Ok(sample) = ring.pop() {
+                top.add(sample.source());
+            }
+        }
         if Instant::now() >= next_tick {
             let now = data_path.snapshot(tunnels);
+            let line = match args.format {
+                Format::Human => second_line(started.elapsed(), &previous, &now, &top),
+                Format::Kv => kv_line(started.elapsed(), &previous, &now, &top),
+            };
             if !args.quiet {
-                println!("{}", second_line(started.elapsed(), &previous, &now));
+                println!("{line}");
             }
+            top.tick();
             previous = now;
             next_tick += Duration::from_secs(1);
         }
@@ -108,7 +121,7 @@ fn library_message(library: &'static str, level: afxdp::log::Level, message: &st
 }
 
 /// The data path's view of `[ports]`.
-fn ports_spec(p: &config::Ports) -> PortsSpec {
+fn ports_spec(p: &config::Ports, sample_every: u32) -> PortsSpec {
     PortsSpec {
         outside: p.outside.clone(),
         inside: p.inside.clone(),
@@ -126,12 +139,13 @@ fn ports_spec(p: &config::Ports) -> PortsSpec {
         frame_size: p.frame_size,
         ring_size: p.ring_size,
         batch_size: p.batch_size,
+        sample_every,
     }
 }
 
 /// One line per second: packets per second per port, forwarded and dropped, and the top drop
 /// reasons of that second.
-fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot) -> String {
+fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSources) -> String {
     use std::fmt::Write as _;
     let mut s = format!("[{:>5}s]", elapsed.as_secs());
     let mut drops: Vec<(u64, Reason)> = Vec::new();
@@ -170,5 +184,42 @@ fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot) -> String {
         }
     }
     let _ = report::ring_alerts(&mut s, before, now);
+    let top = top.top(3);
+    if !top.is_empty() {
+        s.push_str("  top dropped sources:");
+        for (a, n) in top {
+            let _ = write!(s, " {a} {n}");
+        }
+    }
     s
 }
+
+/// The per-second line for scripts (the lab reads it): `stats t=SECONDS` then
+/// `PORT.VERDICT.REASON=FRAMES` for every non-zero count of that second, and
+/// `top=ADDR/SAMPLES,...` for the top sources of dropped GRE over the last seconds.
+fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSources) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!("stats t={}", elapsed.as_secs());
+    for dir in [Direction::FromOutside, Direction::FromInside] {
+        for v in Verdict::ALL {
+            for r in Reason::ALL {
+                let n = now.counters.packets(dir, r, v) - before.counters.packets(dir, r, v);
+                if n > 0 {
+                    let _ = write!(s, " {}.{}.{}={n}", dir.port(), v.name(), r.name());
+                }
+            }
+        }
+    }
+    let top: Vec<String> = top
+        .top(TOP_SHOWN)
+        .iter()
+        .map(|(a, n)| format!("{a}/{n}"))
+        .collect();
+    let _ = write!(s, " top={}", top.join(","));
+    s
+}
+
+/// Seconds the top-sources view looks back.
+const TOP_WINDOW_SECS: usize = 10;
+/// Sources listed in the kv line.
+const TOP_SHOWN: usize = 5;

@@ -9,6 +9,7 @@
 
 pub mod class;
 pub mod mix;
+pub mod netns;
 pub mod packet;
 
 pub use class::{Class, ClassCounts};

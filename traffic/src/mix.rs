@@ -12,6 +12,11 @@ use crate::class::Class;
 /// Variants built per class (sizes, sources, breakages cycle through them).
 const VARIANTS: usize = 64;
 
+/// Variants of the backscatter class: one spoofed source each, but every fourth from one of
+/// [`HEAVY_SOURCES`] addresses, so a top-sources view has something to rank.
+const UNKNOWN_VARIANTS: usize = 1024;
+const HEAVY_SOURCES: usize = 4;
+
 /// The destination MAC of every generated frame: locally administered and nobody's, so the
 /// far namespace's stack ignores the frames while a packet socket still sees them.
 pub const DST_MAC: [u8; 6] = [0x02, 0x67, 0x67, 0x00, 0x00, 0x01];
@@ -116,12 +121,18 @@ impl Mix {
                 _ => None,
             })
             .unwrap_or(Ipv4Addr::new(198, 51, 100, 10));
+        let heavy: Vec<Ipv4Addr> = (0..HEAVY_SOURCES).map(|_| rng.spoofed()).collect();
         let pools: Vec<Vec<Vec<u8>>> = Class::ALL
             .iter()
             .map(|&class| {
-                (0..VARIANTS)
+                let variants = if class == Class::Unknown {
+                    UNKNOWN_VARIANTS
+                } else {
+                    VARIANTS
+                };
+                (0..variants)
                     .filter_map(|v| {
-                        let b = build(class, v, &endpoints, local, &mut rng)?;
+                        let b = build(class, v, &endpoints, local, &heavy, &mut rng)?;
                         let b = match vlan {
                             Some(vid) => b.vlan(vid),
                             None => b,
@@ -210,6 +221,7 @@ fn build(
     v: usize,
     endpoints: &[Endpoint],
     local: Ipv4Addr,
+    heavy: &[Ipv4Addr],
     rng: &mut Rng,
 ) -> Option<FrameBuilder> {
     Some(match class {
@@ -247,7 +259,11 @@ fn build(
             // The wave's two shapes: 66 bytes (inner IPv4/UDP, no data) and 578 bytes.
             let data = if v.is_multiple_of(2) { 0 } else { 512 };
             let inner = payload::ipv4_udp(rng.spoofed(), rng.spoofed(), 40000, 53, &vec![0; data]);
-            FrameBuilder::ipv4(rng.spoofed(), local).gre(Gre::v0(0x0800), inner)
+            let src = match heavy.get(v / 4 % heavy.len().max(1)) {
+                Some(h) if v.is_multiple_of(4) => *h,
+                _ => rng.spoofed(),
+            };
+            FrameBuilder::ipv4(src, local).gre(Gre::v0(0x0800), inner)
         }
         Class::Invalid => {
             let src = rng.spoofed();

@@ -1,4 +1,4 @@
-//! A throw-away three-namespace topology for the data-path tests:
+//! The data-path tests' topology (`traffic::netns`) and the processes they run in it:
 //!
 //! ```text
 //!  <p>-out [<p>-o] ──veth── [<p>-bo] <p>-box [<p>-bi] ──veth── [<p>-i] <p>-in
@@ -66,7 +66,7 @@ pub fn require_root() {
     );
 }
 
-/// The three namespaces and two veth pairs.
+/// The three namespaces and two veth pairs (`traffic::netns`), plus what a test starts in them.
 pub struct Topology {
     pub prefix: String,
     pub out_ns: String,
@@ -81,7 +81,7 @@ pub struct Topology {
     /// In `in_ns`.
     pub in_if: String,
     pub dir: tempfile::TempDir,
-    children: Vec<Child>,
+    net: traffic::netns::Topology,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -92,75 +92,20 @@ impl Topology {
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("gt{}{}", std::process::id() % 100_000, n);
-        let t = Topology {
-            out_ns: format!("{prefix}-out"),
-            box_ns: format!("{prefix}-box"),
-            in_ns: format!("{prefix}-in"),
-            out_if: format!("{prefix}-o"),
-            box_out: format!("{prefix}-bo"),
-            box_in: format!("{prefix}-bi"),
-            in_if: format!("{prefix}-i"),
+        let net = traffic::netns::Topology::create(&prefix, queues).expect("create namespaces");
+        Topology {
             prefix,
+            out_ns: net.out_ns.clone(),
+            box_ns: net.box_ns.clone(),
+            in_ns: net.in_ns.clone(),
+            out_if: net.out_if.clone(),
+            box_out: net.box_out.clone(),
+            box_in: net.box_in.clone(),
+            in_if: net.in_if.clone(),
             dir: tempfile::tempdir().expect("temp dir"),
-            children: Vec::new(),
+            net,
             _serial: serial,
-        };
-        for ns in [&t.out_ns, &t.box_ns, &t.in_ns] {
-            sh(&["ip", "netns", "add", ns]);
         }
-        let q = queues.to_string();
-        for (a, b) in [(&t.out_if, &t.box_out), (&t.in_if, &t.box_in)] {
-            let mut args = vec!["ip", "link", "add", a.as_str()];
-            if queues > 1 {
-                args.extend(["numrxqueues", &q, "numtxqueues", &q]);
-            }
-            args.extend(["type", "veth", "peer", "name", b.as_str()]);
-            if queues > 1 {
-                args.extend(["numrxqueues", &q, "numtxqueues", &q]);
-            }
-            sh(&args);
-        }
-        for (ifname, ns) in [
-            (&t.out_if, &t.out_ns),
-            (&t.box_out, &t.box_ns),
-            (&t.box_in, &t.box_ns),
-            (&t.in_if, &t.in_ns),
-        ] {
-            sh(&["ip", "link", "set", ifname, "netns", ns]);
-            sh(&["ip", "-n", ns, "link", "set", ifname, "up"]);
-        }
-        for ns in [&t.out_ns, &t.box_ns, &t.in_ns] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        // veth hands TCP/UDP over with the checksum left to an offload that never happens;
-        // a frame re-sent through AF_XDP would arrive with a bad checksum. On a wire every
-        // frame carries its checksum: make the end hosts compute theirs.
-        for (ns, ifname) in [(&t.out_ns, &t.out_if), (&t.in_ns, &t.in_if)] {
-            sh(&[
-                "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off",
-            ]);
-        }
-        sh(&[
-            "ip",
-            "-n",
-            &t.out_ns,
-            "addr",
-            "add",
-            "10.77.0.1/24",
-            "dev",
-            &t.out_if,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &t.in_ns,
-            "addr",
-            "add",
-            "10.77.0.2/24",
-            "dev",
-            &t.in_if,
-        ]);
-        t
     }
 
     /// Writes a policy with this topology's `[ports]` followed by `rest`.
@@ -292,29 +237,7 @@ impl Topology {
 
     /// Whether an XDP program is attached to `ifname` in the box namespace.
     pub fn xdp_attached(&self, ifname: &str) -> bool {
-        let out = sh(&["ip", "-n", &self.box_ns, "link", "show", "dev", ifname]);
-        String::from_utf8_lossy(&out.stdout).contains("xdp")
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.out_ns, &self.box_ns, &self.in_ns] {
-            // Kill whatever still runs in the namespace, then delete it (its veths go with it).
-            let _ = Command::new("ip")
-                .args(["netns", "pids", ns])
-                .output()
-                .map(|o| {
-                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                        let _ = Command::new("kill").args(["-9", pid]).status();
-                    }
-                });
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        self.net.xdp_attached(ifname)
     }
 }
 

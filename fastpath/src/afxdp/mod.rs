@@ -15,6 +15,7 @@ pub mod link;
 pub mod log;
 pub mod mode;
 pub mod port;
+pub mod sample;
 pub mod stats;
 pub mod worker;
 
@@ -30,6 +31,7 @@ pub use error::Error;
 pub use link::Link;
 pub use mode::XdpMode;
 pub use port::Port;
+pub use sample::Sample;
 pub use stats::{FrameLedger, PortCounters, Snapshot, WorkerStats};
 pub use worker::{Worker, WorkerConfig, WorkerReport, MAX_BATCH};
 
@@ -58,6 +60,8 @@ pub struct PortsSpec {
     pub frame_size: u32,
     pub ring_size: u32,
     pub batch_size: u32,
+    /// Sample 1 in this many dropped GRE frames to the slow path (0 = none).
+    pub sample_every: u32,
 }
 
 impl PortsSpec {
@@ -96,6 +100,8 @@ pub struct DataPath {
     stop: Arc<AtomicBool>,
     /// Program ids attached once all sockets were bound (detached again at stop).
     programs: [Option<u32>; 2],
+    /// The consuming ends of the workers' sample rings, until taken.
+    samples: Vec<rtrb::Consumer<Sample>>,
 }
 
 impl DataPath {
@@ -129,6 +135,7 @@ impl DataPath {
         let stop = Arc::new(AtomicBool::new(false));
         let mut bindings = Vec::new();
         let mut prepared = Vec::new();
+        let mut samples = Vec::new();
         let mut mode = [spec.mode; 2];
         for (w, (&queue, &core)) in queues.iter().zip(&cores).enumerate() {
             let (umem, descs) = umem(spec)?;
@@ -156,15 +163,21 @@ impl DataPath {
                 batch: spec.batch_size as usize,
                 capacity: spec.frame_capacity() as usize,
                 workers: queues.len() as u32,
+                sample_every: spec.sample_every,
             };
+            let (producer, consumer) = rtrb::RingBuffer::new(sample::SAMPLE_RING);
+            samples.push(consumer);
             let worker = Worker::new(
                 ports,
                 umem,
                 descs,
                 config,
-                policy.clone(),
-                stats.clone(),
-                stop.clone(),
+                worker::Shared {
+                    policy: policy.clone(),
+                    stats: stats.clone(),
+                    stop: stop.clone(),
+                    samples: producer,
+                },
             );
             prepared.push((worker, core, stats));
         }
@@ -180,6 +193,7 @@ impl DataPath {
             workers: Vec::new(),
             stop,
             programs,
+            samples,
         };
         for (w, (worker, core, stats)) in prepared.into_iter().enumerate() {
             let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
@@ -212,6 +226,11 @@ impl DataPath {
     /// Every bound socket: worker, core, port, queue and the mode it got.
     pub fn bindings(&self) -> &[Binding] {
         &self.bindings
+    }
+
+    /// The consuming ends of the workers' sample rings (once; later calls get none).
+    pub fn take_samples(&mut self) -> Vec<rtrb::Consumer<Sample>> {
+        std::mem::take(&mut self.samples)
     }
 
     /// Each worker's published counters.

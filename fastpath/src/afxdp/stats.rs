@@ -61,6 +61,10 @@ published! {
         tx_kicks,
         /// Kicks that failed with an unexpected error.
         tx_kick_errors,
+        /// Dropped GRE frames sampled to the slow path (received on this port).
+        samples,
+        /// Samples lost because the slow path's ring was full.
+        samples_dropped,
         /// The kernel's `XDP_STATISTICS` for this socket.
         xdp_rx_dropped,
         xdp_rx_invalid_descs,

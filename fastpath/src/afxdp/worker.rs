@@ -22,6 +22,7 @@ use std::time::Instant;
 use xsk_rs::{FrameDesc, Umem};
 
 use super::port::Port;
+use super::sample::{is_dropped_gre, Sample};
 use super::stats::{FrameLedger, PortCounters, WorkerStats, PUBLISH_INTERVAL_NS};
 use crate::classify::Classifier;
 use crate::counters::Counters;
@@ -59,6 +60,8 @@ pub struct WorkerConfig {
     pub capacity: usize,
     /// How many workers share the traffic (policer rates are split between them).
     pub workers: u32,
+    /// Sample 1 in this many dropped GRE frames (0 = none).
+    pub sample_every: u32,
 }
 
 /// What a worker reports when it stops.
@@ -66,6 +69,15 @@ pub struct WorkerConfig {
 pub struct WorkerReport {
     pub frames: FrameLedger,
     pub ports: [PortCounters; 2],
+}
+
+/// What a worker shares with the rest of the process: the policy it classifies with, where it
+/// publishes its counters, the flag that stops it, and the ring its samples go to.
+pub struct Shared {
+    pub policy: Arc<Policy>,
+    pub stats: Arc<WorkerStats>,
+    pub stop: Arc<AtomicBool>,
+    pub samples: rtrb::Producer<Sample>,
 }
 
 /// A worker: one UMEM, two ports, the classifier state and the counters.
@@ -90,6 +102,11 @@ pub struct Worker {
     stats: Arc<WorkerStats>,
     stop: Arc<AtomicBool>,
     clock: Instant,
+    samples: rtrb::Producer<Sample>,
+    /// Dropped GRE frames until the next sample.
+    sample_countdown: u32,
+    /// State of the xorshift generator that draws the skips between samples.
+    sample_rng: u64,
 }
 
 impl Worker {
@@ -99,10 +116,14 @@ impl Worker {
         umem: Umem,
         descs: Vec<FrameDesc>,
         config: WorkerConfig,
-        policy: Arc<Policy>,
-        stats: Arc<WorkerStats>,
-        stop: Arc<AtomicBool>,
+        shared: Shared,
     ) -> Worker {
+        let Shared {
+            policy,
+            stats,
+            stop,
+            samples,
+        } = shared;
         let batch = config.batch.clamp(1, MAX_BATCH);
         let total = descs.len();
         let mut free = Vec::with_capacity(total);
@@ -132,6 +153,9 @@ impl Worker {
             stats,
             stop,
             clock,
+            samples,
+            sample_countdown: config.sample_every.max(1),
+            sample_rng: 0x9E37_79B9_7F4A_7C15,
         }
     }
 
@@ -239,6 +263,9 @@ impl Worker {
         };
         let capacity = self.config.capacity;
 
+        let o = 1 - p;
+        let mut forwarded = 0;
+        let mut rx_bytes = 0u64;
         {
             let mut frames: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
             for ((frame, desc), len) in frames
@@ -249,7 +276,7 @@ impl Worker {
                 *len = desc.lengths().data();
                 // SAFETY: `desc` was just received on this UMEM and is not on any ring, so the
                 // kernel does not write the frame while this shared view of it lives (it ends
-                // with this block, before any descriptor is handed back).
+                // with this block, before any descriptor is handed to a ring).
                 *frame = unsafe { self.umem.data(desc) }.contents();
             }
             self.classifier.classify_batch(
@@ -259,25 +286,34 @@ impl Worker {
                 &frames[..n],
                 &mut self.decisions[..n],
             );
-        }
-
-        let o = 1 - p;
-        let mut forwarded = 0;
-        let mut rx_bytes = 0u64;
-        for i in 0..n {
-            let desc = self.rx_buf[i];
-            let len = self.lens[i];
-            let mut decision = self.decisions[i];
-            if len > capacity || desc.options() & XDP_PKT_CONTD != 0 {
-                decision = Decision::new(Verdict::Drop, Reason::Oversize);
-            }
-            self.counters.record(dir, decision, len);
-            rx_bytes += len as u64;
-            if decision.verdict == Verdict::Forward {
-                self.tx_buf[forwarded] = desc;
-                forwarded += 1;
-            } else {
-                self.free.push(desc);
+            for (i, frame) in frames[..n].iter().enumerate() {
+                let desc = self.rx_buf[i];
+                let len = self.lens[i];
+                let mut decision = self.decisions[i];
+                if len > capacity || desc.options() & XDP_PKT_CONTD != 0 {
+                    decision = Decision::new(Verdict::Drop, Reason::Oversize);
+                }
+                self.counters.record(dir, decision, len);
+                rx_bytes += len as u64;
+                if decision.verdict == Verdict::Forward {
+                    self.tx_buf[forwarded] = desc;
+                    forwarded += 1;
+                } else {
+                    if self.config.sample_every > 0 && is_dropped_gre(decision) {
+                        self.sample_countdown -= 1;
+                        if self.sample_countdown == 0 {
+                            self.sample_countdown =
+                                next_skip(&mut self.sample_rng, self.config.sample_every);
+                            let pc = &mut self.port_counters[p];
+                            match Sample::of(frame, dir, decision) {
+                                Some(s) if self.samples.push(s).is_ok() => pc.samples += 1,
+                                Some(_) => pc.samples_dropped += 1,
+                                None => {}
+                            }
+                        }
+                    }
+                    self.free.push(desc);
+                }
             }
         }
         let pc = &mut self.port_counters[p];
@@ -389,5 +425,37 @@ impl Worker {
         self.ledger.in_hand = 0;
         self.stats
             .publish(&self.counters, &self.port_counters, &self.ledger);
+    }
+}
+
+/// Dropped GRE frames to skip before the next sample: uniform in `1..=2N-1`, so one in N on
+/// average. A fixed skip of N would alias with periodic traffic (a generator's cycle, a
+/// scanner's sweep) and sample the same few sources every time, which sFlow's random skip
+/// avoids too.
+#[inline]
+fn next_skip(rng: &mut u64, every: u32) -> u32 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let n = u64::from(every.max(1));
+    (1 + *rng % (2 * n - 1)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_skip;
+
+    #[test]
+    fn sample_skips_average_one_in_n_and_stay_in_range() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15;
+        for n in [1u32, 2, 50, 1000] {
+            let draws: Vec<u32> = (0..100_000).map(|_| next_skip(&mut rng, n)).collect();
+            assert!(draws.iter().all(|&d| (1..2 * n).contains(&d)));
+            let mean = draws.iter().map(|&d| f64::from(d)).sum::<f64>() / draws.len() as f64;
+            assert!(
+                (mean - f64::from(n)).abs() <= f64::from(n) * 0.02 + 0.01,
+                "n {n}: mean {mean}"
+            );
+        }
     }
 }

@@ -1,0 +1,273 @@
+//! `greguard lab` (what `make demo` runs): the real appliance on a laptop or CI machine.
+//!
+//! Builds three network namespaces joined by veths (outside ↔ box ↔ inside), writes the lab
+//! policy, runs `greguard run` on the box's two veths with AF_XDP, and for `--seconds` drives
+//! traffic with `greguard-gen`: the policy's tunnels (both ways), keepalives, ARP/ICMP/TCP/IKE/
+//! ESP background, ping, and a storm of unknown, invalid and bogon GRE in the style of the
+//! 2016–17 backscatter wave. It shows a live table every second and ends with a report that
+//! compares, per class, what the inside received with what was sent. Everything it creates is
+//! removed on the way out, also on Ctrl-C or failure.
+
+mod policy;
+mod procs;
+mod table;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use traffic::netns::{Topology, INSIDE_ADDR};
+use traffic::ClassCounts;
+
+use crate::cli::LabArgs;
+use crate::exit::Failure;
+use procs::{Proc, Spawn};
+use table::{BoxSecond, Live};
+
+/// Runs the lab; exits 1 when what arrived is not what the policy says should.
+pub fn run(args: &LabArgs) -> Result<(), Failure> {
+    let missing = fastpath::afxdp::link::missing_capabilities();
+    if !missing.is_empty() {
+        return Err(Failure::runtime(anyhow!(
+            "the lab creates network namespaces and AF_XDP sockets and needs root (missing {}); \
+             run `sudo make demo`",
+            missing.join(", ")
+        )));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(s, stop.clone())
+            .context("installing the signal handlers")
+            .map_err(Failure::runtime)?;
+    }
+    let exe = std::env::current_exe()
+        .context("finding the greguard binary")
+        .map_err(Failure::runtime)?;
+    let gen = exe.with_file_name("greguard-gen");
+    if !gen.exists() {
+        return Err(Failure::runtime(anyhow!(
+            "{} is missing: build it with `cargo build --release --workspace` (make demo does)",
+            gen.display()
+        )));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("greguard-lab-")
+        .tempdir()
+        .context("creating the lab's directory")
+        .map_err(Failure::runtime)?;
+    let prefix = format!("gl{}", std::process::id() % 100_000);
+    println!(
+        "greguard lab: creating namespaces {prefix}-out, {prefix}-box, {prefix}-in and their veths"
+    );
+    let topo = Topology::create(&prefix, 1)
+        .context("creating the lab's namespaces (needs iproute2 and ethtool: `make deps`)")
+        .map_err(Failure::runtime)?;
+    let result = drive(args, &topo, &exe, &gen, dir.path().to_path_buf(), &stop);
+    // Processes first, then the namespaces (Topology::destroy kills stragglers, too).
+    drop(topo);
+    println!(
+        "greguard lab: removed namespaces {prefix}-out, {prefix}-box, {prefix}-in and the veths"
+    );
+    result.map_err(Failure::runtime).and_then(|ok| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Failure::input(anyhow!(
+                "the lab's report shows traffic where the policy says it should not be (see above)"
+            )))
+        }
+    })
+}
+
+/// Everything between creating and removing the namespaces. `Ok(false)` = the report failed.
+fn drive(
+    args: &LabArgs,
+    topo: &Topology,
+    exe: &std::path::Path,
+    gen: &std::path::Path,
+    dir: PathBuf,
+    stop: &AtomicBool,
+) -> anyhow::Result<bool> {
+    let policy = dir.join("lab.toml");
+    std::fs::write(&policy, policy::lab_policy(&topo.box_out, &topo.box_in))
+        .with_context(|| format!("writing {}", policy.display()))?;
+    let policy_s = policy.to_string_lossy().into_owned();
+    println!("greguard lab: policy {policy_s}");
+
+    let mut gre_box = Proc::spawn(Spawn {
+        name: "greguard run",
+        ns: &topo.box_ns,
+        program: exe,
+        args: &["run", "-c", &policy_s, "--format", "kv"],
+    })?;
+    let ready = gre_box.wait_for_stderr("forwarding between", Duration::from_secs(20))?;
+    for line in &ready {
+        println!("  {line}");
+    }
+    let mode = ready
+        .iter()
+        .find_map(|l| {
+            l.split("AF_XDP ")
+                .nth(1)
+                .and_then(|m| m.split(" mode").next())
+        })
+        .unwrap_or("?")
+        .to_owned();
+
+    let mut count_in = Proc::spawn(Spawn {
+        name: "counter (inside)",
+        ns: &topo.in_ns,
+        program: gen,
+        args: &["count", "-i", &topo.in_if, "--progress"],
+    })?;
+    count_in.wait_for_stdout("ready", Duration::from_secs(5))?;
+    let mut count_out = Proc::spawn(Spawn {
+        name: "counter (outside)",
+        ns: &topo.out_ns,
+        program: gen,
+        args: &["count", "-i", &topo.out_if, "--progress"],
+    })?;
+    count_out.wait_for_stdout("ready", Duration::from_secs(5))?;
+
+    let seconds = args.seconds.to_string();
+    let pps = args.pps.to_string();
+    let reply_pps = (args.pps / 10).max(1).to_string();
+    let mut storm = Proc::spawn(Spawn {
+        name: "sender (outside)",
+        ns: &topo.out_ns,
+        program: gen,
+        args: &[
+            "send",
+            "-c",
+            &policy_s,
+            "-i",
+            &topo.out_if,
+            "--pps",
+            &pps,
+            "--seconds",
+            &seconds,
+            "--progress",
+        ],
+    })?;
+    let mut replies = Proc::spawn(Spawn {
+        name: "sender (inside)",
+        ns: &topo.in_ns,
+        program: gen,
+        args: &[
+            "send",
+            "-c",
+            &policy_s,
+            "-i",
+            &topo.in_if,
+            "--from",
+            "inside",
+            "--mix",
+            "tunnel=9,keepalive=1",
+            "--pps",
+            &reply_pps,
+            "--seconds",
+            &seconds,
+            "--progress",
+        ],
+    })?;
+    let pings = (args.seconds * 5).to_string();
+    let mut ping = Proc::spawn(Spawn {
+        name: "ping",
+        ns: &topo.out_ns,
+        program: std::path::Path::new("ping"),
+        args: &["-q", "-i", "0.2", "-c", &pings, "-W", "1", INSIDE_ADDR],
+    })?;
+
+    let mut live = Live::new(&topo.box_out, &topo.box_in, &mode, args.seconds);
+    let started = Instant::now();
+    let mut next = started + Duration::from_secs(1);
+    let mut interrupted = false;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        for l in storm.stdout_lines() {
+            live.sender_line(&l);
+        }
+        for l in count_in.stdout_lines() {
+            live.inside_line(&l);
+        }
+        for l in gre_box.stdout_lines() {
+            if let Some(s) = BoxSecond::parse(&l) {
+                live.box_second(s);
+            }
+        }
+        let _ = replies.stdout_lines();
+        let _ = count_out.stdout_lines();
+        if gre_box.exited() {
+            bail!(
+                "greguard run stopped during the lab:\n{}",
+                gre_box.stderr_lines().join("\n")
+            );
+        }
+        if Instant::now() >= next {
+            live.draw(started.elapsed());
+            next += Duration::from_secs(1);
+        }
+        if storm.exited() && replies.exited() {
+            break;
+        }
+    }
+    if interrupted {
+        println!("\ngreguard lab: interrupted; stopping and cleaning up");
+        for p in [&mut storm, &mut replies, &mut ping] {
+            p.terminate();
+        }
+    }
+
+    // Let the last frames land, then stop the counters and the box.
+    std::thread::sleep(Duration::from_millis(700));
+    let sent_out = totals(&storm.finish()?, "total sent")?;
+    let sent_in = totals(&replies.finish()?, "total sent")?;
+    count_in.terminate();
+    count_out.terminate();
+    let got_in = totals(&count_in.finish()?, "total received")?;
+    let got_out = totals(&count_out.finish()?, "total received")?;
+    ping.terminate();
+    let ping_out = ping.finish().unwrap_or_default();
+    gre_box.terminate();
+    let box_out = gre_box.finish()?;
+    let box_err = gre_box.stderr_lines();
+
+    println!("\n== what greguard counted (its final report)");
+    for l in box_out.lines().filter(|l| !l.starts_with("stats ")) {
+        println!("{l}");
+    }
+    for l in box_err.iter().filter(|l| l.contains("stopped")) {
+        println!("{l}");
+    }
+    let ping_summary = ping_out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("no ping summary")
+        .to_owned();
+    let ok = table::report(&sent_out, &got_in, &sent_in, &got_out, &ping_summary);
+    let detached = !topo.xdp_attached(&topo.box_out) && !topo.xdp_attached(&topo.box_in);
+    println!(
+        "XDP programs on the box's ports after stop: {}",
+        if detached {
+            "none (detached)"
+        } else {
+            "STILL ATTACHED"
+        }
+    );
+    Ok(ok && detached && !interrupted)
+}
+
+/// The counts of a `greguard-gen` total line.
+fn totals(out: &str, prefix: &str) -> anyhow::Result<ClassCounts> {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .ok_or_else(|| anyhow!("greguard-gen printed no {prefix:?} line:\n{out}"))?;
+    Ok(ClassCounts::parse_line(line))
+}
