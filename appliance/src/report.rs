@@ -110,11 +110,12 @@ pub fn ring_alerts(s: &mut String, before: &Snapshot, now: &Snapshot) -> std::fm
 /// The ring counters of one port as `key=value` pairs.
 fn ring_line(port: &str, p: &PortCounters) -> String {
     format!(
-        "ring {port}: received={} transmitted={} tx_ring_full={} fill_starved={} rx_empty_polls={} \
+        "ring {port}: received={} kernel_oversize={} transmitted={} tx_ring_full={} fill_starved={} rx_empty_polls={} \
          tx_kicks={} xdp_rx_dropped={} xdp_rx_ring_full={} xdp_rx_fill_ring_empty_descs={} \
          xdp_rx_invalid_descs={} xdp_tx_invalid_descs={} xdp_tx_ring_empty_descs={} samples={} \
          samples_dropped={}",
         p.rx_packets,
+        p.kernel_oversize,
         p.tx_packets,
         p.tx_ring_full,
         p.fill_starved,
@@ -165,18 +166,17 @@ pub fn final_report(
         .enumerate()
     {
         let received = total.ports[i].rx_packets;
+        let oversize = total.ports[i].kernel_oversize;
         let counted = c.port_total(*dir);
+        let verdict = if received + oversize == counted {
+            "ok"
+        } else {
+            "MISMATCH"
+        };
         let _ = writeln!(
             s,
-            "invariant {}: received={} counted={} {}",
+            "invariant {}: received={received} kernel_oversize={oversize} counted={counted} {verdict}",
             dir.port(),
-            received,
-            counted,
-            if received == counted {
-                "ok"
-            } else {
-                "MISMATCH"
-            }
         );
     }
     for (w, r) in reports.iter().enumerate() {

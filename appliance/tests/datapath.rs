@@ -320,7 +320,12 @@ fn every_frame_is_counted_once_per_port_and_no_umem_frame_is_lost() {
         let received = s.value(&ring, "received");
         // DESIGN §5: every frame received on a port has exactly one verdict and one reason.
         let counted = s.verdict_total(port, "forward") + s.verdict_total(port, "drop");
-        assert_eq!(received, counted, "{port}:\n{}", s.stdout);
+        assert_eq!(
+            received + s.value(&ring, "kernel_oversize"),
+            counted,
+            "{port}:\n{}",
+            s.stdout
+        );
         // Nothing vanishes unaccounted: what the socket did not receive, the kernel counted as
         // dropped (RX ring full when the worker was not scheduled in time).
         let kernel_drops = s.value(&ring, "xdp_rx_ring_full") + s.value(&ring, "xdp_rx_dropped");
@@ -597,5 +602,68 @@ fn a_foreign_xdp_program_is_left_alone_and_reported() {
     assert!(
         t.xdp_attached(&t.box_out),
         "greguard removed someone else's program"
+    );
+}
+
+#[test]
+fn frames_larger_than_a_umem_frame_are_dropped_as_oversize() {
+    use fastpath::build::{payload, FrameBuilder, Gre};
+    let mut t = Topology::new(1);
+    // veth allows native XDP up to about 3500 bytes; a 2048-byte UMEM frame holds 1792.
+    for (ns, dev) in [
+        (&t.out_ns, &t.out_if),
+        (&t.box_ns, &t.box_out),
+        (&t.box_ns, &t.box_in),
+        (&t.in_ns, &t.in_if),
+    ] {
+        sh(&["ip", "-n", ns, "link", "set", "dev", dev, "mtu", "3000"]);
+    }
+    let policy = t.policy("frame_size = 2048", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let frame = |data: usize| {
+        let inner = payload::ipv4_udp(
+            "10.1.0.1".parse().unwrap(),
+            "10.2.0.1".parse().unwrap(),
+            1,
+            2,
+            &vec![7; data],
+        );
+        FrameBuilder::ipv4(
+            "203.0.113.7".parse().unwrap(),
+            "198.51.100.10".parse().unwrap(),
+        )
+        .gre(Gre::v0(0x0800).key(1001), inner)
+        .macs(traffic::mix::DST_MAC, Class::Tunnel.mac(0))
+        .build()
+    };
+    let (small, big) = (frame(1000), frame(2400));
+    assert!(small.len() < 1792 && big.len() > 1792 && big.len() <= 3014);
+    let out_if = t.out_if.clone();
+    common::netns::in_netns(&t.out_ns, move || {
+        let socket = traffic::packet::PacketSocket::open(&out_if).expect("packet socket");
+        for _ in 0..10 {
+            for f in [&small, &big] {
+                while socket.send_batch(&[f.as_slice()]).expect("send") == 0 {}
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    })
+    .join()
+    .expect("sender");
+    let (got, _) = counter.stop();
+    let s = gre_box.stop();
+    assert_eq!(
+        got.frames[Class::Tunnel.index()],
+        10,
+        "only the small frames arrive"
+    );
+    assert_eq!(s.frames("outside", "forward", "tunnel"), 10);
+    assert_eq!(s.frames("outside", "drop", "oversize"), 10, "{}", s.stdout);
+    assert_eq!(s.value("ring outside:", "kernel_oversize"), 10);
+    assert!(
+        s.stdout.contains("invariant outside:") && !s.stdout.contains("MISMATCH"),
+        "{}",
+        s.stdout
     );
 }

@@ -83,7 +83,48 @@ impl PacketSocket {
                 std::mem::size_of::<libc::c_int>() as u32,
             )
         };
+        // A counter must not lose frames to its own socket buffer at lab rates: ask for a
+        // large one (SO_RCVBUFFORCE as root, else whatever SO_RCVBUF allows).
+        let size: libc::c_int = 64 << 20;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: the option value is a valid c_int of the size passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as u32,
+                )
+            };
+            if rc == 0 {
+                break;
+            }
+        }
         Ok(PacketSocket { fd, ifindex })
+    }
+
+    /// Frames the kernel dropped because this socket's buffer was full, since the last call
+    /// (`PACKET_STATISTICS`, which resets on read).
+    pub fn drops(&self) -> u64 {
+        // SAFETY: plain old data; all-zero is valid.
+        let mut stats: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `stats` and `len` are valid for writes of the sizes passed.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            u64::from(stats.tp_drops)
+        } else {
+            0
+        }
     }
 
     /// Sends `frames` with one `sendmmsg` call; returns how many the kernel took.

@@ -65,6 +65,10 @@ published! {
         samples,
         /// Samples lost because the slow path's ring was full.
         samples_dropped,
+        /// Frames the kernel dropped because they did not fit a UMEM frame (copy mode drops
+        /// them before the socket sees them: `rx_dropped` less the fill-ring-empty drops).
+        /// Counted under reason `oversize` too.
+        kernel_oversize,
         /// The kernel's `XDP_STATISTICS` for this socket.
         xdp_rx_dropped,
         xdp_rx_invalid_descs,

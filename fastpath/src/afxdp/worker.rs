@@ -409,8 +409,21 @@ impl Worker {
 
     /// Copies the plain counters into the shared stats, with the kernel's XDP statistics.
     fn publish(&mut self) {
-        for (port, pc) in self.ports.iter().zip(self.port_counters.iter_mut()) {
+        for (p, (port, pc)) in self
+            .ports
+            .iter()
+            .zip(self.port_counters.iter_mut())
+            .enumerate()
+        {
             if let Ok(x) = port.rx.fd().xdp_statistics() {
+                // In copy mode the kernel drops a frame longer than a UMEM frame with
+                // `rx_dropped` (and a frame it had no fill buffer for, which it also counts as
+                // `rx_fill_ring_empty_descs`). The rest is DESIGN §5's `oversize`: count it
+                // there so every frame that reached the port has a reason.
+                let oversize = x.rx_dropped().saturating_sub(x.rx_fill_ring_empty_descs());
+                let new = oversize.saturating_sub(pc.kernel_oversize);
+                pc.kernel_oversize = pc.kernel_oversize.max(oversize);
+                self.counters.packets[p][Reason::Oversize.index()][Verdict::Drop as usize] += new;
                 pc.xdp_rx_dropped = x.rx_dropped();
                 pc.xdp_rx_invalid_descs = x.rx_invalid_descs();
                 pc.xdp_rx_ring_full = x.rx_ring_full();
