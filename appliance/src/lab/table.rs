@@ -47,10 +47,9 @@ impl BoxSecond {
 pub struct Live {
     header: String,
     seconds: u64,
+    /// Cumulative counts of the outside sender and the inside counter.
     sent: ClassCounts,
-    sent_before: ClassCounts,
     arrived: ClassCounts,
-    arrived_before: ClassCounts,
     last_box: BoxSecond,
     tty: bool,
 }
@@ -61,9 +60,7 @@ impl Live {
             header: format!("box: {outside} (outside) <-> {inside} (inside), AF_XDP {mode} mode"),
             seconds,
             sent: ClassCounts::default(),
-            sent_before: ClassCounts::default(),
             arrived: ClassCounts::default(),
-            arrived_before: ClassCounts::default(),
             last_box: BoxSecond::default(),
             tty: std::io::stdout().is_terminal(),
         }
@@ -88,7 +85,7 @@ impl Live {
     }
 
     /// Prints the table for the last second.
-    pub fn draw(&mut self, elapsed: Duration) {
+    pub fn draw(&self, elapsed: Duration) {
         let mut s = String::new();
         if self.tty {
             s.push_str("\x1b[2J\x1b[H");
@@ -103,7 +100,7 @@ impl Live {
         let _ = writeln!(
             s,
             "\n  {:<12} {:>14} {:>16}",
-            "class", "sent pps (out)", "arrived pps (in)"
+            "class", "sent (outside)", "arrived (inside)"
         );
         for c in Class::ALL {
             let i = c.index();
@@ -111,12 +108,10 @@ impl Live {
                 s,
                 "  {:<12} {:>14} {:>16}",
                 c.name(),
-                self.sent.frames[i].saturating_sub(self.sent_before.frames[i]),
-                self.arrived.frames[i].saturating_sub(self.arrived_before.frames[i]),
+                self.sent.frames[i],
+                self.arrived.frames[i]
             );
         }
-        self.sent_before = self.sent;
-        self.arrived_before = self.arrived;
         let _ = writeln!(
             s,
             "\n  {:<8} {:<8} {:<16} {:>10}",
