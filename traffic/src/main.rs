@@ -64,7 +64,7 @@ enum Command {
         /// Seed of the frame contents.
         #[arg(long, default_value_t = 2017)]
         seed: u64,
-        /// Print a line every second.
+        /// Print the counts so far four times a second.
         #[arg(long)]
         progress: bool,
     },
@@ -79,11 +79,14 @@ enum Command {
         /// Also write every generated frame received to this pcap file.
         #[arg(long, value_name = "FILE")]
         pcap: Option<PathBuf>,
-        /// Print a line every second.
+        /// Print the counts so far four times a second.
         #[arg(long)]
         progress: bool,
     },
 }
+
+/// How often `--progress` prints (cumulative counts, so a reader samples them when it likes).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum From {
@@ -255,7 +258,7 @@ fn send(a: &SendArgs) -> Result<()> {
         }
         next += n;
         total += n as u64;
-        if a.progress && now.duration_since(last_line) >= Duration::from_secs(1) {
+        if a.progress && now.duration_since(last_line) >= PROGRESS_EVERY {
             println!("t={} sent {}", (now - start).as_secs(), sent.line());
             last_line = now;
         }
@@ -302,7 +305,7 @@ fn count(
             }
         }
         let now = Instant::now();
-        if progress && now.duration_since(last_line) >= Duration::from_secs(1) {
+        if progress && now.duration_since(last_line) >= PROGRESS_EVERY {
             println!(
                 "t={} received {} other={other}",
                 (now - start).as_secs(),

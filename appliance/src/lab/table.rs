@@ -114,7 +114,7 @@ impl Live {
         }
         let _ = writeln!(
             s,
-            "\n  {:<8} {:<8} {:<16} {:>10}",
+            "\n  {:<8} {:<8} {:<16} {:>10}   (greguard, last second)",
             "port", "verdict", "reason", "pps"
         );
         for ((port, verdict, reason), n) in &self.last_box.counts {
