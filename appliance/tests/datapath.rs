@@ -667,3 +667,18 @@ fn frames_larger_than_a_umem_frame_are_dropped_as_oversize() {
         s.stdout
     );
 }
+
+#[test]
+fn run_without_a_ports_table_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("no-ports.toml");
+    std::fs::write(&policy, TUNNELS).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_greguard"))
+        .args(["run", "-c"])
+        .arg(&policy)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no [ports] table"), "{stderr}");
+}

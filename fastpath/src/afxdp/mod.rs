@@ -133,54 +133,71 @@ impl DataPath {
         let cores = resolve_cores(spec, queues.len())?;
 
         let stop = Arc::new(AtomicBool::new(false));
-        let mut bindings = Vec::new();
-        let mut prepared = Vec::new();
-        let mut samples = Vec::new();
-        let mut mode = [spec.mode; 2];
-        for (w, (&queue, &core)) in queues.iter().zip(&cores).enumerate() {
-            let (umem, descs) = umem(spec)?;
-            let mut open = |i: usize| -> Result<Port, Error> {
-                let port = Port::open(&umem, &links[i], queue, mode[i], spec.ring_size)?;
-                // Every later queue of this interface binds in the mode the first one got.
-                mode[i] = port.mode;
-                Ok(port)
-            };
-            let ports = [open(0)?, open(1)?];
-            for p in &ports {
-                bindings.push(Binding {
-                    worker: w,
-                    core,
-                    port: p.link.port,
-                    interface: p.link.name.clone(),
-                    queue,
-                    mode: p.mode,
-                });
+        // Bind every socket before any worker runs. If one is refused, the sockets bound so far
+        // are dropped with `prepared`, and any program they attached (none was attached when
+        // the ports were checked above) is detached, so a failed start leaves nothing behind.
+        let bound = (|| -> Result<_, Error> {
+            let mut bindings = Vec::new();
+            let mut prepared = Vec::new();
+            let mut samples = Vec::new();
+            let mut mode = [spec.mode; 2];
+            for (w, (&queue, &core)) in queues.iter().zip(&cores).enumerate() {
+                let (umem, descs) = umem(spec)?;
+                let mut open = |i: usize| -> Result<Port, Error> {
+                    let port = Port::open(&umem, &links[i], queue, mode[i], spec.ring_size)?;
+                    // Every later queue of this interface binds in the mode the first one got.
+                    mode[i] = port.mode;
+                    Ok(port)
+                };
+                let ports = [open(0)?, open(1)?];
+                for p in &ports {
+                    bindings.push(Binding {
+                        worker: w,
+                        core,
+                        port: p.link.port,
+                        interface: p.link.name.clone(),
+                        queue,
+                        mode: p.mode,
+                    });
+                }
+                let stats = Arc::new(WorkerStats::new(policy.tunnel_count()));
+                let config = WorkerConfig {
+                    frames: spec.frames_per_worker(),
+                    fill_size: spec.ring_size * 2,
+                    batch: spec.batch_size as usize,
+                    capacity: spec.frame_capacity() as usize,
+                    workers: queues.len() as u32,
+                    sample_every: spec.sample_every,
+                };
+                let (producer, consumer) = rtrb::RingBuffer::new(sample::SAMPLE_RING);
+                samples.push(consumer);
+                let worker = Worker::new(
+                    ports,
+                    umem,
+                    descs,
+                    config,
+                    worker::Shared {
+                        policy: policy.clone(),
+                        stats: stats.clone(),
+                        stop: stop.clone(),
+                        samples: producer,
+                    },
+                );
+                prepared.push((worker, core, stats));
             }
-            let stats = Arc::new(WorkerStats::new(policy.tunnel_count()));
-            let config = WorkerConfig {
-                frames: spec.frames_per_worker(),
-                fill_size: spec.ring_size * 2,
-                batch: spec.batch_size as usize,
-                capacity: spec.frame_capacity() as usize,
-                workers: queues.len() as u32,
-                sample_every: spec.sample_every,
-            };
-            let (producer, consumer) = rtrb::RingBuffer::new(sample::SAMPLE_RING);
-            samples.push(consumer);
-            let worker = Worker::new(
-                ports,
-                umem,
-                descs,
-                config,
-                worker::Shared {
-                    policy: policy.clone(),
-                    stats: stats.clone(),
-                    stop: stop.clone(),
-                    samples: producer,
-                },
-            );
-            prepared.push((worker, core, stats));
-        }
+            Ok((bindings, prepared, samples))
+        })();
+        let (bindings, prepared, samples) = match bound {
+            Ok(b) => b,
+            Err(e) => {
+                for l in &links {
+                    if let Ok(Some(_)) = l.attached_program() {
+                        let _ = l.detach_program();
+                    }
+                }
+                return Err(e);
+            }
+        };
         let programs = [
             links[0].attached_program().ok().flatten(),
             links[1].attached_program().ok().flatten(),
