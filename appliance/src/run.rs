@@ -130,12 +130,7 @@ fn ports_spec(p: &config::Ports, sample_every: u32) -> PortsSpec {
             config::Queues::List(q) => Some(q.clone()),
         },
         cores: p.cores.clone(),
-        mode: match p.xdp_mode {
-            config::XdpMode::Auto => afxdp::XdpMode::Auto,
-            config::XdpMode::ZeroCopy => afxdp::XdpMode::ZeroCopy,
-            config::XdpMode::Copy => afxdp::XdpMode::Copy,
-            config::XdpMode::Skb => afxdp::XdpMode::Skb,
-        },
+        mode: p.xdp_mode,
         frame_size: p.frame_size,
         ring_size: p.ring_size,
         batch_size: p.batch_size,

@@ -13,29 +13,9 @@ use std::time::Duration;
 use common::netns::{sh, Topology};
 use traffic::Class;
 
-/// Tunnels the generator builds valid frames for: keyed v0 with keepalives, a prefix pair with
-/// IPv6 and IPv4, and a PPTP call.
-const TUNNELS: &str = r#"
-[[tunnel]]
-name = "berlin"
-peer = "203.0.113.7"
-local = "198.51.100.10"
-key = 1001
-protocols = ["ipv4", "keepalive"]
-
-[[tunnel]]
-name = "paris"
-peer = "203.0.113.0/28"
-local = "198.51.100.10"
-protocols = ["ipv6", "ipv4"]
-
-[[tunnel]]
-name = "pptp"
-peer = "192.0.2.50"
-local = "198.51.100.20"
-version = 1
-protocols = ["ppp"]
-"#;
+/// The lab's tunnels: a keyed v0 branch with keepalives, a prefix pool with IPv6 and IPv4, and a
+/// PPTP user; the generator builds valid frames for each.
+const TUNNELS: &str = traffic::LAB_TUNNELS;
 
 /// Frames of a pcap file, as a multiset.
 fn frames(path: &Path) -> HashMap<Vec<u8>, usize> {
@@ -435,18 +415,7 @@ fn a_missing_interface_exits_2_and_names_it() {
         "[ports]\noutside = \"gg-nope0\"\ninside = \"gg-nope1\"\n",
     )
     .unwrap();
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.box_ns,
-            env!("CARGO_BIN_EXE_greguard"),
-            "run",
-            "-c",
-        ])
-        .arg(&policy)
-        .output()
-        .expect("run");
+    let out = t.run_once(&policy, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -460,18 +429,7 @@ fn a_missing_interface_exits_2_and_names_it() {
 fn a_refused_mode_exits_2_and_says_what_to_do() {
     let t = Topology::new(1);
     let policy = t.policy("xdp_mode = \"zerocopy\"", TUNNELS);
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.box_ns,
-            env!("CARGO_BIN_EXE_greguard"),
-            "run",
-            "-c",
-        ])
-        .arg(&policy)
-        .output()
-        .expect("run");
+    let out = t.run_once(&policy, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("AF_XDP refused (zerocopy)"), "{stderr}");
@@ -489,22 +447,16 @@ fn a_refused_mode_exits_2_and_says_what_to_do() {
 fn a_missing_capability_is_named() {
     let t = Topology::new(1);
     let policy = t.policy("", TUNNELS);
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.box_ns,
+    let out = t.run_once(
+        &policy,
+        &[
             "setpriv",
             "--bounding-set",
             "-sys_admin",
             "--inh-caps",
             "-sys_admin",
-        ])
-        .arg(env!("CARGO_BIN_EXE_greguard"))
-        .args(["run", "-c"])
-        .arg(&policy)
-        .output()
-        .expect("run");
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -580,18 +532,7 @@ fn a_foreign_xdp_program_is_left_alone_and_reported() {
         "xdp",
     ]);
     let policy = t.policy("", TUNNELS);
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &t.box_ns,
-            env!("CARGO_BIN_EXE_greguard"),
-            "run",
-            "-c",
-        ])
-        .arg(&policy)
-        .output()
-        .expect("run");
+    let out = t.run_once(&policy, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("that greguard did not load"), "{stderr}");

@@ -23,45 +23,8 @@ use fastpath::{
 /// The concentrator's address in the mix.
 pub const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
-/// A small deterministic PRNG (xorshift64*), so every run builds the same mix.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a non-zero seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// Random bytes.
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
-    }
-
-    /// A random unicast, non-bogon IPv4 address outside the policy's ranges.
-    pub fn spoofed(&mut self) -> Ipv4Addr {
-        loop {
-            let a = Ipv4Addr::from(self.next_u64() as u32);
-            let top = a.octets()[0];
-            if (1..224).contains(&top) && top != 127 && top != 100 {
-                return a;
-            }
-        }
-    }
-}
+/// The generator's deterministic PRNG, so the benchmark and the lab draw alike.
+pub use traffic::mix::Rng;
 
 /// The peer address of tunnel `i`.
 pub fn peer(i: usize) -> Ipv4Addr {

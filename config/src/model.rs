@@ -58,33 +58,8 @@ pub enum Queues {
     List(Vec<u32>),
 }
 
-/// `xdp_mode`: which AF_XDP binding to ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XdpMode {
-    /// Zero-copy, else copy, else generic (SKB) mode; the mode obtained is reported.
-    Auto,
-    ZeroCopy,
-    Copy,
-    Skb,
-}
-
-impl XdpMode {
-    /// The policy spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            XdpMode::Auto => "auto",
-            XdpMode::ZeroCopy => "zerocopy",
-            XdpMode::Copy => "copy",
-            XdpMode::Skb => "skb",
-        }
-    }
-}
-
-impl fmt::Display for XdpMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// `xdp_mode`: which AF_XDP binding to ask for (the data path's own type).
+pub use fastpath::afxdp::XdpMode;
 
 /// `on_failure`: what the in-kernel program does when the daemon is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

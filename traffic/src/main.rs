@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 use traffic::packet::{PacketSocket, BATCH};
@@ -30,44 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Send a weighted mix of traffic classes through an interface.
-    Send {
-        /// The policy whose tunnels the valid frames belong to.
-        #[arg(short = 'c', long = "config", value_name = "FILE")]
-        config: PathBuf,
-        /// The interface to send on.
-        #[arg(short, long, value_name = "IFACE")]
-        interface: String,
-        /// Which side of the box the interface is on (orients the tunnel frames).
-        #[arg(long, value_enum, default_value_t = From::Outside)]
-        from: From,
-        /// Frames per second in all (0 = as fast as possible).
-        #[arg(long, default_value_t = 10_000)]
-        pps: u64,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 10.0)]
-        seconds: f64,
-        /// Stop after this many frames.
-        #[arg(long)]
-        count: Option<u64>,
-        /// Class weights, e.g. "tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3".
-        #[arg(
-            long,
-            default_value = "tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3"
-        )]
-        mix: String,
-        /// Tag every frame with this 802.1Q VLAN id.
-        #[arg(long, value_name = "VID")]
-        vlan: Option<u16>,
-        /// Also write every frame sent to this pcap file.
-        #[arg(long, value_name = "FILE")]
-        pcap: Option<PathBuf>,
-        /// Seed of the frame contents.
-        #[arg(long, default_value_t = 2017)]
-        seed: u64,
-        /// Print the counts so far four times a second.
-        #[arg(long)]
-        progress: bool,
-    },
+    Send(SendArgs),
     /// Count per class the frames arriving on an interface until SIGINT/SIGTERM or --seconds.
     Count {
         /// The interface to listen on.
@@ -97,34 +60,7 @@ enum From {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Send {
-            config,
-            interface,
-            from,
-            pps,
-            seconds,
-            count,
-            mix,
-            vlan,
-            pcap,
-            seed,
-            progress,
-        } => send(&SendArgs {
-            config,
-            interface,
-            side: match from {
-                From::Outside => Side::Outside,
-                From::Inside => Side::Inside,
-            },
-            pps,
-            seconds,
-            count,
-            mix,
-            vlan,
-            pcap,
-            seed,
-            progress,
-        }),
+        Command::Send(args) => send(&args),
         Command::Count {
             interface,
             seconds,
@@ -138,17 +74,44 @@ fn main() {
     }
 }
 
+/// What `greguard-gen send` is asked to do.
+#[derive(Debug, Args)]
 struct SendArgs {
+    /// The policy whose tunnels the valid frames belong to.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: PathBuf,
+    /// The interface to send on.
+    #[arg(short, long, value_name = "IFACE")]
     interface: String,
-    side: Side,
+    /// Which side of the box the interface is on (orients the tunnel frames).
+    #[arg(long, value_enum, default_value_t = From::Outside)]
+    from: From,
+    /// Frames per second in all (0 = as fast as possible).
+    #[arg(long, default_value_t = 10_000)]
     pps: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Stop after this many frames.
+    #[arg(long)]
     count: Option<u64>,
+    /// Class weights, e.g. "tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3".
+    #[arg(
+        long,
+        default_value = "tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3"
+    )]
     mix: String,
+    /// Tag every frame with this 802.1Q VLAN id.
+    #[arg(long, value_name = "VID")]
     vlan: Option<u16>,
+    /// Also write every frame sent to this pcap file.
+    #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Seed of the frame contents.
+    #[arg(long, default_value_t = 2017)]
     seed: u64,
+    /// Print the counts so far four times a second.
+    #[arg(long)]
     progress: bool,
 }
 
@@ -201,7 +164,11 @@ fn write_pcap(w: &mut PcapWriter<File>, frame: &[u8]) -> Result<()> {
 fn send(a: &SendArgs) -> Result<()> {
     let loaded = config::load_file(&a.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let weights = parse_weights(&a.mix)?;
-    let mix = Mix::new(loaded.policy.specs(), a.side, weights, a.vlan, a.seed);
+    let side = match a.from {
+        From::Outside => Side::Outside,
+        From::Inside => Side::Inside,
+    };
+    let mix = Mix::new(loaded.policy.specs(), side, weights, a.vlan, a.seed);
     if mix.cycle_len() == 0 {
         bail!(
             "nothing to send: the mix is empty for this policy (no usable tunnel or all weights 0)"

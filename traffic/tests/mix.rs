@@ -4,32 +4,25 @@
 use fastpath::{Classifier, Direction, Reason, Verdict};
 use traffic::{Class, Mix, Side};
 
-const POLICY: &str = r#"
+/// The lab's tunnels and one that requires a GRE checksum.
+fn policy_text() -> String {
+    format!(
+        "{}\n{}",
+        traffic::LAB_TUNNELS,
+        r#"
 [[tunnel]]
-name = "berlin"
-peer = "203.0.113.7"
+name = "hamburg"
+peer = "203.0.113.20"
 local = "198.51.100.10"
-key = 1001
-protocols = ["ipv4", "keepalive"]
-
-[[tunnel]]
-name = "paris"
-peer = "203.0.113.0/28"
-local = "198.51.100.10"
-protocols = ["ipv6", "ipv4"]
+key = 1002
 checksum = "require"
-
-[[tunnel]]
-name = "pptp"
-peer = "192.0.2.50"
-local = "198.51.100.20"
-version = 1
-protocols = ["ppp"]
-"#;
+"#
+    )
+}
 
 #[test]
 fn every_class_gets_the_verdict_the_lab_expects_from_both_sides() {
-    let loaded = config::load_str(POLICY, "mix.toml").expect("policy");
+    let loaded = config::load_str(&policy_text(), "mix.toml").expect("policy");
     let policy = loaded.policy;
     for (side, dir) in [
         (Side::Outside, Direction::FromOutside),
@@ -76,7 +69,9 @@ fn every_class_gets_the_verdict_the_lab_expects_from_both_sides() {
 
 #[test]
 fn tunnel_frames_cover_every_tunnel_and_the_schedule_follows_the_weights() {
-    let policy = config::load_str(POLICY, "mix.toml").expect("policy").policy;
+    let policy = config::load_str(&policy_text(), "mix.toml")
+        .expect("policy")
+        .policy;
     let mut weights = [0; Class::COUNT];
     weights[Class::Tunnel.index()] = 3;
     weights[Class::Unknown.index()] = 1;
@@ -90,7 +85,7 @@ fn tunnel_frames_cover_every_tunnel_and_the_schedule_follows_the_weights() {
                 .tunnel,
         );
     }
-    assert_eq!(seen.len(), 3, "tunnels hit: {seen:?}");
+    assert_eq!(seen.len(), 4, "tunnels hit: {seen:?}");
     let mut counts = [0usize; Class::COUNT];
     for i in 0..mix.cycle_len() {
         counts[mix.frame(i).expect("frame").0.index()] += 1;

@@ -66,23 +66,20 @@ pub fn require_root() {
     );
 }
 
-/// The three namespaces and two veth pairs (`traffic::netns`), plus what a test starts in them.
+/// The three namespaces and two veth pairs (`traffic::netns`, whose fields it derefs to:
+/// `out_ns`, `box_ns`, `in_ns`, `out_if`, `box_out`, `box_in`, `in_if`), a temp dir, and one
+/// test at a time.
 pub struct Topology {
-    pub prefix: String,
-    pub out_ns: String,
-    pub box_ns: String,
-    pub in_ns: String,
-    /// In `out_ns`.
-    pub out_if: String,
-    /// In `box_ns`, facing `out_if`.
-    pub box_out: String,
-    /// In `box_ns`, facing `in_if`.
-    pub box_in: String,
-    /// In `in_ns`.
-    pub in_if: String,
     pub dir: tempfile::TempDir,
     net: traffic::netns::Topology,
     _serial: MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Topology {
+    type Target = traffic::netns::Topology;
+    fn deref(&self) -> &traffic::netns::Topology {
+        &self.net
+    }
 }
 
 impl Topology {
@@ -92,20 +89,23 @@ impl Topology {
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("gt{}{}", std::process::id() % 100_000, n);
-        let net = traffic::netns::Topology::create(&prefix, queues).expect("create namespaces");
         Topology {
-            prefix,
-            out_ns: net.out_ns.clone(),
-            box_ns: net.box_ns.clone(),
-            in_ns: net.in_ns.clone(),
-            out_if: net.out_if.clone(),
-            box_out: net.box_out.clone(),
-            box_in: net.box_in.clone(),
-            in_if: net.in_if.clone(),
             dir: tempfile::tempdir().expect("temp dir"),
-            net,
+            net: traffic::netns::Topology::create(&prefix, queues).expect("create namespaces"),
             _serial: serial,
         }
+    }
+
+    /// Runs `greguard run -c policy` in the box namespace to completion (for start-up errors).
+    pub fn run_once(&self, policy: &Path, wrapper: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.box_ns])
+            .args(wrapper)
+            .arg(env!("CARGO_BIN_EXE_greguard"))
+            .args(["run", "-c"])
+            .arg(policy)
+            .output()
+            .expect("run greguard")
     }
 
     /// Writes a policy with this topology's `[ports]` followed by `rest`.
@@ -233,11 +233,6 @@ impl Topology {
             .find(|l| l.starts_with("total sent"))
             .unwrap_or_else(|| panic!("no total in {stdout}"));
         traffic::ClassCounts::parse_line(total)
-    }
-
-    /// Whether an XDP program is attached to `ifname` in the box namespace.
-    pub fn xdp_attached(&self, ifname: &str) -> bool {
-        self.net.xdp_attached(ifname)
     }
 }
 
