@@ -43,7 +43,7 @@ fn valid_tunnel_frames_cross_byte_identical_in_both_directions() {
         &policy,
         &[
             "--mix",
-            "tunnel=5,keepalive=1",
+            "tunnel=5,keepalive=1,non_gre=2",
             "--count",
             "3000",
             "--pps",
@@ -62,11 +62,19 @@ fn valid_tunnel_frames_cross_byte_identical_in_both_directions() {
         got.frames[Class::Keepalive.index()],
         sent.frames[Class::Keepalive.index()]
     );
+    // ARP, ICMP, TCP, IKE and ESP frames of the background class cross unchanged too.
+    assert!(sent.frames[Class::NonGre.index()] > 0);
+    assert_eq!(
+        got.frames[Class::NonGre.index()],
+        sent.frames[Class::NonGre.index()]
+    );
     assert_eq!(
         frames(&got_pcap),
         frames(&sent_pcap),
         "frames changed crossing the box"
     );
+
+    let tunnel_out = sent.frames[Class::Tunnel.index()] + sent.frames[Class::Keepalive.index()];
 
     // Inside → outside: the same tunnels, the other orientation.
     let (sent_pcap, got_pcap) = (t.path("sent-in.pcap"), t.path("got-out.pcap"));
@@ -100,7 +108,7 @@ fn valid_tunnel_frames_cross_byte_identical_in_both_directions() {
     let box_in = t.box_in.clone();
     let stopped = gre_box.stop();
     assert!(stopped.status.success(), "{}", stopped.stderr);
-    assert_eq!(stopped.frames("outside", "forward", "tunnel"), 3000);
+    assert_eq!(stopped.frames("outside", "forward", "tunnel"), tunnel_out);
     assert_eq!(stopped.frames("inside", "forward", "tunnel"), 2000);
     assert!(
         !t.xdp_attached(&t.box_out.clone()) && !t.xdp_attached(&box_in),
@@ -169,6 +177,17 @@ fn ping_and_a_tcp_connection_cross_the_box() {
     let mut t = Topology::new(1);
     let policy = t.policy("", TUNNELS);
     let gre_box = t.start_box(&policy);
+    // IPv6: neighbour discovery and ICMPv6 echo across the box.
+    for (ns, dev, addr) in [
+        (&t.out_ns, &t.out_if, "fd77::1/64"),
+        (&t.in_ns, &t.in_if, "fd77::2/64"),
+    ] {
+        sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    sh(&[
+        "ip", "netns", "exec", &t.out_ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2",
+        "fd77::2",
+    ]);
     sh(&[
         "ip",
         "netns",
@@ -622,4 +641,31 @@ fn run_without_a_ports_table_is_bad_input() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no [ports] table"), "{stderr}");
+}
+
+#[test]
+fn skb_mode_is_used_when_asked_for_and_forwards() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("xdp_mode = \"skb\"", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let log = gre_box.log.join("\n");
+    assert!(log.contains("queue 0: AF_XDP skb mode"), "{log}");
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &["--count", "2000", "--pps", "20000"],
+    );
+    let (got, _) = counter.stop();
+    let s = gre_box.stop();
+    for c in Class::ALL {
+        let want = if c.should_pass() {
+            sent.frames[c.index()]
+        } else {
+            0
+        };
+        assert_eq!(got.frames[c.index()], want, "{c}");
+    }
+    assert!(s.stdout.contains("invariant outside:") && !s.stdout.contains("MISMATCH"));
 }

@@ -116,20 +116,18 @@ fn drive(
         .unwrap_or("?")
         .to_owned();
 
-    let mut count_in = Proc::spawn(Spawn {
-        name: "counter (inside)",
-        ns: &topo.in_ns,
-        program: gen,
-        args: &["count", "-i", &topo.in_if, "--progress"],
-    })?;
-    count_in.wait_for_stdout("ready", Duration::from_secs(5))?;
-    let mut count_out = Proc::spawn(Spawn {
-        name: "counter (outside)",
-        ns: &topo.out_ns,
-        program: gen,
-        args: &["count", "-i", &topo.out_if, "--progress"],
-    })?;
-    count_out.wait_for_stdout("ready", Duration::from_secs(5))?;
+    let counter = |name, ns: &str, ifname: &str| -> anyhow::Result<Proc> {
+        let mut p = Proc::spawn(Spawn {
+            name,
+            ns,
+            program: gen,
+            args: &["count", "-i", ifname, "--progress"],
+        })?;
+        p.wait_for_stdout("ready", Duration::from_secs(5))?;
+        Ok(p)
+    };
+    let mut count_in = counter("counter (inside)", &topo.in_ns, &topo.in_if)?;
+    let mut count_out = counter("counter (outside)", &topo.out_ns, &topo.out_if)?;
 
     let seconds = args.seconds.to_string();
     let pps = args.pps.to_string();
