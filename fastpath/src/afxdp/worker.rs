@@ -206,8 +206,7 @@ impl Worker {
         // SAFETY: the completion ring hands back frames of this worker's UMEM that the kernel
         // has finished sending; they are owned by the worker again from here on.
         let n = unsafe { self.ports[p].cq.consume(&mut self.cq_buf) };
-        let room = self.free.capacity() - self.free.len();
-        let n = n.min(room);
+        // The pool has room for every frame of the UMEM, so this never reallocates.
         self.free.extend_from_slice(&self.cq_buf[..n]);
         self.in_tx[p] = self.in_tx[p].saturating_sub(n as u32);
     }
@@ -234,7 +233,9 @@ impl Worker {
             // SAFETY: the frames in the free pool belong to this worker's UMEM and are on no
             // ring; once produced they are the kernel's until they come back on the RX ring.
             let done = unsafe { self.ports[p].fq.produce(&self.free[from..]) };
-            self.free.truncate(self.free.len() - done);
+            // The ring took the first `done` of the slice (libxdp reserves all or nothing, but
+            // do not rely on it): exactly those leave the pool. Draining does not allocate.
+            self.free.drain(from..from + done);
             self.in_fill[p] += done as u32;
             let port = &mut self.ports[p];
             if done > 0 && port.fq.needs_wakeup() {
