@@ -42,14 +42,14 @@ enum Command {
         /// Also write every generated frame received to this pcap file.
         #[arg(long, value_name = "FILE")]
         pcap: Option<PathBuf>,
-        /// Print the counts so far four times a second.
+        /// Print the counts so far ten times a second.
         #[arg(long)]
         progress: bool,
     },
 }
 
 /// How often `--progress` prints (cumulative counts, so a reader samples them when it likes).
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum From {
@@ -110,7 +110,7 @@ struct SendArgs {
     /// Seed of the frame contents.
     #[arg(long, default_value_t = 2017)]
     seed: u64,
-    /// Print the counts so far four times a second.
+    /// Print the counts so far ten times a second.
     #[arg(long)]
     progress: bool,
 }
