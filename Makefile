@@ -6,9 +6,10 @@ CARGO ?= cargo
 
 # Build dependencies of xsk-rs / libxdp-sys (clang, llvm, libelf, zlib, m4, pkg-config, libpcap)
 # and what the lab and the data-path tests drive: ip (namespaces, veths), ethtool (checksum
-# offload off on the end hosts), ping, setpriv/taskset (util-linux), tcpdump (opens our pcaps).
+# offload off on the end hosts), ping, setpriv/taskset (util-linux), tcpdump (opens our pcaps),
+# promtool (package prometheus: checks the names and help texts of /metrics).
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-                tcpdump iproute2 ethtool iputils-ping util-linux
+                tcpdump iproute2 ethtool iputils-ping util-linux prometheus
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -4,6 +4,7 @@ mod capture;
 mod check;
 mod cli;
 mod exit;
+mod exporter;
 mod lab;
 mod replay;
 mod report;

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
 use fastpath::afxdp::{self, DataPath, PortsSpec, Snapshot};
@@ -14,6 +14,7 @@ use fastpath::{Direction, Reason, Verdict};
 
 use crate::cli::{Format, RunArgs};
 use crate::exit::Failure;
+use crate::exporter::Exporter;
 use crate::report;
 use crate::top::TopSources;
 
@@ -57,7 +58,19 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         tunnels
     );
 
+    let exporter = Exporter::start(
+        loaded.model.metrics.listen,
+        &policy,
+        data_path.bindings(),
+        SystemTime::now(),
+    )
+    .map_err(Failure::runtime)?;
+    eprintln!(
+        "greguard: metrics at http://{}/metrics",
+        loaded.model.metrics.listen
+    );
     let mut samples = data_path.take_samples();
+    let mut next_publish = Instant::now();
     let mut top = TopSources::new(TOP_WINDOW_SECS);
     let started = Instant::now();
     let mut previous = Snapshot::new(tunnels);
@@ -69,6 +82,16 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             while let Ok(sample) = ring.pop() {
                 top.add(sample.source());
             }
+        }
+        if Instant::now() >= next_publish {
+            let per_worker: Vec<Snapshot> =
+                data_path.stats().iter().map(|s| s.snapshot()).collect();
+            let mut total = Snapshot::new(tunnels);
+            for w in &per_worker {
+                total.add(w);
+            }
+            exporter.publish(&total, &per_worker);
+            next_publish += METRICS_EVERY;
         }
         if Instant::now() >= next_tick {
             let now = data_path.snapshot(tunnels);
@@ -213,6 +236,9 @@ fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSource
     let _ = write!(s, " top={}", top.join(","));
     s
 }
+
+/// How often the workers' counters are copied into the metrics series.
+const METRICS_EVERY: Duration = Duration::from_millis(250);
 
 /// Seconds the top-sources view looks back.
 const TOP_WINDOW_SECS: usize = 10;

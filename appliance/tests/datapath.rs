@@ -669,3 +669,146 @@ fn skb_mode_is_used_when_asked_for_and_forwards() {
     }
     assert!(s.stdout.contains("invariant outside:") && !s.stdout.contains("MISMATCH"));
 }
+
+/// `GET /metrics` from inside the box's namespace (its loopback is its own).
+fn scrape(t: &Topology) -> String {
+    common::netns::in_netns(&t.box_ns, || {
+        let mut s = TcpStream::connect("127.0.0.1:9747").expect("connect to /metrics");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read /metrics");
+        body.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    })
+    .join()
+    .expect("scrape")
+}
+
+/// The value of the series `name{labels}` (labels in the exporter's order).
+fn series(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name_and_labels)?
+                .strip_prefix(' ')?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no series {name_and_labels} in:\n{text}"))
+}
+
+/// The sum of every series of `name` whose labels contain `label`.
+fn sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn metrics_exist_from_start_and_add_up_after_traffic() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    std::thread::sleep(Duration::from_millis(400));
+    let fresh = scrape(&t);
+    // Every port × verdict × reason series exists, at zero for everything but chatter.
+    let combos = fresh
+        .lines()
+        .filter(|l| l.starts_with("greguard_packets_total{"))
+        .count();
+    assert_eq!(combos, 2 * 2 * fastpath::Reason::COUNT, "{fresh}");
+    assert_eq!(
+        series(
+            &fresh,
+            r#"greguard_packets_total{port="outside",verdict="drop",reason="unknown_tunnel"}"#
+        ),
+        0.0
+    );
+    for name in ["berlin-branch", "paris-pool", "pptp-users"] {
+        assert_eq!(
+            series(
+                &fresh,
+                &format!(r#"greguard_tunnel_packets_total{{tunnel="{name}",verdict="forward"}}"#)
+            ),
+            0.0
+        );
+    }
+    assert_eq!(
+        series(
+            &fresh,
+            r#"greguard_xdp_mode{port="outside",queue="0",mode="copy"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        series(
+            &fresh,
+            r#"greguard_xdp_mode{port="outside",queue="0",mode="zerocopy"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        series(&fresh, r#"greguard_policy_reloads_total{result="error"}"#),
+        0.0
+    );
+    assert_eq!(series(&fresh, "greguard_policy_generation"), 1.0);
+
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &["--count", "5000", "--pps", "20000"],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let after = scrape(&t);
+    // The counting invariant, from the scrape alone.
+    for port in ["outside", "inside"] {
+        let label = format!(r#"port="{port}""#);
+        let counted = sum(&after, "greguard_packets_total", &label);
+        let received = sum(&after, "greguard_rx_packets_total", &label)
+            + sum(&after, "greguard_kernel_oversize_total", &label);
+        assert_eq!(counted, received, "{port}:\n{after}");
+    }
+    assert_eq!(
+        series(
+            &after,
+            r#"greguard_packets_total{port="outside",verdict="drop",reason="unknown_tunnel"}"#
+        ),
+        sent.frames[Class::Unknown.index()] as f64
+    );
+    let tunnel_fwd = sum(
+        &after,
+        "greguard_tunnel_packets_total",
+        r#"verdict="forward""#,
+    );
+    assert_eq!(
+        tunnel_fwd,
+        (sent.frames[Class::Tunnel.index()] + sent.frames[Class::Keepalive.index()]) as f64
+    );
+    assert!(series(&after, "greguard_samples_total") > 0.0);
+
+    // Names and help texts pass promtool (Debian package prometheus, installed by make deps).
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = check.expect("promtool (apt-get install prometheus, or make deps)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(after.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gre_box.stop();
+}

@@ -1,0 +1,300 @@
+//! The Prometheus endpoint (DESIGN §6): `GET /metrics` on `[metrics] listen`, served by
+//! `metrics-exporter-prometheus` on a thread of its own.
+//!
+//! The workers never call into the metrics library. The main thread copies their published
+//! counters into registered handles (`absolute` for counters, `set` for gauges) every time it
+//! draws a summary, so a scrape is at most one publication old. Every series the box will ever
+//! show is registered at start-up with value 0, so rates work from the first scrape.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use fastpath::afxdp::{Binding, Snapshot, XdpMode};
+use fastpath::{Direction, Policy, Reason, Verdict};
+use metrics::{describe_counter, describe_gauge, Counter, Gauge};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+const PORTS: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
+
+/// Per port and queue: ring health and the kernel's `XDP_STATISTICS`.
+struct RingSeries {
+    worker: usize,
+    port: usize,
+    rx_packets: Counter,
+    tx_packets: Counter,
+    kernel_oversize: Counter,
+    rx_empty_polls: Counter,
+    tx_ring_full: Counter,
+    fill_starved: Counter,
+    xdp_rx_dropped: Counter,
+    xdp_rx_ring_full: Counter,
+    xdp_rx_fill_ring_empty_descs: Counter,
+    xdp_tx_ring_empty_descs: Counter,
+    xdp_rx_invalid_descs: Counter,
+    xdp_tx_invalid_descs: Counter,
+}
+
+/// Per worker (queue): where its UMEM frames are.
+struct FrameSeries {
+    worker: usize,
+    free: Gauge,
+    fill: Gauge,
+    tx: Gauge,
+}
+
+/// Every registered series.
+pub struct Exporter {
+    packets: Vec<Counter>,
+    bytes: Vec<Counter>,
+    tunnels: Vec<[Counter; 2]>,
+    samples: Counter,
+    samples_dropped: Counter,
+    rings: Vec<RingSeries>,
+    frames: Vec<FrameSeries>,
+}
+
+fn describe() {
+    describe_counter!(
+        "greguard_packets_total",
+        "Frames received per port, verdict and reason (every frame has exactly one)."
+    );
+    describe_counter!(
+        "greguard_bytes_total",
+        "Bytes of the frames in greguard_packets_total."
+    );
+    describe_counter!(
+        "greguard_tunnel_packets_total",
+        "Frames whose outer addresses matched a tunnel, per tunnel and verdict."
+    );
+    describe_counter!(
+        "greguard_samples_total",
+        "Dropped GRE frames sampled to the slow path."
+    );
+    describe_counter!(
+        "greguard_samples_dropped_total",
+        "Samples lost because a worker's sample ring was full."
+    );
+    describe_counter!(
+        "greguard_policy_reloads_total",
+        "Policy loads after start-up, by result."
+    );
+    describe_gauge!(
+        "greguard_policy_generation",
+        "Generation of the running policy (1 at start, +1 per successful reload)."
+    );
+    describe_gauge!(
+        "greguard_policy_last_reload_timestamp_seconds",
+        "Unix time the running policy was loaded."
+    );
+    describe_gauge!("greguard_policy_tunnels", "Tunnels in the running policy.");
+    describe_gauge!(
+        "greguard_xdp_mode",
+        "1 for the AF_XDP mode a port runs in, 0 for the others."
+    );
+    describe_counter!(
+        "greguard_rx_packets_total",
+        "Frames taken from a port's RX ring; with greguard_kernel_oversize_total they add up to greguard_packets_total of the port."
+    );
+    describe_counter!(
+        "greguard_tx_packets_total",
+        "Frames placed on a port's TX ring (forwarded from the other port)."
+    );
+    describe_counter!(
+        "greguard_kernel_oversize_total",
+        "Frames too long for a UMEM frame that the kernel dropped before the socket saw them (counted as reason oversize)."
+    );
+    describe_counter!(
+        "greguard_rx_ring_empty_polls_total",
+        "RX polls that found the ring empty."
+    );
+    describe_counter!(
+        "greguard_tx_ring_full_total",
+        "Forwarded frames dropped because the TX ring stayed full."
+    );
+    describe_counter!(
+        "greguard_fill_ring_starved_total",
+        "Refills that found no free UMEM frame while the fill ring was below its target."
+    );
+    describe_gauge!(
+        "greguard_umem_frames",
+        "UMEM frames of a worker by where they are: free, fill (given to the kernel to receive into), tx (on a TX ring)."
+    );
+    describe_counter!(
+        "greguard_xdp_rx_dropped_total",
+        "XDP_STATISTICS rx_dropped: frames the kernel dropped for this socket (too long for a UMEM frame, no fill buffer)."
+    );
+    describe_counter!(
+        "greguard_xdp_rx_ring_full_total",
+        "XDP_STATISTICS rx_ring_full: frames dropped because the RX ring was full."
+    );
+    describe_counter!(
+        "greguard_xdp_rx_fill_ring_empty_descs_total",
+        "XDP_STATISTICS rx_fill_ring_empty_descs: times the kernel found the fill ring empty."
+    );
+    describe_counter!(
+        "greguard_xdp_tx_ring_empty_descs_total",
+        "XDP_STATISTICS tx_ring_empty_descs: times the kernel found the TX ring empty when asked to send."
+    );
+    describe_counter!(
+        "greguard_xdp_rx_invalid_descs_total",
+        "XDP_STATISTICS rx_invalid_descs."
+    );
+    describe_counter!(
+        "greguard_xdp_tx_invalid_descs_total",
+        "XDP_STATISTICS tx_invalid_descs."
+    );
+}
+
+impl Exporter {
+    /// Starts the HTTP listener on `listen` and registers every series at 0.
+    pub fn start(
+        listen: SocketAddr,
+        policy: &Policy,
+        bindings: &[Binding],
+        policy_loaded: SystemTime,
+    ) -> Result<Exporter> {
+        PrometheusBuilder::new()
+            .with_http_listener(listen)
+            .install()
+            .with_context(|| {
+                format!("serving metrics on {listen} ([metrics] listen): is the address in use or not local?")
+            })?;
+        describe();
+        let mut packets = Vec::new();
+        let mut bytes = Vec::new();
+        for dir in PORTS {
+            for verdict in Verdict::ALL {
+                for reason in Reason::ALL {
+                    let labels = [
+                        ("port", dir.port()),
+                        ("verdict", verdict.name()),
+                        ("reason", reason.name()),
+                    ];
+                    packets.push(metrics::counter!("greguard_packets_total", &labels));
+                    bytes.push(metrics::counter!("greguard_bytes_total", &labels));
+                }
+            }
+        }
+        let tunnels = (0..policy.tunnel_count())
+            .map(|i| {
+                let name = policy.tunnel_name(i as u32).to_owned();
+                Verdict::ALL.map(|v| {
+                    metrics::counter!("greguard_tunnel_packets_total", "tunnel" => name.clone(), "verdict" => v.name())
+                })
+            })
+            .collect();
+        let mut rings = Vec::new();
+        let mut frames = Vec::new();
+        for b in bindings {
+            let port = if b.port == "outside" { 0 } else { 1 };
+            let labels = [("port", b.port.to_owned()), ("queue", b.queue.to_string())];
+            let c = |name: &'static str| metrics::counter!(name, &labels);
+            rings.push(RingSeries {
+                worker: b.worker,
+                port,
+                rx_packets: c("greguard_rx_packets_total"),
+                tx_packets: c("greguard_tx_packets_total"),
+                kernel_oversize: c("greguard_kernel_oversize_total"),
+                rx_empty_polls: c("greguard_rx_ring_empty_polls_total"),
+                tx_ring_full: c("greguard_tx_ring_full_total"),
+                fill_starved: c("greguard_fill_ring_starved_total"),
+                xdp_rx_dropped: c("greguard_xdp_rx_dropped_total"),
+                xdp_rx_ring_full: c("greguard_xdp_rx_ring_full_total"),
+                xdp_rx_fill_ring_empty_descs: c("greguard_xdp_rx_fill_ring_empty_descs_total"),
+                xdp_tx_ring_empty_descs: c("greguard_xdp_tx_ring_empty_descs_total"),
+                xdp_rx_invalid_descs: c("greguard_xdp_rx_invalid_descs_total"),
+                xdp_tx_invalid_descs: c("greguard_xdp_tx_invalid_descs_total"),
+            });
+            for mode in XdpMode::CONCRETE {
+                metrics::gauge!("greguard_xdp_mode", "port" => b.port, "queue" => b.queue.to_string(), "mode" => mode.name())
+                    .set(if mode == b.mode { 1.0 } else { 0.0 });
+            }
+            if port == 0 {
+                let q = b.queue.to_string();
+                let g = |state: &'static str| metrics::gauge!("greguard_umem_frames", "queue" => q.clone(), "state" => state);
+                frames.push(FrameSeries {
+                    worker: b.worker,
+                    free: g("free"),
+                    fill: g("fill"),
+                    tx: g("tx"),
+                });
+            }
+        }
+        for result in ["ok", "error"] {
+            metrics::counter!("greguard_policy_reloads_total", "result" => result).absolute(0);
+        }
+        metrics::gauge!("greguard_policy_generation").set(1.0);
+        metrics::gauge!("greguard_policy_tunnels").set(policy.tunnel_count() as f64);
+        let loaded = policy_loaded
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        metrics::gauge!("greguard_policy_last_reload_timestamp_seconds").set(loaded);
+        let exporter = Exporter {
+            packets,
+            bytes,
+            tunnels,
+            samples: metrics::counter!("greguard_samples_total"),
+            samples_dropped: metrics::counter!("greguard_samples_dropped_total"),
+            rings,
+            frames,
+        };
+        exporter.publish(&Snapshot::new(policy.tunnel_count()), &[]);
+        Ok(exporter)
+    }
+
+    /// Copies the workers' counters into the series: `total` summed over workers,
+    /// `per_worker` for the per-queue series.
+    pub fn publish(&self, total: &Snapshot, per_worker: &[Snapshot]) {
+        let c = &total.counters;
+        let mut i = 0;
+        for dir in PORTS {
+            for verdict in Verdict::ALL {
+                for reason in Reason::ALL {
+                    let (p, r, v) = (dir as usize, reason.index(), verdict as usize);
+                    self.packets[i].absolute(c.packets[p][r][v]);
+                    self.bytes[i].absolute(c.bytes[p][r][v]);
+                    i += 1;
+                }
+            }
+        }
+        for (series, counts) in self.tunnels.iter().zip(&c.tunnel_packets) {
+            for (s, n) in series.iter().zip(counts) {
+                s.absolute(*n);
+            }
+        }
+        let samples = total.ports.iter().map(|p| p.samples).sum();
+        let lost = total.ports.iter().map(|p| p.samples_dropped).sum();
+        self.samples.absolute(samples);
+        self.samples_dropped.absolute(lost);
+        for r in &self.rings {
+            let Some(w) = per_worker.get(r.worker) else {
+                continue;
+            };
+            let p = &w.ports[r.port];
+            r.rx_packets.absolute(p.rx_packets);
+            r.tx_packets.absolute(p.tx_packets);
+            r.kernel_oversize.absolute(p.kernel_oversize);
+            r.rx_empty_polls.absolute(p.rx_empty_polls);
+            r.tx_ring_full.absolute(p.tx_ring_full);
+            r.fill_starved.absolute(p.fill_starved);
+            r.xdp_rx_dropped.absolute(p.xdp_rx_dropped);
+            r.xdp_rx_ring_full.absolute(p.xdp_rx_ring_full);
+            r.xdp_rx_fill_ring_empty_descs
+                .absolute(p.xdp_rx_fill_ring_empty_descs);
+            r.xdp_tx_ring_empty_descs
+                .absolute(p.xdp_tx_ring_empty_descs);
+            r.xdp_rx_invalid_descs.absolute(p.xdp_rx_invalid_descs);
+            r.xdp_tx_invalid_descs.absolute(p.xdp_tx_invalid_descs);
+        }
+        for f in &self.frames {
+            let Some(w) = per_worker.get(f.worker) else {
+                continue;
+            };
+            f.free.set(w.frames.free as f64);
+            f.fill.set(w.frames.fill as f64);
+            f.tx.set(w.frames.tx as f64);
+        }
+    }
+}
