@@ -52,6 +52,33 @@ pub struct Exporter {
     samples_dropped: Counter,
     rings: Vec<RingSeries>,
     frames: Vec<FrameSeries>,
+    reloads_ok: u64,
+    reloads_error: u64,
+    /// Generation of the policy `tunnels` belongs to.
+    generation: u64,
+}
+
+/// The per-tunnel series of a policy.
+fn tunnel_series(policy: &Policy) -> Vec<[Counter; 2]> {
+    (0..policy.tunnel_count())
+        .map(|i| {
+            let name = policy.tunnel_name(i as u32).to_owned();
+            Verdict::ALL.map(|v| {
+                metrics::counter!("greguard_tunnel_packets_total", "tunnel" => name.clone(), "verdict" => v.name())
+            })
+        })
+        .collect()
+}
+
+/// Sets the gauges that describe the running policy.
+fn policy_gauges(policy: &Policy, generation: u64, loaded: SystemTime) {
+    metrics::gauge!("greguard_policy_generation").set(generation as f64);
+    metrics::gauge!("greguard_policy_tunnels").set(policy.tunnel_count() as f64);
+    let loaded = loaded
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    metrics::gauge!("greguard_policy_last_reload_timestamp_seconds").set(loaded);
 }
 
 fn describe() {
@@ -176,14 +203,7 @@ impl Exporter {
                 }
             }
         }
-        let tunnels = (0..policy.tunnel_count())
-            .map(|i| {
-                let name = policy.tunnel_name(i as u32).to_owned();
-                Verdict::ALL.map(|v| {
-                    metrics::counter!("greguard_tunnel_packets_total", "tunnel" => name.clone(), "verdict" => v.name())
-                })
-            })
-            .collect();
+        let tunnels = tunnel_series(policy);
         let mut rings = Vec::new();
         let mut frames = Vec::new();
         for b in bindings {
@@ -224,13 +244,7 @@ impl Exporter {
         for result in ["ok", "error"] {
             metrics::counter!("greguard_policy_reloads_total", "result" => result).absolute(0);
         }
-        metrics::gauge!("greguard_policy_generation").set(1.0);
-        metrics::gauge!("greguard_policy_tunnels").set(policy.tunnel_count() as f64);
-        let loaded = policy_loaded
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        metrics::gauge!("greguard_policy_last_reload_timestamp_seconds").set(loaded);
+        policy_gauges(policy, 1, policy_loaded);
         let exporter = Exporter {
             packets,
             bytes,
@@ -239,9 +253,29 @@ impl Exporter {
             samples_dropped: metrics::counter!("greguard_samples_dropped_total"),
             rings,
             frames,
+            reloads_ok: 0,
+            reloads_error: 0,
+            generation: 1,
         };
         exporter.publish(&Snapshot::new(policy.tunnel_count()), &[]);
         Ok(exporter)
+    }
+
+    /// A reload handed generation `generation` to the workers.
+    pub fn reloaded(&mut self, policy: &Policy, generation: u64, at: SystemTime) {
+        self.reloads_ok += 1;
+        metrics::counter!("greguard_policy_reloads_total", "result" => "ok")
+            .absolute(self.reloads_ok);
+        self.tunnels = tunnel_series(policy);
+        self.generation = generation;
+        policy_gauges(policy, generation, at);
+    }
+
+    /// A reload was refused; the running policy stays.
+    pub fn reload_failed(&mut self) {
+        self.reloads_error += 1;
+        metrics::counter!("greguard_policy_reloads_total", "result" => "error")
+            .absolute(self.reloads_error);
     }
 
     /// Copies the workers' counters into the series: `total` summed over workers,
@@ -259,9 +293,14 @@ impl Exporter {
                 }
             }
         }
-        for (series, counts) in self.tunnels.iter().zip(&c.tunnel_packets) {
-            for (s, n) in series.iter().zip(counts) {
-                s.absolute(*n);
+        // Per-tunnel counts are indexed by the policy's tunnels: publish them only once every
+        // worker runs the policy the series were registered for (right after a reload some
+        // may still count for the previous one).
+        if per_worker.iter().all(|w| w.generation == self.generation) {
+            for (series, counts) in self.tunnels.iter().zip(&c.tunnel_packets) {
+                for (s, n) in series.iter().zip(counts) {
+                    s.absolute(*n);
+                }
             }
         }
         let samples = total.ports.iter().map(|p| p.samples).sum();

@@ -38,6 +38,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             .context("installing the SIGINT/SIGTERM handlers")
             .map_err(Failure::runtime)?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("installing the SIGHUP handler")
+        .map_err(Failure::runtime)?;
+    let mut running = loaded.model.clone();
 
     VERBOSE.store(args.verbose, Ordering::Relaxed);
     afxdp::log::route_bpf_logs(library_message);
@@ -58,7 +63,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         tunnels
     );
 
-    let exporter = Exporter::start(
+    let mut exporter = Exporter::start(
         loaded.model.metrics.listen,
         &policy,
         data_path.bindings(),
@@ -73,11 +78,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut next_publish = Instant::now();
     let mut top = TopSources::new(TOP_WINDOW_SECS);
     let started = Instant::now();
-    let mut previous = Snapshot::new(tunnels);
+    let mut previous = Snapshot::new(0);
     let mut next_tick = started + Duration::from_secs(1);
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(50));
+        if hup.swap(false, Ordering::Relaxed) {
+            reload(&args.config, &mut running, &mut data_path, &mut exporter);
+        }
+        data_path.collect_retired();
         for ring in &mut samples {
             while let Ok(sample) = ring.pop() {
                 top.add(sample.source());
@@ -86,7 +95,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         if Instant::now() >= next_publish {
             let per_worker: Vec<Snapshot> =
                 data_path.stats().iter().map(|s| s.snapshot()).collect();
-            let mut total = Snapshot::new(tunnels);
+            let mut total = Snapshot::new(0);
             for w in &per_worker {
                 total.add(w);
             }
@@ -94,7 +103,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             next_publish += METRICS_EVERY;
         }
         if Instant::now() >= next_tick {
-            let now = data_path.snapshot(tunnels);
+            let now = data_path.snapshot(0);
             let line = match args.format {
                 Format::Human => second_line(started.elapsed(), &previous, &now, &top),
                 Format::Kv => kv_line(started.elapsed(), &previous, &now, &top),
@@ -110,9 +119,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
 
     let stats: Vec<_> = data_path.stats().to_vec();
     let bindings = data_path.bindings().to_vec();
+    let policy = data_path.policy().clone();
     let reports = data_path.stop().map_err(Failure::runtime)?;
     // Each worker published a last time on its way out; the sum is the final count.
-    let mut total = Snapshot::new(tunnels);
+    let mut total = Snapshot::new(0);
     for s in &stats {
         total.add(&s.snapshot());
     }
@@ -122,6 +132,57 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     );
     eprintln!("greguard: stopped; sockets closed and XDP programs detached");
     Ok(())
+}
+
+/// SIGHUP: re-reads the policy, validates and compiles it here (off the data path) and hands
+/// it to the workers. A policy that fails to load, or that changes `[ports]` or `[metrics]`
+/// (which need a restart), is reported and counted, and the running one stays.
+fn reload(
+    path: &std::path::Path,
+    running: &mut config::PolicyModel,
+    data_path: &mut DataPath,
+    exporter: &mut Exporter,
+) {
+    let keep = data_path.generation();
+    let refused = |why: String, exporter: &mut Exporter| {
+        eprintln!("greguard: reload refused, generation {keep} keeps running: {why}");
+        exporter.reload_failed();
+    };
+    let loaded = match config::load_file(path) {
+        Ok(l) => l,
+        Err(e) => return refused(e.to_string(), exporter),
+    };
+    if loaded.model.ports != running.ports {
+        return refused(
+            format!(
+                "{}: [ports] changed; restart greguard to apply it",
+                path.display()
+            ),
+            exporter,
+        );
+    }
+    if loaded.model.metrics != running.metrics {
+        return refused(
+            format!(
+                "{}: [metrics] changed; restart greguard to apply it",
+                path.display()
+            ),
+            exporter,
+        );
+    }
+    let policy = Arc::new(loaded.policy);
+    match data_path.reload(policy.clone(), loaded.model.sampling.invalid) {
+        Ok(generation) => {
+            eprintln!(
+                "greguard: policy reloaded from {}: generation {generation}, {} tunnels",
+                path.display(),
+                policy.tunnel_count()
+            );
+            exporter.reloaded(&policy, generation, SystemTime::now());
+            *running = loaded.model;
+        }
+        Err(e) => refused(e.to_string(), exporter),
+    }
 }
 
 /// Whether library chatter (libbpf/libxdp info and debug messages) is shown.

@@ -15,6 +15,7 @@ pub mod link;
 pub mod log;
 pub mod mode;
 pub mod port;
+pub mod reload;
 pub mod sample;
 pub mod stats;
 pub mod worker;
@@ -102,6 +103,21 @@ pub struct DataPath {
     programs: [Option<u32>; 2],
     /// The consuming ends of the workers' sample rings, until taken.
     samples: Vec<rtrb::Consumer<Sample>>,
+    /// The clock the workers' policers run on.
+    epoch: std::time::Instant,
+    /// The running policy and its generation (1 at start).
+    policy: Arc<Policy>,
+    generation: u64,
+    /// Per worker: the mailbox for new policies and the ring the replaced ones come back in.
+    reloads: Vec<rtrb::Producer<Box<reload::PolicyState>>>,
+    retired: Vec<rtrb::Consumer<Box<reload::PolicyState>>>,
+}
+
+/// Why a reload was not handed to the workers.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("worker {worker} has not yet taken the previous reloads; try again in a moment")]
+    Busy { worker: usize },
 }
 
 impl DataPath {
@@ -133,6 +149,7 @@ impl DataPath {
         let cores = resolve_cores(spec, queues.len())?;
 
         let stop = Arc::new(AtomicBool::new(false));
+        let epoch = std::time::Instant::now();
         // Bind every socket before any worker runs. If one is refused, the sockets bound so far
         // are dropped with `prepared`, and any program they attached (none was attached when
         // the ports were checked above) is detached, so a failed start leaves nothing behind.
@@ -140,6 +157,8 @@ impl DataPath {
             let mut bindings = Vec::new();
             let mut prepared = Vec::new();
             let mut samples = Vec::new();
+            let mut mailboxes = Vec::new();
+            let mut returns = Vec::new();
             let mut mode = [spec.mode; 2];
             for (w, (&queue, &core)) in queues.iter().zip(&cores).enumerate() {
                 let (umem, descs) = umem(spec)?;
@@ -171,6 +190,10 @@ impl DataPath {
                 };
                 let (producer, consumer) = rtrb::RingBuffer::new(sample::SAMPLE_RING);
                 samples.push(consumer);
+                let (reload_tx, reload_rx) = rtrb::RingBuffer::new(reload::MAILBOX);
+                let (retired_tx, retired_rx) = rtrb::RingBuffer::new(reload::MAILBOX);
+                mailboxes.push(reload_tx);
+                returns.push(retired_rx);
                 let worker = Worker::new(
                     ports,
                     umem,
@@ -181,13 +204,16 @@ impl DataPath {
                         stats: stats.clone(),
                         stop: stop.clone(),
                         samples: producer,
+                        reloads: reload_rx,
+                        retired: retired_tx,
+                        epoch,
                     },
                 );
                 prepared.push((worker, core, stats));
             }
-            Ok((bindings, prepared, samples))
+            Ok((bindings, prepared, samples, mailboxes, returns))
         })();
-        let (bindings, prepared, samples) = match bound {
+        let (bindings, prepared, samples, reloads, retired) = match bound {
             Ok(b) => b,
             Err(e) => {
                 for l in &links {
@@ -211,6 +237,11 @@ impl DataPath {
             stop,
             programs,
             samples,
+            epoch,
+            policy: policy.clone(),
+            generation: 1,
+            reloads,
+            retired,
         };
         for (w, (worker, core, stats)) in prepared.into_iter().enumerate() {
             let (pinned_tx, pinned_rx) = std::sync::mpsc::channel();
@@ -262,6 +293,58 @@ impl DataPath {
             total.add(&s.snapshot());
         }
         total
+    }
+
+    /// The running policy's generation (1 at start, +1 per reload handed to the workers).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The policy the workers run (or are about to switch to).
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Hands a new policy to every worker; each switches between two batches. The policer
+    /// state and per-tunnel counts of tunnels whose name persists carry over. Returns the new
+    /// generation. Frees what earlier reloads replaced.
+    pub fn reload(&mut self, policy: Arc<Policy>, sample_every: u32) -> Result<u64, ReloadError> {
+        self.collect_retired();
+        if let Some(worker) = self.reloads.iter().position(|r| r.slots() == 0) {
+            return Err(ReloadError::Busy { worker });
+        }
+        let generation = self.generation + 1;
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let workers = self.reloads.len() as u32;
+        for mailbox in &mut self.reloads {
+            let state = reload::PolicyState::prepare(
+                generation,
+                policy.clone(),
+                &self.policy,
+                workers,
+                now_ns,
+                sample_every,
+            );
+            // Checked above: every mailbox has a free slot, and only this thread fills them.
+            let _ = mailbox.push(Box::new(state));
+        }
+        self.policy = policy;
+        self.generation = generation;
+        Ok(generation)
+    }
+
+    /// Whether every worker runs generation `generation`.
+    pub fn applied(&self, generation: u64) -> bool {
+        self.stats
+            .iter()
+            .all(|s| s.snapshot().generation >= generation)
+    }
+
+    /// Frees the policy states the workers replaced (here, off the data-path cores).
+    pub fn collect_retired(&mut self) {
+        for ring in &mut self.retired {
+            while ring.pop().is_ok() {}
+        }
     }
 
     /// Asks the workers to stop without waiting (safe from a signal-handling thread).

@@ -6,6 +6,9 @@
 //! take [`Snapshot`]s; nothing on the hot path touches a shared cache line per packet.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::counters::Counters;
 use crate::reason::{Reason, Verdict};
@@ -107,11 +110,23 @@ impl FrameLedger {
 pub struct WorkerStats {
     packets: [[[AtomicU64; Verdict::COUNT]; Reason::COUNT]; 2],
     bytes: [[[AtomicU64; Verdict::COUNT]; Reason::COUNT]; 2],
-    tunnel_packets: Box<[[AtomicU64; Verdict::COUNT]]>,
+    /// Per tunnel of the running policy; replaced (by the worker) when a reload changes the
+    /// tunnel list, so it sits behind an `ArcSwap` that the worker loads once per publication.
+    tunnel_packets: ArcSwap<TunnelStats>,
+    /// Generation of the policy the worker runs.
+    generation: AtomicU64,
     ports: [AtomicPortCounters; 2],
     frames: AtomicFrameLedger,
     /// Incremented after each publication.
     publications: AtomicU64,
+}
+
+/// Per-tunnel packets by verdict, published by one worker for one policy generation.
+pub type TunnelStats = Box<[[AtomicU64; Verdict::COUNT]]>;
+
+/// Zeroed per-tunnel stats for `tunnels` tunnels.
+pub fn tunnel_stats(tunnels: usize) -> Arc<TunnelStats> {
+    Arc::new((0..tunnels).map(|_| Default::default()).collect())
 }
 
 /// A consistent-enough copy of a worker's (or the sum of several workers') counters.
@@ -121,6 +136,8 @@ pub struct Snapshot {
     pub ports: [PortCounters; 2],
     pub frames: FrameLedger,
     pub publications: u64,
+    /// The policy generation (the highest of the workers' in a sum).
+    pub generation: u64,
 }
 
 impl Snapshot {
@@ -131,6 +148,7 @@ impl Snapshot {
             ports: [PortCounters::default(); 2],
             frames: FrameLedger::default(),
             publications: 0,
+            generation: 0,
         }
     }
 
@@ -142,6 +160,7 @@ impl Snapshot {
         }
         self.frames.add(&other.frames);
         self.publications += other.publications;
+        self.generation = self.generation.max(other.generation);
     }
 }
 
@@ -151,7 +170,8 @@ impl WorkerStats {
         WorkerStats {
             packets: Default::default(),
             bytes: Default::default(),
-            tunnel_packets: (0..tunnels).map(|_| Default::default()).collect(),
+            tunnel_packets: ArcSwap::new(tunnel_stats(tunnels)),
+            generation: AtomicU64::new(1),
             ports: Default::default(),
             frames: AtomicFrameLedger::default(),
             publications: AtomicU64::new(0),
@@ -178,7 +198,8 @@ impl WorkerStats {
         {
             dst.store(*src, Relaxed);
         }
-        for (dst, src) in self.tunnel_packets.iter().zip(&counters.tunnel_packets) {
+        let tunnels = self.tunnel_packets.load();
+        for (dst, src) in tunnels.iter().zip(&counters.tunnel_packets) {
             for (d, s) in dst.iter().zip(src) {
                 d.store(*s, Relaxed);
             }
@@ -190,9 +211,23 @@ impl WorkerStats {
         self.publications.fetch_add(1, Relaxed);
     }
 
+    /// Switches to the per-tunnel stats of a new policy generation (called by the worker when
+    /// it applies a reload). The previous stats stay alive in the worker's retired state and
+    /// are freed by the slow path.
+    pub fn switch_policy(&self, generation: u64, tunnels: Arc<TunnelStats>) {
+        self.tunnel_packets.store(tunnels);
+        self.generation.store(generation, Relaxed);
+    }
+
+    /// The per-tunnel stats the worker currently publishes into.
+    pub fn tunnel_stats(&self) -> Arc<TunnelStats> {
+        self.tunnel_packets.load_full()
+    }
+
     /// Reads the last publication.
     pub fn snapshot(&self) -> Snapshot {
-        let mut s = Snapshot::new(self.tunnel_packets.len());
+        let tunnels = self.tunnel_packets.load();
+        let mut s = Snapshot::new(tunnels.len());
         for (dst, src) in s
             .counters
             .packets
@@ -213,12 +248,7 @@ impl WorkerStats {
         {
             *dst = src.load(Relaxed);
         }
-        for (dst, src) in s
-            .counters
-            .tunnel_packets
-            .iter_mut()
-            .zip(self.tunnel_packets.iter())
-        {
+        for (dst, src) in s.counters.tunnel_packets.iter_mut().zip(tunnels.iter()) {
             for (d, a) in dst.iter_mut().zip(src) {
                 *d = a.load(Relaxed);
             }
@@ -228,6 +258,7 @@ impl WorkerStats {
         }
         s.frames = self.frames.load();
         s.publications = self.publications.load(Relaxed);
+        s.generation = self.generation.load(Relaxed);
         s
     }
 }

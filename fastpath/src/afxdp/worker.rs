@@ -22,7 +22,9 @@ use std::time::Instant;
 use xsk_rs::{FrameDesc, Umem};
 
 use super::port::Port;
+use super::reload::PolicyState;
 use super::sample::{is_dropped_gre, Sample};
+use super::stats::TunnelStats;
 use super::stats::{FrameLedger, PortCounters, WorkerStats, PUBLISH_INTERVAL_NS};
 use crate::classify::Classifier;
 use crate::counters::Counters;
@@ -78,6 +80,11 @@ pub struct Shared {
     pub stats: Arc<WorkerStats>,
     pub stop: Arc<AtomicBool>,
     pub samples: rtrb::Producer<Sample>,
+    /// New policies from the slow path, and the states they replaced going back.
+    pub reloads: rtrb::Consumer<Box<PolicyState>>,
+    pub retired: rtrb::Producer<Box<PolicyState>>,
+    /// The data path's clock: policer time is nanoseconds since this instant.
+    pub epoch: Instant,
 }
 
 /// A worker: one UMEM, two ports, the classifier state and the counters.
@@ -107,6 +114,12 @@ pub struct Worker {
     sample_countdown: u32,
     /// State of the xorshift generator that draws the skips between samples.
     sample_rng: u64,
+    /// Generation of the policy in use.
+    generation: u64,
+    /// Where the per-tunnel counts of this policy are published.
+    tunnel_stats: Arc<TunnelStats>,
+    reloads: rtrb::Consumer<Box<PolicyState>>,
+    retired: rtrb::Producer<Box<PolicyState>>,
 }
 
 impl Worker {
@@ -123,12 +136,16 @@ impl Worker {
             stats,
             stop,
             samples,
+            reloads,
+            retired,
+            epoch,
         } = shared;
         let batch = config.batch.clamp(1, MAX_BATCH);
         let total = descs.len();
         let mut free = Vec::with_capacity(total);
         free.extend_from_slice(&descs);
-        let clock = Instant::now();
+        let clock = epoch;
+        let tunnel_stats = stats.tunnel_stats();
         Worker {
             ports,
             umem,
@@ -146,7 +163,11 @@ impl Worker {
             cq_buf: vec![FrameDesc::default(); config.fill_size as usize],
             decisions: vec![Decision::new(Verdict::Drop, Reason::Oversize); batch],
             lens: vec![0; batch],
-            classifier: Classifier::with_share(&policy, 0, config.workers),
+            classifier: Classifier::with_share(
+                &policy,
+                clock.elapsed().as_nanos() as u64,
+                config.workers,
+            ),
             counters: Counters::new(policy.tunnel_count()),
             policy,
             port_counters: [PortCounters::default(); 2],
@@ -156,6 +177,10 @@ impl Worker {
             samples,
             sample_countdown: config.sample_every.max(1),
             sample_rng: 0x9E37_79B9_7F4A_7C15,
+            generation: 1,
+            tunnel_stats,
+            reloads,
+            retired,
         }
     }
 
@@ -164,6 +189,7 @@ impl Worker {
         let mut last_publish = 0u64;
         let mut idle = 0u32;
         while !self.stop.load(Relaxed) {
+            self.take_reload();
             let now = self.now_ns();
             self.reclaim(0);
             self.reclaim(1);
@@ -191,6 +217,45 @@ impl Worker {
             frames: self.ledger,
             ports: self.port_counters,
         }
+    }
+
+    /// Between batches: switches to a policy the slow path prepared, if one is waiting.
+    /// Policer fill levels and per-tunnel counts carry over for tunnels whose name persists;
+    /// the replaced state goes back to the slow path to be freed there.
+    #[inline]
+    fn take_reload(&mut self) {
+        let Ok(mut next) = self.reloads.pop() else {
+            return;
+        };
+        {
+            let PolicyState {
+                classifier,
+                previous,
+                tunnel_packets,
+                ..
+            } = &mut *next;
+            classifier.carry_over(&self.classifier, |i| {
+                previous.get(i as usize).copied().flatten()
+            });
+            for (counts, old) in tunnel_packets.iter_mut().zip(previous.iter()) {
+                if let Some(c) = old.and_then(|o| self.counters.tunnel_packets.get(o as usize)) {
+                    *counts = *c;
+                }
+            }
+        }
+        std::mem::swap(&mut self.policy, &mut next.policy);
+        std::mem::swap(&mut self.classifier, &mut next.classifier);
+        std::mem::swap(&mut self.counters.tunnel_packets, &mut next.tunnel_packets);
+        std::mem::swap(&mut self.tunnel_stats, &mut next.tunnel_stats);
+        std::mem::swap(&mut self.generation, &mut next.generation);
+        std::mem::swap(&mut self.config.sample_every, &mut next.sample_every);
+        self.sample_countdown = self.config.sample_every.max(1);
+        self.stats
+            .switch_policy(self.generation, self.tunnel_stats.clone());
+        self.publish();
+        // The ring has room for every reload the slow path may have pending; if it had none,
+        // dropping here would only free on this core, never lose a frame.
+        let _ = self.retired.push(next);
     }
 
     fn now_ns(&self) -> u64 {

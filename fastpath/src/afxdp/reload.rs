@@ -1,0 +1,65 @@
+//! Policy reload without stopping the data path.
+//!
+//! The slow path compiles the new policy, then prepares for every worker everything the
+//! worker will need — fresh policers for its share of the rates, zeroed per-tunnel counters,
+//! per-tunnel stats, the mapping from new to old tunnel indices by name — and hands it over in
+//! a one-slot mailbox (an SPSC ring). Between two batches the worker takes it, carries the
+//! policer fill levels and per-tunnel counts of every tunnel whose name persists over, swaps it
+//! with its own state and sends the old state back in a second ring. So the worker neither
+//! allocates nor frees (the old policy is freed by the slow path, off the data-path cores), no
+//! batch is classified half with one policy and half with the other, and every frame is
+//! counted once.
+
+use std::sync::Arc;
+
+use super::stats::TunnelStats;
+use crate::classify::Classifier;
+use crate::policy::Policy;
+use crate::reason::Verdict;
+
+/// Reloads a worker can have pending.
+pub const MAILBOX: usize = 4;
+
+/// One worker's policy-dependent state: what a reload swaps.
+pub struct PolicyState {
+    pub generation: u64,
+    pub policy: Arc<Policy>,
+    pub classifier: Classifier,
+    /// For each tunnel of `policy`, the index of the tunnel of the same name in the previous
+    /// policy.
+    pub previous: Vec<Option<u32>>,
+    pub tunnel_packets: Vec<[u64; Verdict::COUNT]>,
+    pub tunnel_stats: Arc<TunnelStats>,
+    /// `[sampling] invalid` of this policy.
+    pub sample_every: u32,
+}
+
+impl PolicyState {
+    /// The state for `policy` (generation `generation`) of one of `workers` workers, prepared
+    /// off the data path; `old` is the policy it replaces (tunnels are matched by name).
+    pub fn prepare(
+        generation: u64,
+        policy: Arc<Policy>,
+        old: &Policy,
+        workers: u32,
+        now_ns: u64,
+        sample_every: u32,
+    ) -> PolicyState {
+        let old_names: std::collections::HashMap<&str, u32> = (0..old.tunnel_count() as u32)
+            .map(|o| (old.tunnel_name(o), o))
+            .collect();
+        let previous = (0..policy.tunnel_count() as u32)
+            .map(|i| old_names.get(policy.tunnel_name(i)).copied())
+            .collect();
+        let tunnels = policy.tunnel_count();
+        PolicyState {
+            generation,
+            classifier: Classifier::with_share(&policy, now_ns, workers),
+            previous,
+            tunnel_packets: vec![[0; Verdict::COUNT]; tunnels],
+            tunnel_stats: super::stats::tunnel_stats(tunnels),
+            sample_every,
+            policy,
+        }
+    }
+}
