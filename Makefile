@@ -7,13 +7,13 @@ CARGO ?= cargo
 # Build dependencies of xsk-rs / libxdp-sys (clang, llvm, libelf, zlib, m4, pkg-config, libpcap)
 # and what the lab and the data-path tests drive: ip (namespaces, veths), ethtool (checksum
 # offload off on the end hosts), ping, setpriv/taskset (util-linux), tcpdump (opens our pcaps),
-# promtool (package prometheus: checks the names and help texts of /metrics).
+# promtool (package prometheus: checks the names and help texts of /metrics), systemd-analyze.
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-                tcpdump iproute2 ethtool iputils-ping util-linux prometheus
+                tcpdump iproute2 ethtool iputils-ping util-linux prometheus systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test lint unit demo replay-demo bench clean
+.PHONY: all deps build test lint unit demo replay-demo bench install clean
 
 all: build
 
@@ -54,6 +54,21 @@ replay-demo: build
 ## bench: the classifier micro-benchmark (criterion)
 bench: deps
 	$(CARGO) bench -p benches --bench classifier
+
+## install: the binaries to $(PREFIX)/bin, the unit to /etc/systemd/system, the example
+## policy to /etc/greguard/greguard.toml (an existing policy is left alone)
+PREFIX ?= /usr/local
+install: build
+	$(SUDO) install -D -m 0755 target/release/greguard $(DESTDIR)$(PREFIX)/bin/greguard
+	$(SUDO) install -D -m 0755 target/release/greguard-gen $(DESTDIR)$(PREFIX)/bin/greguard-gen
+	sed 's|/usr/local/bin/greguard|$(PREFIX)/bin/greguard|g' systemd/greguard.service \
+	  | $(SUDO) install -D -m 0644 /dev/stdin $(DESTDIR)/etc/systemd/system/greguard.service
+	@if [ -e $(DESTDIR)/etc/greguard/greguard.toml ]; then \
+	  echo "keeping the existing $(DESTDIR)/etc/greguard/greguard.toml"; \
+	else \
+	  $(SUDO) install -D -m 0640 systemd/greguard.toml $(DESTDIR)/etc/greguard/greguard.toml; \
+	fi
+	@echo "next: edit /etc/greguard/greguard.toml, then systemctl daemon-reload && systemctl enable --now greguard"
 
 clean:
 	$(CARGO) clean

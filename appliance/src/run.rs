@@ -15,6 +15,7 @@ use fastpath::{Direction, Reason, Verdict};
 use crate::cli::{Format, RunArgs};
 use crate::exit::Failure;
 use crate::exporter::Exporter;
+use crate::notify::Notifier;
 use crate::report;
 use crate::top::TopSources;
 
@@ -74,6 +75,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         "greguard: metrics at http://{}/metrics",
         loaded.model.metrics.listen
     );
+    let mut notifier = Notifier::new();
+    notifier.ready(&format!(
+        "forwarding between {} and {}, policy generation 1",
+        spec.outside, spec.inside
+    ));
+    let mut publications: Vec<u64> = vec![0; data_path.stats().len()];
     let mut samples = data_path.take_samples();
     let mut next_publish = Instant::now();
     let mut top = TopSources::new(TOP_WINDOW_SECS);
@@ -83,8 +90,24 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(50));
+        notifier.tick(|| {
+            // Every worker published since the last ping (they do every 100 ms, idle or not).
+            let now: Vec<u64> = data_path
+                .stats()
+                .iter()
+                .map(|s| s.snapshot().publications)
+                .collect();
+            let progressing = now.iter().zip(&publications).all(|(n, before)| n > before);
+            publications = now;
+            progressing
+        });
         if hup.swap(false, Ordering::Relaxed) {
+            notifier.reloading();
             reload(&args.config, &mut running, &mut data_path, &mut exporter);
+            notifier.ready(&format!(
+                "forwarding, policy generation {}",
+                data_path.generation()
+            ));
         }
         data_path.collect_retired();
         for ring in &mut samples {
@@ -117,6 +140,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
     }
 
+    notifier.stopping();
     let stats: Vec<_> = data_path.stats().to_vec();
     let bindings = data_path.bindings().to_vec();
     let policy = data_path.policy().clone();

@@ -975,3 +975,49 @@ fn a_reload_that_changes_the_ports_is_refused() {
         s.stderr
     );
 }
+
+#[test]
+fn systemd_hears_ready_reloading_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let socket_path = t.path("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let path = socket_path.to_str().unwrap().to_owned();
+    let gre_box = t.start_box_with_env(
+        &policy,
+        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "400000")],
+    );
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut seen = Vec::new();
+    let mut until = |want: &str, seen: &mut Vec<String>| {
+        for _ in 0..50 {
+            let m = next();
+            seen.push(m.clone());
+            if m.contains(want) {
+                return m;
+            }
+        }
+        panic!("no {want} in {seen:?}");
+    };
+    until("READY=1", &mut seen);
+    until("WATCHDOG=1", &mut seen);
+    // SAFETY: kill(2) on our child's pid.
+    unsafe { libc::kill(gre_box.pid() as i32, libc::SIGHUP) };
+    let reloading = until("RELOADING=1", &mut seen);
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let ready = until("READY=1", &mut seen);
+    assert!(ready.contains("generation 2"), "{ready}");
+    // SAFETY: as above.
+    unsafe { libc::kill(gre_box.pid() as i32, libc::SIGTERM) };
+    until("STOPPING=1", &mut seen);
+    let s = gre_box.stop();
+    assert!(s.status.success(), "{}", s.stderr);
+}

@@ -132,8 +132,18 @@ impl Topology {
 
     /// Starts `greguard run -q -c policy` in the box namespace and waits until it forwards.
     pub fn start_box(&mut self, policy: &Path) -> Box {
-        let mut child = Command::new("ip")
+        self.start_box_with_env(policy, &[])
+    }
+
+    /// [`Topology::start_box`] with extra environment variables.
+    /// The process keeps the pid of the spawned child through `sh`, `ip netns exec` and
+    /// greguard (each execs the next), which is also the `WATCHDOG_PID` a watchdog needs.
+    pub fn start_box_with_env(&mut self, policy: &Path, env: &[(&str, &str)]) -> Box {
+        let mut child = Command::new("sh")
             .args([
+                "-c",
+                "WATCHDOG_PID=$$; export WATCHDOG_PID; exec \"$0\" \"$@\"",
+                "ip",
                 "netns",
                 "exec",
                 &self.box_ns,
@@ -143,6 +153,7 @@ impl Topology {
                 "-c",
             ])
             .arg(policy)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
