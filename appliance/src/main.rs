@@ -10,6 +10,7 @@ mod notify;
 mod replay;
 mod report;
 mod run;
+mod samples;
 mod top;
 
 use std::process::ExitCode;

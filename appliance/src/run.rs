@@ -17,6 +17,7 @@ use crate::exit::Failure;
 use crate::exporter::Exporter;
 use crate::notify::Notifier;
 use crate::report;
+use crate::samples::PcapRotator;
 use crate::top::TopSources;
 
 /// Runs until a stop signal (or `--duration`), then prints the final report.
@@ -29,7 +30,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             args.config.display()
         ))
     })?;
-    let spec = ports_spec(&ports, loaded.model.sampling.invalid);
+    let spec = ports_spec(&ports, &loaded.model.sampling);
     let policy = Arc::new(loaded.policy);
     let tunnels = policy.tunnel_count();
 
@@ -81,6 +82,19 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         spec.outside, spec.inside
     ));
     let mut publications: Vec<u64> = vec![0; data_path.stats().len()];
+    let epoch_wall = SystemTime::now()
+        .checked_sub(data_path.epoch().elapsed())
+        .unwrap_or_else(SystemTime::now);
+    let sampling = &loaded.model.sampling;
+    let mut pcaps = match &sampling.pcap_dir {
+        Some(dir) => {
+            let r = PcapRotator::new(dir, sampling.pcap_rotate_mb, sampling.pcap_keep, epoch_wall)
+                .map_err(Failure::runtime)?;
+            eprintln!("greguard: sampled frames go to {}", dir.display());
+            Some(r)
+        }
+        None => None,
+    };
     let mut samples = data_path.take_samples();
     let mut next_publish = Instant::now();
     let mut top = TopSources::new(TOP_WINDOW_SECS);
@@ -113,6 +127,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         for ring in &mut samples {
             while let Ok(sample) = ring.pop() {
                 top.add(sample.source());
+                if let Some(Err(e)) = pcaps.as_mut().map(|p| p.write(&sample)) {
+                    eprintln!("greguard: sample files stop: {e:#}");
+                    pcaps = None;
+                }
             }
         }
         if Instant::now() >= next_publish {
@@ -229,7 +247,7 @@ fn library_message(library: &'static str, level: afxdp::log::Level, message: &st
 }
 
 /// The data path's view of `[ports]`.
-fn ports_spec(p: &config::Ports, sample_every: u32) -> PortsSpec {
+fn ports_spec(p: &config::Ports, sampling: &config::Sampling) -> PortsSpec {
     PortsSpec {
         outside: p.outside.clone(),
         inside: p.inside.clone(),
@@ -242,7 +260,8 @@ fn ports_spec(p: &config::Ports, sample_every: u32) -> PortsSpec {
         frame_size: p.frame_size,
         ring_size: p.ring_size,
         batch_size: p.batch_size,
-        sample_every,
+        sample_every: sampling.invalid,
+        snaplen: sampling.snaplen,
     }
 }
 

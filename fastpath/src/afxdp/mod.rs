@@ -63,6 +63,8 @@ pub struct PortsSpec {
     pub batch_size: u32,
     /// Sample 1 in this many dropped GRE frames to the slow path (0 = none).
     pub sample_every: u32,
+    /// Bytes kept per sample (capped at `sample::MAX_SNAPLEN`).
+    pub snaplen: u32,
 }
 
 impl PortsSpec {
@@ -187,6 +189,7 @@ impl DataPath {
                     capacity: spec.frame_capacity() as usize,
                     workers: queues.len() as u32,
                     sample_every: spec.sample_every,
+                    snaplen: spec.snaplen as usize,
                 };
                 let (producer, consumer) = rtrb::RingBuffer::new(sample::SAMPLE_RING);
                 samples.push(consumer);
@@ -345,6 +348,11 @@ impl DataPath {
         for ring in &mut self.retired {
             while ring.pop().is_ok() {}
         }
+    }
+
+    /// The instant the workers' clocks count from; `Sample::at_ns` is relative to it.
+    pub fn epoch(&self) -> std::time::Instant {
+        self.epoch
     }
 
     /// Asks the workers to stop without waiting (safe from a signal-handling thread).

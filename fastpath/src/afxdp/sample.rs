@@ -13,7 +13,11 @@ use crate::reason::{Decision, Direction, Reason};
 /// Samples a worker's ring holds.
 pub const SAMPLE_RING: usize = 4096;
 
-/// One sampled frame: its outer source address and its decision.
+/// The most bytes of a frame a sample keeps (a larger `[sampling] snaplen` is capped here, so
+/// the ring's slots have a fixed size and the worker never allocates).
+pub const MAX_SNAPLEN: usize = 256;
+
+/// One sampled frame: its first bytes, when it arrived, where from, and its decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     pub port: Direction,
@@ -21,21 +25,44 @@ pub struct Sample {
     /// Outer IPv4 (in the first 4 bytes) or IPv6 source address.
     src: [u8; 16],
     v6: bool,
+    /// The frame's length on the wire.
     pub len: u32,
+    /// Nanoseconds since the data path's epoch (`DataPath::epoch`).
+    pub at_ns: u64,
+    caplen: u16,
+    data: [u8; MAX_SNAPLEN],
 }
 
 impl Sample {
-    /// A sample of `frame`, or `None` when it has no outer IP header to read a source from.
+    /// A sample of the first `snaplen` bytes of `frame`, or `None` when it has no outer IP
+    /// header to read a source from.
     #[inline]
-    pub fn of(frame: &[u8], port: Direction, decision: Decision) -> Option<Sample> {
+    pub fn of(
+        frame: &[u8],
+        port: Direction,
+        decision: Decision,
+        at_ns: u64,
+        snaplen: usize,
+    ) -> Option<Sample> {
         let (src, v6) = outer_source(frame)?;
+        let caplen = frame.len().min(snaplen).min(MAX_SNAPLEN);
+        let mut data = [0u8; MAX_SNAPLEN];
+        data[..caplen].copy_from_slice(&frame[..caplen]);
         Some(Sample {
             port,
             decision,
             src,
             v6,
             len: frame.len() as u32,
+            at_ns,
+            caplen: caplen as u16,
+            data,
         })
+    }
+
+    /// The bytes kept of the frame (at most the snap length).
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..usize::from(self.caplen).min(MAX_SNAPLEN)]
     }
 
     /// The outer source address.
@@ -99,7 +126,9 @@ mod tests {
                 .gre(Gre::v0(0x0800), vec![0; 20])
                 .build(),
         ] {
-            let s = Sample::of(&frame, Direction::FromOutside, d).expect("sample");
+            let s = Sample::of(&frame, Direction::FromOutside, d, 5, 40).expect("sample");
+            assert_eq!(s.bytes(), &frame[..40]);
+            assert_eq!(s.len as usize, frame.len());
             assert_eq!(s.source(), IpAddr::from(src));
         }
         let v6: Ipv6Addr = "2001:db8::7".parse().unwrap();
@@ -107,7 +136,7 @@ mod tests {
             .gre(Gre::v0(0x86DD), vec![0; 40])
             .build();
         assert_eq!(
-            Sample::of(&frame, Direction::FromOutside, d)
+            Sample::of(&frame, Direction::FromOutside, d, 0, 9999)
                 .unwrap()
                 .source(),
             IpAddr::from(v6)
@@ -117,15 +146,17 @@ mod tests {
     #[test]
     fn short_or_non_ip_frames_give_no_sample() {
         let d = Decision::new(Verdict::Drop, Reason::Truncated);
-        assert!(Sample::of(&[0u8; 10], Direction::FromOutside, d).is_none());
+        assert!(Sample::of(&[0u8; 10], Direction::FromOutside, d, 0, 64).is_none());
         assert!(Sample::of(
             &FrameBuilder::arp_request(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST).build(),
             Direction::FromOutside,
-            d
+            d,
+            0,
+            64
         )
         .is_none());
         let mut cut = FrameBuilder::ipv4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST).build();
         cut.truncate(20);
-        assert!(Sample::of(&cut, Direction::FromOutside, d).is_none());
+        assert!(Sample::of(&cut, Direction::FromOutside, d, 0, 64).is_none());
     }
 }

@@ -64,6 +64,8 @@ pub struct WorkerConfig {
     pub workers: u32,
     /// Sample 1 in this many dropped GRE frames (0 = none).
     pub sample_every: u32,
+    /// Bytes kept per sample (at most `sample::MAX_SNAPLEN`).
+    pub snaplen: usize,
 }
 
 /// What a worker reports when it stops.
@@ -371,7 +373,7 @@ impl Worker {
                             self.sample_countdown =
                                 next_skip(&mut self.sample_rng, self.config.sample_every);
                             let pc = &mut self.port_counters[p];
-                            match Sample::of(frame, dir, decision) {
+                            match Sample::of(frame, dir, decision, now, self.config.snaplen) {
                                 Some(s) if self.samples.push(s).is_ok() => pc.samples += 1,
                                 Some(_) => pc.samples_dropped += 1,
                                 None => {}
