@@ -194,23 +194,19 @@ fn reload(
         Ok(l) => l,
         Err(e) => return refused(e.to_string(), exporter),
     };
-    if loaded.model.ports != running.ports {
-        return refused(
-            format!(
-                "{}: [ports] changed; restart greguard to apply it",
-                path.display()
-            ),
-            exporter,
-        );
-    }
-    if loaded.model.metrics != running.metrics {
-        return refused(
-            format!(
-                "{}: [metrics] changed; restart greguard to apply it",
-                path.display()
-            ),
-            exporter,
-        );
+    for (table, changed) in [
+        ("[ports]", loaded.model.ports != running.ports),
+        ("[metrics]", loaded.model.metrics != running.metrics),
+    ] {
+        if changed {
+            return refused(
+                format!(
+                    "{}: {table} changed; restart greguard to apply it",
+                    path.display()
+                ),
+                exporter,
+            );
+        }
     }
     let policy = Arc::new(loaded.policy);
     match data_path.reload(policy.clone(), loaded.model.sampling.invalid) {

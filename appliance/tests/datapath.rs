@@ -188,20 +188,7 @@ fn ping_and_a_tcp_connection_cross_the_box() {
         "ip", "netns", "exec", &t.out_ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2",
         "fd77::2",
     ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &t.out_ns,
-        "ping",
-        "-c",
-        "3",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "10.77.0.2",
-    ]);
+    t.ping(3);
 
     let server = common::netns::in_netns(&t.in_ns, || {
         let l = TcpListener::bind("10.77.0.2:7777").expect("listen");
@@ -499,20 +486,7 @@ fn a_stale_program_left_by_a_killed_box_is_detached_at_the_next_start() {
     let second = t.start_box(&policy);
     let log = second.log.join("\n");
     assert!(log.contains("detached a stale AF_XDP program"), "{log}");
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &t.out_ns,
-        "ping",
-        "-c",
-        "2",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "10.77.0.2",
-    ]);
+    t.ping(2);
     let stopped = second.stop();
     assert!(stopped.status.success());
     assert!(!t.xdp_attached(&t.box_out.clone()));
@@ -953,20 +927,7 @@ fn a_reload_that_changes_the_ports_is_refused() {
     // SAFETY: kill(2) on our child's pid.
     unsafe { libc::kill(gre_box.pid() as i32, libc::SIGHUP) };
     std::thread::sleep(Duration::from_millis(500));
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &t.out_ns,
-        "ping",
-        "-c",
-        "2",
-        "-i",
-        "0.2",
-        "-W",
-        "2",
-        "10.77.0.2",
-    ]);
+    t.ping(2);
     let s = gre_box.stop();
     assert!(
         s.stderr

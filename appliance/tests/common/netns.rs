@@ -96,6 +96,25 @@ impl Topology {
         }
     }
 
+    /// Pings the inside host from the outside one through the box, `count` times; panics on
+    /// loss.
+    pub fn ping(&self, count: u32) {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.out_ns,
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            traffic::netns::INSIDE_ADDR,
+        ]);
+    }
+
     /// Runs `greguard run -c policy` in the box namespace to completion (for start-up errors).
     pub fn run_once(&self, policy: &Path, wrapper: &[&str]) -> Output {
         Command::new("ip")
