@@ -6,6 +6,7 @@ mod cli;
 mod exit;
 mod exporter;
 mod lab;
+mod log;
 mod notify;
 mod replay;
 mod report;

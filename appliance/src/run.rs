@@ -15,6 +15,7 @@ use fastpath::{Direction, Reason, Verdict};
 use crate::cli::{Format, RunArgs};
 use crate::exit::Failure;
 use crate::exporter::Exporter;
+use crate::log::DropLog;
 use crate::notify::Notifier;
 use crate::report;
 use crate::samples::PcapRotator;
@@ -46,18 +47,23 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         .map_err(Failure::runtime)?;
     let mut running = loaded.model.clone();
 
-    VERBOSE.store(args.verbose, Ordering::Relaxed);
+    crate::log::init(args.verbose);
     afxdp::log::route_bpf_logs(library_message);
-    let mut data_path = DataPath::start(&spec, policy.clone(), |n| eprintln!("greguard: {n}"))
+    let mut data_path = DataPath::start(&spec, policy.clone(), |n| tracing::warn!("{n}"))
         .map_err(Failure::runtime)?;
     for b in data_path.bindings() {
-        eprintln!(
-            "greguard: {} port {} queue {}: AF_XDP {} mode (worker {}, core {})",
-            b.port, b.interface, b.queue, b.mode, b.worker, b.core
+        tracing::info!(
+            "{} port {} queue {}: AF_XDP {} mode (worker {}, core {})",
+            b.port,
+            b.interface,
+            b.queue,
+            b.mode,
+            b.worker,
+            b.core
         );
     }
-    eprintln!(
-        "greguard: forwarding between {} (outside) and {} (inside) with policy {} ({} tunnels); \
+    tracing::info!(
+        "forwarding between {} (outside) and {} (inside) with policy {} ({} tunnels); \
          Ctrl-C or SIGTERM stops",
         spec.outside,
         spec.inside,
@@ -72,10 +78,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         SystemTime::now(),
     )
     .map_err(Failure::runtime)?;
-    eprintln!(
-        "greguard: metrics at http://{}/metrics",
-        loaded.model.metrics.listen
-    );
+    tracing::info!("metrics at http://{}/metrics", loaded.model.metrics.listen);
     let mut notifier = Notifier::new();
     notifier.ready(&format!(
         "forwarding between {} and {}, policy generation 1",
@@ -90,12 +93,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         Some(dir) => {
             let r = PcapRotator::new(dir, sampling.pcap_rotate_mb, sampling.pcap_keep, epoch_wall)
                 .map_err(Failure::runtime)?;
-            eprintln!("greguard: sampled frames go to {}", dir.display());
+            tracing::info!("sampled frames go to {}", dir.display());
             Some(r)
         }
         None => None,
     };
     let mut samples = data_path.take_samples();
+    let mut drops = DropLog::new(DROP_LOG_PER_SECOND);
     let mut next_publish = Instant::now();
     let mut top = TopSources::new(TOP_WINDOW_SECS);
     let started = Instant::now();
@@ -124,11 +128,18 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             ));
         }
         data_path.collect_retired();
+        drops.roll();
+        let policy_now = data_path.policy().clone();
         for ring in &mut samples {
             while let Ok(sample) = ring.pop() {
                 top.add(sample.source());
+                let tunnel = sample
+                    .decision
+                    .tunnel()
+                    .map(|t| policy_now.tunnel_name(t as u32));
+                drops.sample(&sample, tunnel);
                 if let Some(Err(e)) = pcaps.as_mut().map(|p| p.write(&sample)) {
-                    eprintln!("greguard: sample files stop: {e:#}");
+                    tracing::error!("sample files stop: {e:#}");
                     pcaps = None;
                 }
             }
@@ -172,7 +183,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         "{}",
         report::final_report(&policy, &total, &reports, &bindings, started.elapsed())
     );
-    eprintln!("greguard: stopped; sockets closed and XDP programs detached");
+    tracing::info!("stopped; sockets closed and XDP programs detached");
     Ok(())
 }
 
@@ -187,7 +198,7 @@ fn reload(
 ) {
     let keep = data_path.generation();
     let refused = |why: String, exporter: &mut Exporter| {
-        eprintln!("greguard: reload refused, generation {keep} keeps running: {why}");
+        tracing::error!("reload refused, generation {keep} keeps running: {why}");
         exporter.reload_failed();
     };
     let loaded = match config::load_file(path) {
@@ -211,8 +222,8 @@ fn reload(
     let policy = Arc::new(loaded.policy);
     match data_path.reload(policy.clone(), loaded.model.sampling.invalid) {
         Ok(generation) => {
-            eprintln!(
-                "greguard: policy reloaded from {}: generation {generation}, {} tunnels",
+            tracing::info!(
+                "policy reloaded from {}: generation {generation}, {} tunnels",
                 path.display(),
                 policy.tunnel_count()
             );
@@ -223,9 +234,6 @@ fn reload(
     }
 }
 
-/// Whether library chatter (libbpf/libxdp info and debug messages) is shown.
-static VERBOSE: AtomicBool = AtomicBool::new(false);
-
 /// libxdp's messages on a machine without a BPF filesystem: it then loads a single program
 /// without its dispatcher, which is what greguard wants anyway (FIELD-NOTES).
 const EXPECTED_WARNINGS: [&str; 3] = [
@@ -234,11 +242,14 @@ const EXPECTED_WARNINGS: [&str; 3] = [
     "Falling back to loading single prog",
 ];
 
-/// Where libbpf's and libxdp's messages go: warnings to stderr, the rest with `--verbose`.
+/// Where libbpf's and libxdp's messages go: into the log, warnings as warnings (but for the
+/// expected ones above), the rest at debug level (`--verbose`).
 fn library_message(library: &'static str, level: afxdp::log::Level, message: &str) {
     let expected = EXPECTED_WARNINGS.iter().any(|w| message.contains(w));
-    if (level == afxdp::log::Level::Warn && !expected) || VERBOSE.load(Ordering::Relaxed) {
-        eprintln!("greguard: {library}: {message}");
+    if level == afxdp::log::Level::Warn && !expected {
+        tracing::warn!(library, "{message}");
+    } else {
+        tracing::debug!(library, "{message}");
     }
 }
 
@@ -339,6 +350,9 @@ fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSource
 
 /// How often the workers' counters are copied into the metrics series.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
+
+/// Sampled drops logged per second at most.
+const DROP_LOG_PER_SECOND: u32 = 10;
 
 /// Seconds the top-sources view looks back.
 const TOP_WINDOW_SECS: usize = 10;

@@ -1062,4 +1062,23 @@ fn sampled_frames_land_in_rotating_pcap_files_that_tcpdump_reads() {
         read += n;
     }
     assert!(read > 10_000 && read < 25_000, "{read}");
+
+    // The log names sampled drops, at most 10 a second, and says how many it left out.
+    let logged: Vec<&str> = s
+        .stderr
+        .lines()
+        .filter(|l| l.contains("dropped GRE") && l.contains("reason=\"unknown_tunnel\""))
+        .collect();
+    assert!(
+        !logged.is_empty() && logged.len() <= 30,
+        "{} lines:\n{}",
+        logged.len(),
+        s.stderr
+    );
+    assert!(
+        logged[0].contains("src=") && logged[0].contains("port=\"outside\""),
+        "{}",
+        logged[0]
+    );
+    assert!(s.stderr.contains("not logged (rate limit)"), "{}", s.stderr);
 }
