@@ -14,8 +14,12 @@ use fastpath::afxdp::{Binding, Snapshot, XdpMode};
 use fastpath::{Direction, Policy, Reason, Verdict};
 use metrics::{describe_counter, describe_gauge, Counter, Gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_util::MetricKindMask;
 
 const PORTS: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
+
+/// How long a gauge that is no longer set stays in the exposition.
+const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Per port and queue: ring health and the kernel's `XDP_STATISTICS`.
 struct RingSeries {
@@ -56,6 +60,11 @@ pub struct Exporter {
     reloads_error: u64,
     /// Generation of the policy `tunnels` belongs to.
     generation: u64,
+    /// (port, queue, mode in use) per socket, for `greguard_xdp_mode`.
+    modes: Vec<(&'static str, String, XdpMode)>,
+    /// Tunnels of the running policy, and when it was loaded (Unix seconds).
+    policy_tunnels: usize,
+    policy_loaded: f64,
 }
 
 /// The per-tunnel series of a policy.
@@ -70,15 +79,10 @@ fn tunnel_series(policy: &Policy) -> Vec<[Counter; 2]> {
         .collect()
 }
 
-/// Sets the gauges that describe the running policy.
-fn policy_gauges(policy: &Policy, generation: u64, loaded: SystemTime) {
-    metrics::gauge!("greguard_policy_generation").set(generation as f64);
-    metrics::gauge!("greguard_policy_tunnels").set(policy.tunnel_count() as f64);
-    let loaded = loaded
-        .duration_since(UNIX_EPOCH)
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs_f64();
-    metrics::gauge!("greguard_policy_last_reload_timestamp_seconds").set(loaded);
+        .as_secs_f64()
 }
 
 fn describe() {
@@ -115,6 +119,10 @@ fn describe() {
         "Unix time the running policy was loaded."
     );
     describe_gauge!("greguard_policy_tunnels", "Tunnels in the running policy.");
+    describe_gauge!(
+        "greguard_top_dropped_source_samples",
+        "Sampled dropped GRE frames of the top sources over the last 10 s, by rank (the backscatter view)."
+    );
     describe_gauge!(
         "greguard_xdp_mode",
         "1 for the AF_XDP mode a port runs in, 0 for the others."
@@ -183,6 +191,9 @@ impl Exporter {
     ) -> Result<Exporter> {
         PrometheusBuilder::new()
             .with_http_listener(listen)
+            // Gauges not set for a while disappear: that is how a source that left the top
+            // list leaves the metrics. Every other gauge is set at every publication.
+            .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
             .install()
             .with_context(|| {
                 format!("serving metrics on {listen} ([metrics] listen): is the address in use or not local?")
@@ -206,6 +217,7 @@ impl Exporter {
         let tunnels = tunnel_series(policy);
         let mut rings = Vec::new();
         let mut frames = Vec::new();
+        let mut modes = Vec::new();
         for b in bindings {
             let port = if b.port == "outside" { 0 } else { 1 };
             let labels = [("port", b.port.to_owned()), ("queue", b.queue.to_string())];
@@ -226,10 +238,7 @@ impl Exporter {
                 xdp_rx_invalid_descs: c("greguard_xdp_rx_invalid_descs_total"),
                 xdp_tx_invalid_descs: c("greguard_xdp_tx_invalid_descs_total"),
             });
-            for mode in XdpMode::CONCRETE {
-                metrics::gauge!("greguard_xdp_mode", "port" => b.port, "queue" => b.queue.to_string(), "mode" => mode.name())
-                    .set(if mode == b.mode { 1.0 } else { 0.0 });
-            }
+            modes.push((b.port, b.queue.to_string(), b.mode));
             if port == 0 {
                 let q = b.queue.to_string();
                 let g = |state: &'static str| metrics::gauge!("greguard_umem_frames", "queue" => q.clone(), "state" => state);
@@ -244,7 +253,6 @@ impl Exporter {
         for result in ["ok", "error"] {
             metrics::counter!("greguard_policy_reloads_total", "result" => result).absolute(0);
         }
-        policy_gauges(policy, 1, policy_loaded);
         let exporter = Exporter {
             packets,
             bytes,
@@ -256,9 +264,25 @@ impl Exporter {
             reloads_ok: 0,
             reloads_error: 0,
             generation: 1,
+            modes,
+            policy_tunnels: policy.tunnel_count(),
+            policy_loaded: unix_seconds(policy_loaded),
         };
         exporter.publish(&Snapshot::new(policy.tunnel_count()), &[]);
         Ok(exporter)
+    }
+
+    /// The backscatter view: samples of the top sources of dropped GRE over the last seconds,
+    /// by rank. A source that leaves the list leaves the metrics after `GAUGE_IDLE`.
+    pub fn publish_top(&self, top: &[(std::net::IpAddr, u64)]) {
+        for (rank, (source, samples)) in top.iter().enumerate() {
+            metrics::gauge!(
+                "greguard_top_dropped_source_samples",
+                "rank" => (rank + 1).to_string(),
+                "source" => source.to_string()
+            )
+            .set(*samples as f64);
+        }
     }
 
     /// A reload handed generation `generation` to the workers.
@@ -268,7 +292,8 @@ impl Exporter {
             .absolute(self.reloads_ok);
         self.tunnels = tunnel_series(policy);
         self.generation = generation;
-        policy_gauges(policy, generation, at);
+        self.policy_tunnels = policy.tunnel_count();
+        self.policy_loaded = unix_seconds(at);
     }
 
     /// A reload was refused; the running policy stays.
@@ -281,6 +306,17 @@ impl Exporter {
     /// Copies the workers' counters into the series: `total` summed over workers,
     /// `per_worker` for the per-queue series.
     pub fn publish(&self, total: &Snapshot, per_worker: &[Snapshot]) {
+        // Gauges are set at every publication, so the idle timeout only ever removes the
+        // top-sources series of sources that left the list.
+        for (port, queue, in_use) in &self.modes {
+            for mode in XdpMode::CONCRETE {
+                metrics::gauge!("greguard_xdp_mode", "port" => *port, "queue" => queue.clone(), "mode" => mode.name())
+                    .set(if mode == *in_use { 1.0 } else { 0.0 });
+            }
+        }
+        metrics::gauge!("greguard_policy_generation").set(self.generation as f64);
+        metrics::gauge!("greguard_policy_tunnels").set(self.policy_tunnels as f64);
+        metrics::gauge!("greguard_policy_last_reload_timestamp_seconds").set(self.policy_loaded);
         let c = &total.counters;
         let mut i = 0;
         for dir in PORTS {

@@ -152,6 +152,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 total.add(w);
             }
             exporter.publish(&total, &per_worker);
+            exporter.publish_top(&top.top(TOP_SHOWN));
             next_publish += METRICS_EVERY;
         }
         if Instant::now() >= next_tick {

@@ -762,6 +762,23 @@ fn metrics_exist_from_start_and_add_up_after_traffic() {
         (sent.frames[Class::Tunnel.index()] + sent.frames[Class::Keepalive.index()]) as f64
     );
     assert!(series(&after, "greguard_samples_total") > 0.0);
+    // The backscatter view: the top sources of dropped GRE, by rank.
+    let top = after
+        .lines()
+        .find(|l| l.starts_with(r#"greguard_top_dropped_source_samples{rank="1",source=""#))
+        .unwrap_or_else(|| panic!("no top source in:\n{after}"));
+    assert!(
+        top.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 1.0,
+        "{top}"
+    );
+    // Gauges set once at start are still there (they are re-set at every publication).
+    assert_eq!(
+        series(
+            &after,
+            r#"greguard_xdp_mode{port="outside",queue="0",mode="copy"}"#
+        ),
+        1.0
+    );
 
     // Names and help texts pass promtool (Debian package prometheus, installed by make deps).
     let check = Command::new("promtool")
