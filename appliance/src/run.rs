@@ -147,16 +147,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         if Instant::now() >= next_publish {
             let per_worker: Vec<Snapshot> =
                 data_path.stats().iter().map(|s| s.snapshot()).collect();
-            let mut total = Snapshot::new(0);
-            for w in &per_worker {
-                total.add(w);
-            }
-            exporter.publish(&total, &per_worker);
+            exporter.publish(&Snapshot::sum(&per_worker), &per_worker);
             exporter.publish_top(&top.top(TOP_SHOWN));
             next_publish += METRICS_EVERY;
         }
         if Instant::now() >= next_tick {
-            let now = data_path.snapshot(0);
+            let now = data_path.snapshot();
             let line = match args.format {
                 Format::Human => second_line(started.elapsed(), &previous, &now, &top),
                 Format::Kv => kv_line(started.elapsed(), &previous, &now, &top),
@@ -176,10 +172,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let policy = data_path.policy().clone();
     let reports = data_path.stop().map_err(Failure::runtime)?;
     // Each worker published a last time on its way out; the sum is the final count.
-    let mut total = Snapshot::new(0);
-    for s in &stats {
-        total.add(&s.snapshot());
-    }
+    let total = Snapshot::sum(&stats.iter().map(|s| s.snapshot()).collect::<Vec<_>>());
     print!(
         "{}",
         report::final_report(&policy, &total, &reports, &bindings, started.elapsed())

@@ -19,11 +19,9 @@ const TUNNELS: &str = traffic::LAB_TUNNELS;
 
 /// Frames of a pcap file, as a multiset.
 fn frames(path: &Path) -> HashMap<Vec<u8>, usize> {
-    let file = std::fs::File::open(path).expect("open pcap");
-    let mut r = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
     let mut m = HashMap::new();
-    while let Some(p) = r.next_packet() {
-        *m.entry(p.expect("packet").data.into_owned()).or_insert(0) += 1;
+    for (_, _, data) in common::read_pcap(path).1 {
+        *m.entry(data).or_insert(0) += 1;
     }
     m
 }

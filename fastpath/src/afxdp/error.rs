@@ -123,3 +123,13 @@ fn hint(mode: XdpMode, err: &io::Error) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// The OS error behind an xsk-rs error (its `source`), so its errno can be shown and
+/// explained; the error's own text when it has none.
+pub fn os_error(e: &(dyn std::error::Error + 'static)) -> io::Error {
+    e.source()
+        .and_then(|s| s.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error)
+        .map(io::Error::from_raw_os_error)
+        .unwrap_or_else(|| io::Error::other(e.to_string()))
+}

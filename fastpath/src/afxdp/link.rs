@@ -98,24 +98,25 @@ impl Link {
 
     /// The id of the XDP program attached to this interface in any mode, if one is.
     pub fn attached_program(&self) -> io::Result<Option<u32>> {
-        let mut id = 0u32;
-        // SAFETY: `id` is a valid, writable u32 for the duration of the call; libbpf writes at
-        // most one u32 through the pointer.
-        let rc = unsafe { libxdp_sys::bpf_xdp_query_id(self.ifindex as i32, 0, &mut id) };
-        if rc < 0 {
-            return Err(io::Error::from_raw_os_error(-rc));
-        }
-        Ok((id != 0).then_some(id))
+        self.program_id(0)
     }
 
     /// Whether the XDP program on this interface runs in generic (SKB) mode.
     pub fn generic_program_attached(&self) -> bool {
+        matches!(self.program_id(XDP_FLAGS_SKB_MODE), Ok(Some(_)))
+    }
+
+    /// The id of the program attached in the mode `flags` selects (0 = whichever is attached).
+    fn program_id(&self, flags: u32) -> io::Result<Option<u32>> {
         let mut id = 0u32;
-        // SAFETY: as in `attached_program`: one u32 written through a valid pointer.
-        let rc = unsafe {
-            libxdp_sys::bpf_xdp_query_id(self.ifindex as i32, XDP_FLAGS_SKB_MODE as i32, &mut id)
-        };
-        rc == 0 && id != 0
+        // SAFETY: `id` is a valid, writable u32 for the duration of the call; libbpf writes at
+        // most one u32 through the pointer.
+        let rc =
+            unsafe { libxdp_sys::bpf_xdp_query_id(self.ifindex as i32, flags as i32, &mut id) };
+        if rc < 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok((id != 0).then_some(id))
     }
 
     /// Detaches whatever XDP program is attached, in both native and generic mode.

@@ -290,12 +290,8 @@ impl DataPath {
     }
 
     /// The sum of every worker's last publication.
-    pub fn snapshot(&self, tunnels: usize) -> Snapshot {
-        let mut total = Snapshot::new(tunnels);
-        for s in &self.stats {
-            total.add(&s.snapshot());
-        }
-        total
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::sum(&self.stats.iter().map(|s| s.snapshot()).collect::<Vec<_>>())
     }
 
     /// The running policy's generation (1 at start, +1 per reload handed to the workers).
@@ -334,13 +330,6 @@ impl DataPath {
         self.policy = policy;
         self.generation = generation;
         Ok(generation)
-    }
-
-    /// Whether every worker runs generation `generation`.
-    pub fn applied(&self, generation: u64) -> bool {
-        self.stats
-            .iter()
-            .all(|s| s.snapshot().generation >= generation)
     }
 
     /// Frees the policy states the workers replaced (here, off the data-path cores).
@@ -420,16 +409,7 @@ fn umem(spec: &PortsSpec) -> Result<(Umem, Vec<xsk_rs::FrameDesc>), Error> {
         .build()
         .map_err(|e| err(std::io::Error::other(e.to_string())))?;
     let count = NonZeroU32::new(frames).ok_or_else(|| err(std::io::Error::other("no frames")))?;
-    Umem::new(config, count, false).map_err(|e| {
-        use std::error::Error as _;
-        let io = e
-            .source()
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
-            .and_then(std::io::Error::raw_os_error)
-            .map(std::io::Error::from_raw_os_error)
-            .unwrap_or_else(|| std::io::Error::other(e.to_string()));
-        err(io)
-    })
+    Umem::new(config, count, false).map_err(|e| err(error::os_error(&e)))
 }
 
 /// Detaches the program a greguard that did not stop cleanly left on `link` (libxdp's default

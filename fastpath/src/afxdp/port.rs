@@ -1,6 +1,5 @@
 //! One AF_XDP socket: an interface queue bound to a worker's UMEM, with its four rings.
 
-use std::error::Error as _;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::thread;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use xsk_rs::config::Interface;
 use xsk_rs::{CompQueue, FillQueue, RxQueue, Socket, TxQueue, Umem};
 
-use super::error::{Attempts, Error};
+use super::error::{os_error, Attempts, Error};
 use super::link::{self, Link};
 use super::mode::XdpMode;
 
@@ -114,12 +113,7 @@ fn bind(
                     "the queue is already bound to this UMEM (no fill and completion rings)",
                 ))
             }
-            Err(e) => e
-                .source()
-                .and_then(|s| s.downcast_ref::<io::Error>())
-                .and_then(io::Error::raw_os_error)
-                .map(io::Error::from_raw_os_error)
-                .unwrap_or_else(|| io::Error::other(e.to_string())),
+            Err(e) => os_error(&e),
         };
         if err.raw_os_error() == Some(libc::EBUSY) && tries < BUSY_RETRIES {
             tries += 1;

@@ -152,6 +152,15 @@ impl Snapshot {
         }
     }
 
+    /// The sum of several workers' snapshots.
+    pub fn sum(parts: &[Snapshot]) -> Snapshot {
+        let mut total = Snapshot::new(0);
+        for p in parts {
+            total.add(p);
+        }
+        total
+    }
+
     /// Adds another worker's snapshot.
     pub fn add(&mut self, other: &Snapshot) {
         self.counters.add(&other.counters);

@@ -421,7 +421,8 @@ impl Worker {
         if self.in_tx[p] == 0 {
             return;
         }
-        let ring = self.config_ring_size(p);
+        // The TX ring is half the size of the fill ring (both derive from `ring_size`).
+        let ring = self.config.fill_size / 2;
         let port = &mut self.ports[p];
         if !port.mode.copies() && !port.tx.needs_wakeup() {
             return;
@@ -437,11 +438,6 @@ impl Worker {
                 break;
             }
         }
-    }
-
-    fn config_ring_size(&self, _p: usize) -> u32 {
-        // The TX ring size equals the RX ring size, which is half the fill ring's.
-        self.config.fill_size / 2
     }
 
     /// Step 5: sleep until a frame arrives on either port, at most `IDLE_POLL_MS`.
