@@ -100,7 +100,7 @@ fn describe() {
     );
     describe_counter!(
         "greguard_samples_total",
-        "Dropped GRE frames sampled to the slow path."
+        "GRE frames sampled to the slow path (1 in [sampling] invalid dropped, 1 in [sampling] forwarded forwarded)."
     );
     describe_counter!(
         "greguard_samples_dropped_total",

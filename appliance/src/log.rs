@@ -51,7 +51,7 @@ impl DropLog {
             tracing::info!(
                 port = s.port.port(),
                 reason = s.decision.reason.name(),
-                src = %s.source(),
+                src = %s.source().map_or_else(|| "-".to_string(), |a| a.to_string()),
                 len = s.len,
                 tunnel = tunnel.unwrap_or(""),
                 "dropped GRE"

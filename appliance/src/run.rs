@@ -131,13 +131,17 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         drops.roll();
         let policy_now = data_path.policy().clone();
         for ring in &mut samples {
-            while let Ok(sample) = ring.pop() {
-                top.add(sample.source());
-                let tunnel = sample
-                    .decision
-                    .tunnel()
-                    .map(|t| policy_now.tunnel_name(t as u32));
-                drops.sample(&sample, tunnel);
+            while let Some(sample) = ring.pop() {
+                if sample.dropped() {
+                    if let Some(source) = sample.source() {
+                        top.add(source);
+                    }
+                    let tunnel = sample
+                        .decision
+                        .tunnel()
+                        .map(|t| policy_now.tunnel_name(t as u32));
+                    drops.sample(&sample, tunnel);
+                }
                 if let Some(Err(e)) = pcaps.as_mut().map(|p| p.write(&sample)) {
                     tracing::error!("sample files stop: {e:#}");
                     pcaps = None;
@@ -214,7 +218,7 @@ fn reload(
         }
     }
     let policy = Arc::new(loaded.policy);
-    match data_path.reload(policy.clone(), loaded.model.sampling.invalid) {
+    match data_path.reload(policy.clone(), sampling_rates(&loaded.model.sampling)) {
         Ok(generation) => {
             tracing::info!(
                 "policy reloaded from {}: generation {generation}, {} tunnels",
@@ -261,8 +265,16 @@ fn ports_spec(p: &config::Ports, sampling: &config::Sampling) -> PortsSpec {
         frame_size: p.frame_size,
         ring_size: p.ring_size,
         batch_size: p.batch_size,
-        sample_every: sampling.invalid,
-        snaplen: sampling.snaplen,
+        sampling: sampling_rates(sampling),
+    }
+}
+
+/// The workers' view of `[sampling]`.
+fn sampling_rates(s: &config::Sampling) -> afxdp::SamplingRates {
+    afxdp::SamplingRates {
+        dropped: s.invalid,
+        forwarded: s.forwarded,
+        snaplen: s.snaplen,
     }
 }
 

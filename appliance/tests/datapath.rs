@@ -1097,3 +1097,65 @@ fn sampled_frames_land_in_rotating_pcap_files_that_tcpdump_reads() {
     );
     assert!(s.stderr.contains("not logged (rate limit)"), "{}", s.stderr);
 }
+
+#[test]
+fn forwarded_gre_is_sampled_whole_when_the_snap_length_allows() {
+    let mut t = Topology::new(1);
+    let dir = t.path("forwarded");
+    let policy = t.policy(
+        "",
+        &format!(
+            "{TUNNELS}\n[sampling]\ninvalid = 0\nforwarded = 1\nsnaplen = 2048\npcap_dir = \"{}\"\n",
+            dir.display()
+        ),
+    );
+    let gre_box = t.start_box(&policy);
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--mix",
+            "tunnel=4,keepalive=1,non_gre=2,unknown=2",
+            "--count",
+            "6000",
+            "--pps",
+            "20000",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let s = gre_box.stop();
+    // Every forwarded GRE frame (tunnel traffic and keepalives) and nothing else was sampled.
+    let gre_forwarded = sent.frames[Class::Tunnel.index()] + sent.frames[Class::Keepalive.index()];
+    assert!(gre_forwarded > 3000, "{}", sent.line());
+    assert_eq!(
+        s.value("ring outside:", "samples"),
+        gre_forwarded,
+        "{}",
+        s.stdout
+    );
+    assert_eq!(s.value("ring outside:", "samples_dropped"), 0);
+
+    let mut read = 0u64;
+    let mut longest = 0;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let mut r =
+            pcap_file::pcap::PcapReader::new(std::fs::File::open(f.unwrap().path()).unwrap())
+                .unwrap();
+        while let Some(p) = r.next_packet() {
+            let p = p.expect("packet");
+            // Whole frames: the snap length is above the frame size.
+            assert_eq!(p.data.len(), p.orig_len as usize);
+            assert!(matches!(
+                Class::of_frame(&p.data),
+                Some(Class::Tunnel | Class::Keepalive)
+            ));
+            longest = longest.max(p.data.len());
+            read += 1;
+        }
+    }
+    assert_eq!(read, gre_forwarded);
+    assert!(longest > 256, "longest sample {longest}");
+    // Forwarded samples are not drops: the drop log stays quiet.
+    assert!(!s.stderr.contains("dropped GRE"), "{}", s.stderr);
+}

@@ -32,7 +32,7 @@ pub use error::Error;
 pub use link::Link;
 pub use mode::XdpMode;
 pub use port::Port;
-pub use sample::Sample;
+pub use sample::{Rates as SamplingRates, Sample, SampleReader};
 pub use stats::{FrameLedger, PortCounters, Snapshot, WorkerStats};
 pub use worker::{Worker, WorkerConfig, WorkerReport, MAX_BATCH};
 
@@ -61,10 +61,8 @@ pub struct PortsSpec {
     pub frame_size: u32,
     pub ring_size: u32,
     pub batch_size: u32,
-    /// Sample 1 in this many dropped GRE frames to the slow path (0 = none).
-    pub sample_every: u32,
-    /// Bytes kept per sample (capped at `sample::MAX_SNAPLEN`).
-    pub snaplen: u32,
+    /// How often frames are sampled for the slow path (`[sampling]`).
+    pub sampling: sample::Rates,
 }
 
 impl PortsSpec {
@@ -104,7 +102,7 @@ pub struct DataPath {
     /// Program ids attached once all sockets were bound (detached again at stop).
     programs: [Option<u32>; 2],
     /// The consuming ends of the workers' sample rings, until taken.
-    samples: Vec<rtrb::Consumer<Sample>>,
+    samples: Vec<SampleReader>,
     /// The clock the workers' policers run on.
     epoch: std::time::Instant,
     /// The running policy and its generation (1 at start).
@@ -188,10 +186,9 @@ impl DataPath {
                     batch: spec.batch_size as usize,
                     capacity: spec.frame_capacity() as usize,
                     workers: queues.len() as u32,
-                    sample_every: spec.sample_every,
-                    snaplen: spec.snaplen as usize,
+                    sampling: spec.sampling,
                 };
-                let (producer, consumer) = rtrb::RingBuffer::new(sample::SAMPLE_RING);
+                let (producer, consumer) = sample::ring(spec.frame_capacity() as usize);
                 samples.push(consumer);
                 let (reload_tx, reload_rx) = rtrb::RingBuffer::new(reload::MAILBOX);
                 let (retired_tx, retired_rx) = rtrb::RingBuffer::new(reload::MAILBOX);
@@ -280,7 +277,7 @@ impl DataPath {
     }
 
     /// The consuming ends of the workers' sample rings (once; later calls get none).
-    pub fn take_samples(&mut self) -> Vec<rtrb::Consumer<Sample>> {
+    pub fn take_samples(&mut self) -> Vec<SampleReader> {
         std::mem::take(&mut self.samples)
     }
 
@@ -307,7 +304,11 @@ impl DataPath {
     /// Hands a new policy to every worker; each switches between two batches. The policer
     /// state and per-tunnel counts of tunnels whose name persists carry over. Returns the new
     /// generation. Frees what earlier reloads replaced.
-    pub fn reload(&mut self, policy: Arc<Policy>, sample_every: u32) -> Result<u64, ReloadError> {
+    pub fn reload(
+        &mut self,
+        policy: Arc<Policy>,
+        sampling: SamplingRates,
+    ) -> Result<u64, ReloadError> {
         self.collect_retired();
         if let Some(worker) = self.reloads.iter().position(|r| r.slots() == 0) {
             return Err(ReloadError::Busy { worker });
@@ -322,7 +323,7 @@ impl DataPath {
                 &self.policy,
                 workers,
                 now_ns,
-                sample_every,
+                sampling,
             );
             // Checked above: every mailbox has a free slot, and only this thread fills them.
             let _ = mailbox.push(Box::new(state));

@@ -30,8 +30,8 @@ pub struct PolicyState {
     pub previous: Vec<Option<u32>>,
     pub tunnel_packets: Vec<[u64; Verdict::COUNT]>,
     pub tunnel_stats: Arc<TunnelStats>,
-    /// `[sampling] invalid` of this policy.
-    pub sample_every: u32,
+    /// `[sampling]` of this policy.
+    pub sampling: super::sample::Rates,
 }
 
 impl PolicyState {
@@ -43,7 +43,7 @@ impl PolicyState {
         old: &Policy,
         workers: u32,
         now_ns: u64,
-        sample_every: u32,
+        sampling: super::sample::Rates,
     ) -> PolicyState {
         let old_names: std::collections::HashMap<&str, u32> = (0..old.tunnel_count() as u32)
             .map(|o| (old.tunnel_name(o), o))
@@ -58,7 +58,7 @@ impl PolicyState {
             previous,
             tunnel_packets: vec![[0; Verdict::COUNT]; tunnels],
             tunnel_stats: super::stats::tunnel_stats(tunnels),
-            sample_every,
+            sampling,
             policy,
         }
     }

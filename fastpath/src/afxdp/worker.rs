@@ -23,7 +23,7 @@ use xsk_rs::{FrameDesc, Umem};
 
 use super::port::Port;
 use super::reload::PolicyState;
-use super::sample::{is_dropped_gre, Sample};
+use super::sample::{Offered, Rates, Sampler};
 use super::stats::TunnelStats;
 use super::stats::{FrameLedger, PortCounters, WorkerStats, PUBLISH_INTERVAL_NS};
 use crate::classify::Classifier;
@@ -62,10 +62,8 @@ pub struct WorkerConfig {
     pub capacity: usize,
     /// How many workers share the traffic (policer rates are split between them).
     pub workers: u32,
-    /// Sample 1 in this many dropped GRE frames (0 = none).
-    pub sample_every: u32,
-    /// Bytes kept per sample (at most `sample::MAX_SNAPLEN`).
-    pub snaplen: usize,
+    /// How often frames are sampled for the slow path.
+    pub sampling: Rates,
 }
 
 /// What a worker reports when it stops.
@@ -81,7 +79,7 @@ pub struct Shared {
     pub policy: Arc<Policy>,
     pub stats: Arc<WorkerStats>,
     pub stop: Arc<AtomicBool>,
-    pub samples: rtrb::Producer<Sample>,
+    pub samples: Sampler,
     /// New policies from the slow path, and the states they replaced going back.
     pub reloads: rtrb::Consumer<Box<PolicyState>>,
     pub retired: rtrb::Producer<Box<PolicyState>>,
@@ -111,11 +109,7 @@ pub struct Worker {
     stats: Arc<WorkerStats>,
     stop: Arc<AtomicBool>,
     clock: Instant,
-    samples: rtrb::Producer<Sample>,
-    /// Dropped GRE frames until the next sample.
-    sample_countdown: u32,
-    /// State of the xorshift generator that draws the skips between samples.
-    sample_rng: u64,
+    samples: Sampler,
     /// Generation of the policy in use.
     generation: u64,
     /// Where the per-tunnel counts of this policy are published.
@@ -142,6 +136,8 @@ impl Worker {
             retired,
             epoch,
         } = shared;
+        let mut samples = samples;
+        samples.set_rates(config.sampling);
         let batch = config.batch.clamp(1, MAX_BATCH);
         let total = descs.len();
         let mut free = Vec::with_capacity(total);
@@ -177,8 +173,6 @@ impl Worker {
             stop,
             clock,
             samples,
-            sample_countdown: config.sample_every.max(1),
-            sample_rng: 0x9E37_79B9_7F4A_7C15,
             generation: 1,
             tunnel_stats,
             reloads,
@@ -250,8 +244,9 @@ impl Worker {
         std::mem::swap(&mut self.counters.tunnel_packets, &mut next.tunnel_packets);
         std::mem::swap(&mut self.tunnel_stats, &mut next.tunnel_stats);
         std::mem::swap(&mut self.generation, &mut next.generation);
-        std::mem::swap(&mut self.config.sample_every, &mut next.sample_every);
-        self.sample_countdown = self.config.sample_every.max(1);
+        let rates = self.samples.rates();
+        self.samples.set_rates(next.sampling);
+        next.sampling = rates;
         self.stats
             .switch_policy(self.generation, self.tunnel_stats.clone());
         self.publish();
@@ -363,23 +358,15 @@ impl Worker {
                 }
                 self.counters.record(dir, decision, len);
                 rx_bytes += len as u64;
+                match self.samples.offer(frame, dir, decision, now) {
+                    Offered::Skipped => {}
+                    Offered::Taken => self.port_counters[p].samples += 1,
+                    Offered::Lost => self.port_counters[p].samples_dropped += 1,
+                }
                 if decision.verdict == Verdict::Forward {
                     self.tx_buf[forwarded] = desc;
                     forwarded += 1;
                 } else {
-                    if self.config.sample_every > 0 && is_dropped_gre(decision) {
-                        self.sample_countdown -= 1;
-                        if self.sample_countdown == 0 {
-                            self.sample_countdown =
-                                next_skip(&mut self.sample_rng, self.config.sample_every);
-                            let pc = &mut self.port_counters[p];
-                            match Sample::of(frame, dir, decision, now, self.config.snaplen) {
-                                Some(s) if self.samples.push(s).is_ok() => pc.samples += 1,
-                                Some(_) => pc.samples_dropped += 1,
-                                None => {}
-                            }
-                        }
-                    }
                     self.free.push(desc);
                 }
             }
@@ -502,37 +489,5 @@ impl Worker {
         self.ledger.in_hand = 0;
         self.stats
             .publish(&self.counters, &self.port_counters, &self.ledger);
-    }
-}
-
-/// Dropped GRE frames to skip before the next sample: uniform in `1..=2N-1`, so one in N on
-/// average. A fixed skip of N would alias with periodic traffic (a generator's cycle, a
-/// scanner's sweep) and sample the same few sources every time, which sFlow's random skip
-/// avoids too.
-#[inline]
-fn next_skip(rng: &mut u64, every: u32) -> u32 {
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    let n = u64::from(every.max(1));
-    (1 + *rng % (2 * n - 1)) as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_skip;
-
-    #[test]
-    fn sample_skips_average_one_in_n_and_stay_in_range() {
-        let mut rng = 0x9E37_79B9_7F4A_7C15;
-        for n in [1u32, 2, 50, 1000] {
-            let draws: Vec<u32> = (0..100_000).map(|_| next_skip(&mut rng, n)).collect();
-            assert!(draws.iter().all(|&d| (1..2 * n).contains(&d)));
-            let mean = draws.iter().map(|&d| f64::from(d)).sum::<f64>() / draws.len() as f64;
-            assert!(
-                (mean - f64::from(n)).abs() <= f64::from(n) * 0.02 + 0.01,
-                "n {n}: mean {mean}"
-            );
-        }
     }
 }
