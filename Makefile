@@ -9,7 +9,8 @@ CARGO ?= cargo
 # offload off on the end hosts), ping, setpriv/taskset (util-linux), tcpdump (opens our pcaps),
 # promtool (package prometheus: checks the names and help texts of /metrics), systemd-analyze.
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
-                tcpdump iproute2 ethtool iputils-ping util-linux prometheus systemd
+                tcpdump iproute2 ethtool iputils-ping util-linux prometheus systemd \
+                systemd-container
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
