@@ -89,6 +89,11 @@ pub struct RunArgs {
     /// How to print the per-second line: for people, or `kv` (key=value) for scripts.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// On a clean stop, leave the fast lane's XDP program attached: the kernel then forwards
+    /// as `[ports] on_failure` says (open: every frame; closed: all but GRE) until
+    /// `greguard bypass off` or the next start.
+    #[arg(long)]
+    pub keep_bypass: bool,
 }
 
 /// The per-second line's format.

@@ -161,21 +161,39 @@ pub fn final_report(
     {
         let _ = writeln!(s, "{}", ring_line(dir.port(), &total.ports[i]));
     }
+    if let Some(k) = &total.kernel {
+        for (i, dir) in [Direction::FromOutside, Direction::FromInside]
+            .iter()
+            .enumerate()
+        {
+            let _ = writeln!(
+                s,
+                "fast lane {}: judged={} to_user={} bypassed={} closed_dropped={} sampled={}",
+                dir.port(),
+                k.judged(i),
+                k.to_user[i],
+                k.bypassed[i],
+                k.closed_dropped[i],
+                k.sampled[i]
+            );
+        }
+    }
     for (i, dir) in [Direction::FromOutside, Direction::FromInside]
         .iter()
         .enumerate()
     {
         let received = total.ports[i].rx_packets;
         let oversize = total.ports[i].kernel_oversize;
+        let kernel = total.kernel_judged(i);
         let counted = c.port_total(*dir);
-        let verdict = if received + oversize == counted {
+        let verdict = if received + oversize + kernel == counted {
             "ok"
         } else {
             "MISMATCH"
         };
         let _ = writeln!(
             s,
-            "invariant {}: received={received} kernel_oversize={oversize} counted={counted} {verdict}",
+            "invariant {}: received={received} kernel_oversize={oversize} kernel_judged={kernel} counted={counted} {verdict}",
             dir.port(),
         );
     }

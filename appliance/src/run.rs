@@ -99,6 +99,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         None => None,
     };
     let mut samples = data_path.take_samples();
+    let mut kernel_samples = data_path.kernel_samples();
     let mut drops = DropLog::new(DROP_LOG_PER_SECOND);
     let mut next_publish = Instant::now();
     let mut top = TopSources::new(TOP_WINDOW_SECS);
@@ -130,28 +131,33 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         data_path.collect_retired();
         drops.roll();
         let policy_now = data_path.policy().clone();
-        for ring in &mut samples {
-            while let Some(sample) = ring.pop() {
-                if sample.dropped() {
-                    if let Some(source) = sample.source() {
-                        top.add(source);
-                    }
-                    let tunnel = sample
-                        .decision
-                        .tunnel()
-                        .map(|t| policy_now.tunnel_name(t as u32));
-                    drops.sample(&sample, tunnel);
+        let from_workers = samples
+            .iter_mut()
+            .flat_map(|r| std::iter::from_fn(|| r.pop()));
+        let from_kernel = kernel_samples
+            .iter_mut()
+            .flat_map(|k| std::iter::from_fn(|| k.pop()));
+        for sample in from_workers.chain(from_kernel) {
+            if sample.dropped() {
+                if let Some(source) = sample.source() {
+                    top.add(source);
                 }
-                if let Some(Err(e)) = pcaps.as_mut().map(|p| p.write(&sample)) {
-                    tracing::error!("sample files stop: {e:#}");
-                    pcaps = None;
-                }
+                let tunnel = sample
+                    .decision
+                    .tunnel()
+                    .map(|t| policy_now.tunnel_name(t as u32));
+                drops.sample(&sample, tunnel);
+            }
+            if let Some(Err(e)) = pcaps.as_mut().map(|p| p.write(&sample)) {
+                tracing::error!("sample files stop: {e:#}");
+                pcaps = None;
             }
         }
         if Instant::now() >= next_publish {
             let per_worker: Vec<Snapshot> =
                 data_path.stats().iter().map(|s| s.snapshot()).collect();
-            exporter.publish(&Snapshot::sum(&per_worker), &per_worker);
+            let total = Snapshot::sum(&per_worker).with_kernel(data_path.lane_counters());
+            exporter.publish(&total, &per_worker);
             exporter.publish_top(&top.top(TOP_SHOWN));
             next_publish += METRICS_EVERY;
         }
@@ -174,14 +180,27 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let stats: Vec<_> = data_path.stats().to_vec();
     let bindings = data_path.bindings().to_vec();
     let policy = data_path.policy().clone();
-    let reports = data_path.stop().map_err(Failure::runtime)?;
+    let keep_bypass = args.keep_bypass && data_path.fast_lane();
+    data_path.keep_bypass(args.keep_bypass);
+    let (reports, kernel) = data_path.stop().map_err(Failure::runtime)?;
     // Each worker published a last time on its way out; the sum is the final count.
-    let total = Snapshot::sum(&stats.iter().map(|s| s.snapshot()).collect::<Vec<_>>());
+    let total =
+        Snapshot::sum(&stats.iter().map(|s| s.snapshot()).collect::<Vec<_>>()).with_kernel(kernel);
     print!(
         "{}",
         report::final_report(&policy, &total, &reports, &bindings, started.elapsed())
     );
-    tracing::info!("stopped; sockets closed and XDP programs detached");
+    if keep_bypass {
+        tracing::info!(
+            "stopped; sockets closed, greguard's XDP program left attached as a bypass \
+             (on_failure = {}); `greguard bypass off {} {}` removes it",
+            ports.on_failure,
+            spec.outside,
+            spec.inside
+        );
+    } else {
+        tracing::info!("stopped; sockets closed and XDP programs detached");
+    }
     Ok(())
 }
 
@@ -266,6 +285,11 @@ fn ports_spec(p: &config::Ports, sampling: &config::Sampling) -> PortsSpec {
         ring_size: p.ring_size,
         batch_size: p.batch_size,
         sampling: sampling_rates(sampling),
+        fast_lane: p.fast_lane,
+        on_failure: match p.on_failure {
+            config::OnFailure::Open => afxdp::lane::OnFailure::Open,
+            config::OnFailure::Closed => afxdp::lane::OnFailure::Closed,
+        },
     }
 }
 

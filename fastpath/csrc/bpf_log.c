@@ -7,6 +7,8 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef int (*greguard_print_fn)(int level, const char *format, va_list args);
 
@@ -18,14 +20,30 @@ extern void greguard_bpf_log(int source, int level, const char *message);
 
 static void forward(int source, int level, const char *format, va_list args)
 {
-	char message[512];
-	int n = vsnprintf(message, sizeof(message), format, args);
+	/* Short messages format on the stack; a long one (a verifier log runs to kilobytes, and
+	 * its last lines say why a program was refused) gets a buffer of its size. */
+	char small[512];
+	va_list again;
+	va_copy(again, args);
+	int n = vsnprintf(small, sizeof(small), format, args);
+	char *message = small;
+	if (n >= (int)sizeof(small)) {
+		message = malloc((size_t)n + 1);
+		if (message)
+			vsnprintf(message, (size_t)n + 1, format, again);
+		else
+			message = small;
+	}
+	va_end(again);
 	if (n < 0)
 		return;
+	size_t len = strlen(message);
 	/* Drop the trailing newline both libraries put on their messages. */
-	if (n > 0 && (size_t)n < sizeof(message) && message[n - 1] == '\n')
-		message[n - 1] = '\0';
+	if (len > 0 && message[len - 1] == '\n')
+		message[len - 1] = '\0';
 	greguard_bpf_log(source, level, message);
+	if (message != small)
+		free(message);
 }
 
 static int libbpf_print(int level, const char *format, va_list args)

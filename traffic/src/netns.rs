@@ -112,9 +112,12 @@ impl Topology {
         // veth hands TCP and UDP over with the checksum left to an offload that never happens;
         // a frame the box re-sends through AF_XDP would then arrive with a bad checksum. On a
         // wire every frame carries its checksum: make the end hosts compute theirs.
+        // A frame the box's XDP program redirects into a veth is delivered only when the far
+        // end has an XDP program or GRO enabled (otherwise it vanishes without a counter):
+        // turn GRO on at the end hosts, as a NIC's receive path would take the frame anyway.
         for (ns, ifname) in [(&self.out_ns, &self.out_if), (&self.in_ns, &self.in_if)] {
             run(&[
-                "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off",
+                "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", "gro", "on",
             ])?;
         }
         let out_addr = format!("{OUTSIDE_ADDR}/24");

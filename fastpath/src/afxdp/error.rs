@@ -85,6 +85,9 @@ pub enum Error {
 
     #[error("worker {worker} stopped unexpectedly")]
     WorkerPanicked { worker: usize },
+
+    #[error("fast lane: {0}")]
+    Lane(String),
 }
 
 /// The modes tried on a socket and why each was refused, for [`Error::Refused`].

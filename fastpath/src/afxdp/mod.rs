@@ -11,6 +11,7 @@
 //! the caller must not hand the kernel a frame twice. Each block says why that holds.
 
 pub mod error;
+pub mod lane;
 pub mod link;
 pub mod log;
 pub mod mode;
@@ -21,6 +22,7 @@ pub mod stats;
 pub mod worker;
 
 use std::num::NonZeroU32;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -63,6 +65,10 @@ pub struct PortsSpec {
     pub batch_size: u32,
     /// How often frames are sampled for the slow path (`[sampling]`).
     pub sampling: sample::Rates,
+    /// Load greguard's XDP program (the fast lane) instead of libxdp's default one.
+    pub fast_lane: bool,
+    /// What the fast lane does once no socket serves a queue.
+    pub on_failure: lane::OnFailure,
 }
 
 impl PortsSpec {
@@ -101,8 +107,14 @@ pub struct DataPath {
     stop: Arc<AtomicBool>,
     /// Program ids attached once all sockets were bound (detached again at stop).
     programs: [Option<u32>; 2],
+    /// greguard's own XDP program, when the fast lane runs.
+    lane: Option<lane::FastLane>,
+    /// Leave the fast lane attached at stop (`--keep-bypass`).
+    keep_bypass: bool,
     /// The consuming ends of the workers' sample rings, until taken.
     samples: Vec<SampleReader>,
+    /// CLOCK_MONOTONIC at `epoch`, for the fast lane's samples.
+    epoch_ns: u64,
     /// The clock the workers' policers run on.
     epoch: std::time::Instant,
     /// The running policy and its generation (1 at start).
@@ -118,6 +130,8 @@ pub struct DataPath {
 pub enum ReloadError {
     #[error("worker {worker} has not yet taken the previous reloads; try again in a moment")]
     Busy { worker: usize },
+    #[error("the fast lane's maps could not be updated ({0}); the running policy stays")]
+    Lane(String),
 }
 
 impl DataPath {
@@ -137,7 +151,7 @@ impl DataPath {
             Link::open("inside", &spec.inside)?,
         ];
         for l in &links {
-            clear_stale_program(l, &mut notice)?;
+            clear_stale_program(l, spec.fast_lane, &mut notice)?;
             if !l.is_up() {
                 notice(format!(
                     "{} interface {} is down; no frame will arrive until `ip link set dev {} up`",
@@ -147,9 +161,33 @@ impl DataPath {
         }
         let queues = resolve_queues(spec, &links)?;
         let cores = resolve_cores(spec, queues.len())?;
+        let (mut fast_lane, requested) = if spec.fast_lane {
+            match start_lane(spec, &links, &policy) {
+                Ok((lane, how)) => {
+                    let mode = match (how, spec.mode) {
+                        (lane::Attach::Generic, _) => XdpMode::Skb,
+                        (lane::Attach::Native, m) => m,
+                    };
+                    (Some(lane), mode)
+                }
+                Err(e) => {
+                    notice(format!(
+                        "fast lane off: {e}; running the AF_XDP path alone (every frame goes through user space)"
+                    ));
+                    for l in &links {
+                        clear_stale_program(l, false, &mut notice)?;
+                    }
+                    (None, spec.mode)
+                }
+            }
+        } else {
+            (None, spec.mode)
+        };
+        let inhibit = fast_lane.is_some();
 
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = std::time::Instant::now();
+        let epoch_ns = lane::monotonic_ns();
         // Bind every socket before any worker runs. If one is refused, the sockets bound so far
         // are dropped with `prepared`, and any program they attached (none was attached when
         // the ports were checked above) is detached, so a failed start leaves nothing behind.
@@ -159,11 +197,21 @@ impl DataPath {
             let mut samples = Vec::new();
             let mut mailboxes = Vec::new();
             let mut returns = Vec::new();
-            let mut mode = [spec.mode; 2];
+            let mut mode = [requested; 2];
             for (w, (&queue, &core)) in queues.iter().zip(&cores).enumerate() {
                 let (umem, descs) = umem(spec)?;
                 let mut open = |i: usize| -> Result<Port, Error> {
-                    let port = Port::open(&umem, &links[i], queue, mode[i], spec.ring_size)?;
+                    let port =
+                        Port::open(&umem, &links[i], queue, mode[i], spec.ring_size, inhibit)?;
+                    if let Some(lane) = fast_lane.as_mut() {
+                        let dir = if i == 0 {
+                            crate::reason::Direction::FromOutside
+                        } else {
+                            crate::reason::Direction::FromInside
+                        };
+                        lane.add_socket(dir, queue, port.rx.fd().as_raw_fd())
+                            .map_err(|e| Error::Lane(e.to_string()))?;
+                    }
                     // Every later queue of this interface binds in the mode the first one got.
                     mode[i] = port.mode;
                     Ok(port)
@@ -216,6 +264,8 @@ impl DataPath {
         let (bindings, prepared, samples, reloads, retired) = match bound {
             Ok(b) => b,
             Err(e) => {
+                // Dropping the fast lane detaches it; libxdp's program is detached here.
+                drop(fast_lane);
                 for l in &links {
                     if let Ok(Some(_)) = l.attached_program() {
                         let _ = l.detach_program();
@@ -224,10 +274,14 @@ impl DataPath {
                 return Err(e);
             }
         };
-        let programs = [
-            links[0].attached_program().ok().flatten(),
-            links[1].attached_program().ok().flatten(),
-        ];
+        let programs = if fast_lane.is_some() {
+            [None, None]
+        } else {
+            [
+                links[0].attached_program().ok().flatten(),
+                links[1].attached_program().ok().flatten(),
+            ]
+        };
 
         let mut data_path = DataPath {
             links,
@@ -236,7 +290,10 @@ impl DataPath {
             workers: Vec::new(),
             stop,
             programs,
+            lane: fast_lane,
+            keep_bypass: false,
             samples,
+            epoch_ns,
             epoch,
             policy: policy.clone(),
             generation: 1,
@@ -286,9 +343,10 @@ impl DataPath {
         &self.stats
     }
 
-    /// The sum of every worker's last publication.
+    /// The sum of every worker's last publication, with what the fast lane decided.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot::sum(&self.stats.iter().map(|s| s.snapshot()).collect::<Vec<_>>())
+            .with_kernel(self.lane_counters())
     }
 
     /// The running policy's generation (1 at start, +1 per reload handed to the workers).
@@ -313,6 +371,10 @@ impl DataPath {
         if let Some(worker) = self.reloads.iter().position(|r| r.slots() == 0) {
             return Err(ReloadError::Busy { worker });
         }
+        if let Some(lane) = self.lane.as_mut() {
+            lane.apply(&policy, sampling.dropped)
+                .map_err(|e| ReloadError::Lane(e.to_string()))?;
+        }
         let generation = self.generation + 1;
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let workers = self.reloads.len() as u32;
@@ -333,6 +395,30 @@ impl DataPath {
         Ok(generation)
     }
 
+    /// The fast lane's samples of what the kernel dropped, when it runs (they hold the
+    /// kernel's verdict and reason and are counted already).
+    pub fn kernel_samples(&self) -> Option<lane::KernelSamples> {
+        self.lane
+            .as_ref()
+            .and_then(|l| l.samples(self.epoch_ns).ok())
+    }
+
+    /// The fast lane's counters (what the kernel decided), when it runs.
+    pub fn lane_counters(&self) -> Option<lane::LaneCounters> {
+        self.lane.as_ref().map(|l| l.counters())
+    }
+
+    /// Whether greguard's XDP program runs in front of the sockets.
+    pub fn fast_lane(&self) -> bool {
+        self.lane.is_some()
+    }
+
+    /// Leave the fast lane attached when the data path stops, so the kernel keeps forwarding
+    /// as `on_failure` says (`greguard run --keep-bypass`).
+    pub fn keep_bypass(&mut self, keep: bool) {
+        self.keep_bypass = keep;
+    }
+
     /// Frees the policy states the workers replaced (here, off the data-path cores).
     pub fn collect_retired(&mut self) {
         for ring in &mut self.retired {
@@ -350,10 +436,12 @@ impl DataPath {
         self.stop.store(true, Relaxed);
     }
 
-    /// Stops the workers, closes every socket and detaches the XDP programs greguard's sockets
-    /// loaded. Returns each worker's last report; `notice` hears what was detached.
-    pub fn stop(mut self) -> Result<Vec<WorkerReport>, Error> {
-        self.shutdown()
+    /// Stops the workers, closes every socket and detaches the XDP programs (the fast lane
+    /// stays with [`DataPath::keep_bypass`]). Returns each worker's last report and the fast
+    /// lane's final counters.
+    pub fn stop(mut self) -> Result<(Vec<WorkerReport>, Option<lane::LaneCounters>), Error> {
+        let reports = self.shutdown()?;
+        Ok((reports, self.lane_counters()))
     }
 
     fn shutdown(&mut self) -> Result<Vec<WorkerReport>, Error> {
@@ -365,6 +453,13 @@ impl DataPath {
                 Ok(Some(r)) => reports.push(r),
                 Ok(None) => {}
                 Err(_) => failed = Some(Error::WorkerPanicked { worker: w }),
+            }
+        }
+        if let Some(lane) = self.lane.as_mut() {
+            if self.keep_bypass {
+                lane.leave_attached();
+            } else {
+                lane.detach();
             }
         }
         // The workers own the sockets and dropped them when they returned. libxdp removes its
@@ -413,14 +508,65 @@ fn umem(spec: &PortsSpec) -> Result<(Umem, Vec<xsk_rs::FrameDesc>), Error> {
     Umem::new(config, count, false).map_err(|e| err(error::os_error(&e)))
 }
 
-/// Detaches the program a greguard that did not stop cleanly left on `link` (libxdp's default
-/// AF_XDP program); refuses to touch any other program.
-fn clear_stale_program(link: &Link, notice: &mut impl FnMut(Notice)) -> Result<(), Error> {
+/// Loads the fast lane and attaches it to both ports: native XDP unless SKB mode was asked
+/// for, or (`auto`) native refused it.
+fn start_lane(
+    spec: &PortsSpec,
+    links: &[Link; 2],
+    policy: &Policy,
+) -> Result<(lane::FastLane, lane::Attach), lane::LaneError> {
+    let mut fast = lane::FastLane::load()?;
+    fast.configure(
+        &links[0],
+        &links[1],
+        policy,
+        spec.on_failure,
+        spec.sampling.dropped,
+        true,
+    )?;
+    let order: &[lane::Attach] = match spec.mode {
+        XdpMode::Skb => &[lane::Attach::Generic],
+        XdpMode::Auto => &[lane::Attach::Native, lane::Attach::Generic],
+        XdpMode::Copy | XdpMode::ZeroCopy => &[lane::Attach::Native],
+    };
+    let mut last = None;
+    for &how in order {
+        let attached = fast
+            .attach(&links[0], how)
+            .and_then(|()| fast.attach(&links[1], how));
+        match attached {
+            Ok(()) => return Ok((fast, how)),
+            Err(e) => {
+                fast.detach();
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("at least one attach mode"))
+}
+
+/// Deals with a program already on `link`: libxdp's default AF_XDP program is what a greguard
+/// that did not stop cleanly left (detached); greguard's own fast lane is a bypass left by an
+/// earlier run (kept when the new run loads its own, which replaces it in one step, else
+/// detached); any other program is someone else's and refused.
+fn clear_stale_program(
+    link: &Link,
+    fast_lane: bool,
+    notice: &mut impl FnMut(Notice),
+) -> Result<(), Error> {
     let Ok(Some(id)) = link.attached_program() else {
         return Ok(());
     };
     let name = link::program_name(id).unwrap_or_default();
-    if name != link::LIBXDP_DEFAULT_PROGRAM {
+    if name == lane::PROGRAM_NAME {
+        if fast_lane {
+            notice(format!(
+                "{} interface {}: greguard's XDP program (id {id}) is still attached from an earlier run; the new one replaces it without a gap",
+                link.port, link.name
+            ));
+            return Ok(());
+        }
+    } else if name != link::LIBXDP_DEFAULT_PROGRAM {
         return Err(Error::ForeignProgram {
             port: link.port,
             name: link.name.clone(),

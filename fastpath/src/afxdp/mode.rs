@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use xsk_rs::config::{BindFlags, QueueSize, SocketConfig, XdpFlags};
+use xsk_rs::config::{BindFlags, LibxdpFlags, QueueSize, SocketConfig, XdpFlags};
 
 /// A binding mode. `Auto` is only ever asked for; a bound port reports one of the other three.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,7 +48,12 @@ impl XdpMode {
     }
 
     /// The xsk-rs socket configuration for this concrete mode.
-    pub(crate) fn socket_config(self, ring_size: u32) -> std::io::Result<SocketConfig> {
+    /// With `own_program`, libxdp loads no program: greguard's fast lane is attached already.
+    pub(crate) fn socket_config(
+        self,
+        ring_size: u32,
+        own_program: bool,
+    ) -> std::io::Result<SocketConfig> {
         let (xdp, bind) = match self {
             XdpMode::ZeroCopy => (XdpFlags::XDP_FLAGS_DRV_MODE, BindFlags::XDP_ZEROCOPY),
             XdpMode::Copy | XdpMode::Auto => (XdpFlags::XDP_FLAGS_DRV_MODE, BindFlags::XDP_COPY),
@@ -61,6 +66,11 @@ impl XdpMode {
             .tx_queue_size(size)
             .xdp_flags(xdp)
             .bind_flags(bind | BindFlags::XDP_USE_NEED_WAKEUP)
+            .libxdp_flags(if own_program {
+                LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD
+            } else {
+                LibxdpFlags::empty()
+            })
             .build())
     }
 }

@@ -38,6 +38,7 @@ impl Port {
         queue: u32,
         requested: XdpMode,
         ring_size: u32,
+        own_program: bool,
     ) -> Result<Port, Error> {
         let interface =
             Interface::new(std::ffi::CString::new(link.name.as_str()).map_err(|_| {
@@ -48,7 +49,7 @@ impl Port {
             })?);
         let mut attempts = Attempts::default();
         for &mode in requested.candidates() {
-            match bind(umem, &interface, queue, mode, ring_size) {
+            match bind(umem, &interface, queue, mode, ring_size, own_program) {
                 Ok((tx, rx, fq, cq)) => {
                     // A socket sharing a UMEM inherits the copy/zero-copy choice of the first
                     // socket on it, whatever it asked for: report what the kernel gave.
@@ -98,13 +99,15 @@ fn bind(
     queue: u32,
     mode: XdpMode,
     ring_size: u32,
+    own_program: bool,
 ) -> io::Result<Rings> {
-    let config = mode.socket_config(ring_size)?;
+    let config = mode.socket_config(ring_size, own_program)?;
     let mut tries = 0;
     loop {
         // SAFETY: each (interface, queue) pair is bound at most once per UMEM by the data path
         // (every worker has its own UMEM and its own queue id), which is the condition xsk-rs
-        // puts on creating a socket without XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD.
+        // puts on creating a socket without XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD (with it, the
+        // fast lane's program is already attached and the socket goes into its XSKMAP).
         let created = unsafe { Socket::new(config, umem, interface, queue) };
         let err = match created {
             Ok((tx, rx, Some((fq, cq)))) => return Ok((tx, rx, fq, cq)),

@@ -138,6 +138,8 @@ pub struct Snapshot {
     pub publications: u64,
     /// The policy generation (the highest of the workers' in a sum).
     pub generation: u64,
+    /// What the fast lane decided in the kernel (already folded into `counters`), when it runs.
+    pub kernel: Option<super::lane::LaneCounters>,
 }
 
 impl Snapshot {
@@ -149,7 +151,42 @@ impl Snapshot {
             frames: FrameLedger::default(),
             publications: 0,
             generation: 0,
+            kernel: None,
         }
+    }
+
+    /// Folds the fast lane's decisions into the counters: one set of books for the frames
+    /// decided in the kernel and those decided by the workers.
+    pub fn with_kernel(mut self, kernel: Option<super::lane::LaneCounters>) -> Snapshot {
+        if let Some(k) = &kernel {
+            for (dst, src) in self
+                .counters
+                .packets
+                .iter_mut()
+                .flatten()
+                .flatten()
+                .zip(k.packets.iter().flatten().flatten())
+            {
+                *dst += src;
+            }
+            for (dst, src) in self
+                .counters
+                .bytes
+                .iter_mut()
+                .flatten()
+                .flatten()
+                .zip(k.bytes.iter().flatten().flatten())
+            {
+                *dst += src;
+            }
+        }
+        self.kernel = kernel;
+        self
+    }
+
+    /// Frames the kernel judged on port `p` (0 without a fast lane).
+    pub fn kernel_judged(&self, p: usize) -> u64 {
+        self.kernel.as_ref().map_or(0, |k| k.judged(p))
     }
 
     /// The sum of several workers' snapshots.

@@ -1,0 +1,592 @@
+//! The fast lane: greguard's own XDP program (`fastpath/bpf/greguard.bpf.c`) on both ports,
+//! and the BPF maps the policy compiles into.
+//!
+//! The program redirects non-GRE to the other port in the kernel (a DEVMAP), drops GRE that
+//! fails the cheap header checks or whose outer addresses can match no tunnel (LPM tries of
+//! every peer and local prefix), and hands the rest to the AF_XDP socket of its queue (an
+//! XSKMAP). It keeps per-CPU counters with the data path's (port, verdict, reason) indices.
+//! When a queue has no socket — greguard stopped with `--keep-bypass`, or died — it fails open
+//! (every frame to the other port) or closed (GRE dropped), as `[ports] on_failure` says.
+//!
+//! Loaded with the libbpf that xsk-rs already links (through libxdp-sys).
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::io;
+use std::os::raw::c_void;
+
+use super::link::Link;
+use crate::policy::{Action, IpPrefix, Policy};
+use crate::reason::{Direction, Reason, Verdict};
+
+/// The compiled program (built by `build.rs` with clang).
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/greguard.bpf.o"));
+
+/// The program's name, which tells greguard's program from anyone else's.
+pub const PROGRAM_NAME: &str = "greguard_xdp";
+
+/// Queues per port the XSKMAP has room for (`MAX_QUEUES` in the C source).
+pub const MAX_QUEUES: u32 = 256;
+
+/// `XDP_FLAGS_*` of `linux/if_link.h`.
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+
+/// The program's lane counters per port (`L_*` in the C source).
+const LANES: usize = 4;
+
+/// `struct gg_config` of the C source.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Config {
+    outside_ifindex: u32,
+    sample_every: u32,
+    non_gre_forward: u8,
+    unknown_action: u8,
+    invalid_drop: u8,
+    drop_reserved: u8,
+    drop_bogons: u8,
+    fail_open: u8,
+    active: u8,
+    pad: u8,
+    rate_pps: u64,
+    rate_burst: u64,
+}
+
+/// `ACT_*` of the C source.
+const ACT_PASS_UP: u8 = 0;
+const ACT_DROP: u8 = 1;
+const ACT_RATE_LIMIT: u8 = 2;
+
+/// What the program does with GRE when no socket serves the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Every frame goes to the other port.
+    Open,
+    /// GRE is dropped, everything else goes to the other port.
+    Closed,
+}
+
+/// How the program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// Native (driver) XDP: what AF_XDP copy and zero-copy modes need.
+    Native,
+    /// Generic (SKB) XDP.
+    Generic,
+}
+
+/// Why the fast lane could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    #[error("libbpf could not open the embedded XDP program: {0}")]
+    Open(io::Error),
+    #[error("the kernel refused greguard's XDP program (verifier or privileges): {0}")]
+    Load(io::Error),
+    #[error("the XDP program has no map or program named {0}")]
+    Missing(&'static str),
+    #[error("attaching greguard's XDP program to {name} ({mode}): {err}")]
+    Attach {
+        name: String,
+        mode: &'static str,
+        err: io::Error,
+    },
+    #[error("updating the fast lane's {map} map: {err}")]
+    Map { map: &'static str, err: io::Error },
+}
+
+/// Frames the kernel decided, and where the rest went, per port (sums over CPUs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaneCounters {
+    /// Packets and bytes per (port, reason, verdict), like `Counters`.
+    pub packets: [[[u64; Verdict::COUNT]; Reason::COUNT]; 2],
+    pub bytes: [[[u64; Verdict::COUNT]; Reason::COUNT]; 2],
+    /// Per port: handed to a socket for the full validator.
+    pub to_user: [u64; 2],
+    /// Per port: redirected to the other port because no socket served the queue (fail-open).
+    pub bypassed: [u64; 2],
+    /// Per port: GRE dropped because no socket served the queue (fail-closed).
+    pub closed_dropped: [u64; 2],
+    /// Per port: kernel drops handed up as samples (already counted in `packets`).
+    pub sampled: [u64; 2],
+}
+
+impl LaneCounters {
+    /// Frames the kernel judged on a port (every verdict and reason).
+    pub fn judged(&self, port: usize) -> u64 {
+        self.packets[port].iter().flatten().sum()
+    }
+}
+
+/// The loaded program and its maps. Dropping it closes the object; the program stays attached
+/// wherever it is (detach it with [`FastLane::detach`]).
+pub struct FastLane {
+    obj: *mut libxdp_sys::bpf_object,
+    prog_fd: i32,
+    config_fd: i32,
+    xsks_fd: i32,
+    ports_fd: i32,
+    verdicts_fd: i32,
+    lane_fd: i32,
+    tries: [i32; 4],
+    config: Config,
+    /// The prefixes in the tries now: (peer, prefix) pairs.
+    prefixes: HashSet<(bool, IpPrefix)>,
+    cpus: usize,
+    attached: Vec<(u32, Attach)>,
+}
+
+// SAFETY: the bpf_object pointer is only used through &mut self or in Drop, and libbpf objects
+// are not tied to the thread that created them.
+unsafe impl Send for FastLane {}
+
+impl FastLane {
+    /// Loads the program into the kernel (not yet attached anywhere).
+    pub fn load() -> Result<FastLane, LaneError> {
+        // SAFETY: OBJECT is a valid ELF image that lives for the whole program; libbpf copies
+        // what it keeps. A null opts pointer means defaults.
+        let obj = unsafe {
+            libxdp_sys::bpf_object__open_mem(
+                OBJECT.as_ptr() as *const c_void,
+                OBJECT.len(),
+                std::ptr::null(),
+            )
+        };
+        if obj.is_null() {
+            return Err(LaneError::Open(io::Error::last_os_error()));
+        }
+        let mut lane = FastLane {
+            obj,
+            prog_fd: -1,
+            config_fd: -1,
+            xsks_fd: -1,
+            ports_fd: -1,
+            verdicts_fd: -1,
+            lane_fd: -1,
+            tries: [-1; 4],
+            config: Config::default(),
+            prefixes: HashSet::new(),
+            cpus: possible_cpus(),
+            attached: Vec::new(),
+        };
+        // SAFETY: obj is the open object above.
+        let rc = unsafe { libxdp_sys::bpf_object__load(obj) };
+        if rc != 0 {
+            return Err(LaneError::Load(io::Error::from_raw_os_error(-rc)));
+        }
+        let name = CString::new(PROGRAM_NAME).expect("no NUL");
+        // SAFETY: obj is loaded; the name is NUL-terminated.
+        let prog = unsafe { libxdp_sys::bpf_object__find_program_by_name(obj, name.as_ptr()) };
+        if prog.is_null() {
+            return Err(LaneError::Missing(PROGRAM_NAME));
+        }
+        // SAFETY: prog belongs to the loaded object.
+        lane.prog_fd = unsafe { libxdp_sys::bpf_program__fd(prog) };
+        lane.config_fd = lane.map("gg_config")?;
+        lane.xsks_fd = lane.map("gg_xsks")?;
+        lane.ports_fd = lane.map("gg_ports")?;
+        lane.verdicts_fd = lane.map("gg_verdicts")?;
+        lane.lane_fd = lane.map("gg_lane")?;
+        lane.tries = [
+            lane.map("gg_peers4")?,
+            lane.map("gg_locals4")?,
+            lane.map("gg_peers6")?,
+            lane.map("gg_locals6")?,
+        ];
+        Ok(lane)
+    }
+
+    fn map(&self, name: &'static str) -> Result<i32, LaneError> {
+        let c = CString::new(name).expect("no NUL");
+        // SAFETY: self.obj is a loaded object; the name is NUL-terminated.
+        let fd = unsafe { libxdp_sys::bpf_object__find_map_fd_by_name(self.obj, c.as_ptr()) };
+        if fd < 0 {
+            return Err(LaneError::Missing(name));
+        }
+        Ok(fd)
+    }
+
+    /// Points each port at the other (the DEVMAP the program redirects through) and writes the
+    /// configuration for `policy`. Call before attaching.
+    pub fn configure(
+        &mut self,
+        outside: &Link,
+        inside: &Link,
+        policy: &Policy,
+        on_failure: OnFailure,
+        sample_every: u32,
+        active: bool,
+    ) -> Result<(), LaneError> {
+        for (from, to) in [(outside, inside), (inside, outside)] {
+            update(self.ports_fd, &from.ifindex, &to.ifindex, "gg_ports")?;
+        }
+        self.config.outside_ifindex = outside.ifindex;
+        self.config.fail_open = u8::from(on_failure == OnFailure::Open);
+        self.config.active = u8::from(active);
+        self.apply(policy, sample_every)
+    }
+
+    /// Brings the maps to `policy`: prefixes it adds go in before those it drops go out, so a
+    /// frame in between is at worst handed to user space, never dropped for a tunnel that
+    /// exists in both policies. Then the configuration is written in one update.
+    pub fn apply(&mut self, policy: &Policy, sample_every: u32) -> Result<(), LaneError> {
+        let mut wanted = HashSet::new();
+        for spec in policy.specs() {
+            wanted.insert((true, spec.peer));
+            wanted.insert((false, spec.local));
+        }
+        for &(peer, prefix) in wanted.difference(&self.prefixes) {
+            let (fd, key) = self.trie_key(peer, prefix);
+            update(fd, key.as_slice(), &1u8, "prefix")?;
+        }
+        for &(peer, prefix) in self.prefixes.difference(&wanted) {
+            let (fd, key) = self.trie_key(peer, prefix);
+            // SAFETY: fd is an LPM trie of this object; key has its key size.
+            unsafe { libxdp_sys::bpf_map_delete_elem(fd, key.as_ptr() as *const c_void) };
+        }
+        self.prefixes = wanted;
+
+        let d = policy.defaults();
+        self.config.non_gre_forward = u8::from(d.non_gre == Verdict::Forward);
+        self.config.unknown_action = match d.unknown_tunnel {
+            Action::Drop => ACT_DROP,
+            Action::RateLimit => ACT_RATE_LIMIT,
+            Action::Forward => ACT_PASS_UP,
+        };
+        self.config.invalid_drop = u8::from(d.invalid_gre == Action::Drop);
+        self.config.drop_reserved = u8::from(d.drop_reserved_bits);
+        self.config.drop_bogons = u8::from(d.drop_bogons);
+        self.config.rate_pps = d.rate_limit.pps;
+        self.config.rate_burst = d.rate_limit.burst.max(1);
+        self.config.sample_every = sample_every;
+        let config = self.config;
+        update(self.config_fd, &0u32, &config, "gg_config")
+    }
+
+    /// The trie and key of a prefix: `{prefixlen: u32, addr: [u8; 4 or 16]}`.
+    fn trie_key(&self, peer: bool, prefix: IpPrefix) -> (i32, Vec<u8>) {
+        let mut key = Vec::with_capacity(20);
+        match prefix {
+            IpPrefix::V4(a, len) => {
+                key.extend_from_slice(&u32::from(len).to_ne_bytes());
+                key.extend_from_slice(&a.to_be_bytes());
+                (self.tries[usize::from(!peer)], key)
+            }
+            IpPrefix::V6(a, len) => {
+                key.extend_from_slice(&u32::from(len).to_ne_bytes());
+                key.extend_from_slice(&a.to_be_bytes());
+                (self.tries[2 + usize::from(!peer)], key)
+            }
+        }
+    }
+
+    /// Attaches the program to `link`, replacing whatever XDP program is there in that mode
+    /// (one netlink call: a bypass left by an earlier greguard keeps working until this one
+    /// takes over).
+    pub fn attach(&mut self, link: &Link, how: Attach) -> Result<(), LaneError> {
+        let flags = match how {
+            Attach::Native => XDP_FLAGS_DRV_MODE,
+            Attach::Generic => XDP_FLAGS_SKB_MODE,
+        };
+        // SAFETY: prog_fd is this object's loaded program; null opts = no expected program.
+        let rc = unsafe {
+            libxdp_sys::bpf_xdp_attach(link.ifindex as i32, self.prog_fd, flags, std::ptr::null())
+        };
+        if rc != 0 {
+            return Err(LaneError::Attach {
+                name: link.name.clone(),
+                mode: match how {
+                    Attach::Native => "native",
+                    Attach::Generic => "generic",
+                },
+                err: io::Error::from_raw_os_error(-rc),
+            });
+        }
+        self.attached.push((link.ifindex, how));
+        Ok(())
+    }
+
+    /// Detaches the program from every port it was attached to here.
+    pub fn detach(&mut self) {
+        for (ifindex, how) in self.attached.drain(..) {
+            let flags = match how {
+                Attach::Native => XDP_FLAGS_DRV_MODE,
+                Attach::Generic => XDP_FLAGS_SKB_MODE,
+            };
+            // SAFETY: detaching takes only the ifindex and mode.
+            unsafe { libxdp_sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
+        }
+    }
+
+    /// Forgets where the program is attached, so it stays there when this is dropped (the
+    /// bypass outlives the process).
+    pub fn leave_attached(&mut self) {
+        self.attached.clear();
+    }
+
+    /// Registers the AF_XDP socket `fd` for `port`'s queue `queue`.
+    pub fn add_socket(&mut self, port: Direction, queue: u32, fd: i32) -> Result<(), LaneError> {
+        let slot = port as u32 * MAX_QUEUES + (queue % MAX_QUEUES);
+        update(self.xsks_fd, &slot, &fd, "gg_xsks")
+    }
+
+    /// Marks whether a daemon serves the sockets: inactive, the program only bypasses.
+    pub fn set_active(&mut self, active: bool) -> Result<(), LaneError> {
+        self.config.active = u8::from(active);
+        let config = self.config;
+        update(self.config_fd, &0u32, &config, "gg_config")
+    }
+
+    /// Sums the program's per-CPU counters.
+    pub fn counters(&self) -> LaneCounters {
+        let mut c = LaneCounters::default();
+        let mut values = vec![[0u64; 2]; self.cpus];
+        for port in 0..2 {
+            for reason in 0..Reason::COUNT {
+                for verdict in 0..Verdict::COUNT {
+                    let key = ((port * Reason::COUNT + reason) * 2 + verdict) as u32;
+                    if self.read_percpu(self.verdicts_fd, key, &mut values) {
+                        c.packets[port][reason][verdict] = values.iter().map(|v| v[0]).sum();
+                        c.bytes[port][reason][verdict] = values.iter().map(|v| v[1]).sum();
+                    }
+                }
+            }
+            let mut lane = [0u64; LANES];
+            for (l, slot) in lane.iter_mut().enumerate() {
+                if self.read_percpu(self.lane_fd, (port * LANES + l) as u32, &mut values) {
+                    *slot = values.iter().map(|v| v[0]).sum();
+                }
+            }
+            c.to_user[port] = lane[0];
+            c.bypassed[port] = lane[1];
+            c.closed_dropped[port] = lane[2];
+            c.sampled[port] = lane[3];
+        }
+        c
+    }
+
+    fn read_percpu(&self, fd: i32, key: u32, values: &mut [[u64; 2]]) -> bool {
+        // SAFETY: a per-CPU array lookup writes one 16-byte value per possible CPU; `values`
+        // has exactly that many.
+        unsafe {
+            libxdp_sys::bpf_map_lookup_elem(
+                fd,
+                &key as *const u32 as *const c_void,
+                values.as_mut_ptr() as *mut c_void,
+            ) == 0
+        }
+    }
+}
+
+impl Drop for FastLane {
+    fn drop(&mut self) {
+        self.detach();
+        // SAFETY: obj came from bpf_object__open_mem and is closed once, here.
+        unsafe { libxdp_sys::bpf_object__close(self.obj) };
+    }
+}
+
+/// One map update with any key and value type.
+fn update<K: ?Sized, V>(fd: i32, key: &K, value: &V, map: &'static str) -> Result<(), LaneError> {
+    // SAFETY: key and value point to live data of the map's key and value sizes (the callers
+    // use the C source's types).
+    let rc = unsafe {
+        libxdp_sys::bpf_map_update_elem(
+            fd,
+            key as *const K as *const c_void,
+            value as *const V as *const c_void,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(LaneError::Map {
+            map,
+            err: io::Error::from_raw_os_error(-rc),
+        });
+    }
+    Ok(())
+}
+
+/// The number of possible CPUs (the length of a per-CPU map value), from
+/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...).
+fn possible_cpus() -> usize {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+    let mut highest = 0;
+    for part in text.trim().split(',') {
+        let last = part.rsplit('-').next().unwrap_or("0");
+        highest = highest.max(last.parse::<usize>().unwrap_or(0));
+    }
+    highest + 1
+}
+
+/// Bytes of a frame the kernel copies into a sample (`SNAP` in the C source).
+pub const KERNEL_SNAPLEN: usize = 256;
+
+/// `BPF_RINGBUF_BUSY_BIT`, `BPF_RINGBUF_DISCARD_BIT` and `BPF_RINGBUF_HDR_SZ` (linux/bpf.h).
+const RINGBUF_BUSY: u32 = 1 << 31;
+const RINGBUF_DISCARD: u32 = 1 << 30;
+const RINGBUF_HDR: usize = 8;
+
+/// `struct gg_sample` of the C source, before its data: port, verdict, reason, pad, len,
+/// at_ns, caplen, pad2.
+const SAMPLE_HEADER: usize = 24;
+
+/// The slow path's end of the fast lane's sample ring (a BPF ring buffer mapped into this
+/// process): the kernel drops it sampled, with the kernel's verdict and reason.
+pub struct KernelSamples {
+    consumer: *mut u8,
+    producer: *mut u8,
+    /// Data bytes (a power of two); the data area is mapped twice in a row, so a record that
+    /// wraps reads as one slice.
+    size: usize,
+    page: usize,
+    /// CLOCK_MONOTONIC at the data path's epoch, to turn `bpf_ktime_get_ns` into `at_ns`.
+    epoch_ns: u64,
+}
+
+// SAFETY: the mappings are owned by this value alone and used through &mut self.
+unsafe impl Send for KernelSamples {}
+
+impl FastLane {
+    /// Maps the sample ring buffer for reading; `epoch_ns` is CLOCK_MONOTONIC at the data
+    /// path's epoch.
+    pub fn samples(&self, epoch_ns: u64) -> Result<KernelSamples, LaneError> {
+        let fd = self.map("gg_samples")?;
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let size = 1usize << 20; // max_entries of gg_samples
+        let err = |e| LaneError::Map {
+            map: "gg_samples",
+            err: e,
+        };
+        // SAFETY: mapping a ring buffer map as the kernel documents it: the consumer page
+        // read-write at offset 0, the producer page and twice the data read-only after it.
+        let consumer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if consumer == libc::MAP_FAILED {
+            return Err(err(io::Error::last_os_error()));
+        }
+        // SAFETY: as above.
+        let producer = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page + 2 * size,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                page as libc::off_t,
+            )
+        };
+        if producer == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            // SAFETY: unmapping what was mapped just above.
+            unsafe { libc::munmap(consumer, page) };
+            return Err(err(e));
+        }
+        Ok(KernelSamples {
+            consumer: consumer as *mut u8,
+            producer: producer as *mut u8,
+            size,
+            page,
+            epoch_ns,
+        })
+    }
+}
+
+impl KernelSamples {
+    /// The oldest sample the kernel wrote, if any.
+    pub fn pop(&mut self) -> Option<super::Sample> {
+        use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+        // SAFETY: the first u64 of each page is the consumer and producer position, 8-byte
+        // aligned at the start of page-aligned mappings that live as long as self.
+        let (cons_pos, prod_pos) = unsafe {
+            (
+                &*(self.consumer as *const AtomicU64),
+                &*(self.producer as *const AtomicU64),
+            )
+        };
+        let mut cons = cons_pos.load(Ordering::Relaxed);
+        let prod = prod_pos.load(Ordering::Acquire);
+        while cons < prod {
+            let at = (cons as usize) & (self.size - 1);
+            // SAFETY: `at` is inside the data area (which starts one page into the producer
+            // mapping); record headers are 8-byte aligned.
+            let header = unsafe { &*(self.producer.add(self.page + at) as *const AtomicU32) };
+            let len_field = header.load(Ordering::Acquire);
+            if len_field & RINGBUF_BUSY != 0 {
+                return None; // the kernel is still writing it
+            }
+            let len = (len_field & !(RINGBUF_BUSY | RINGBUF_DISCARD)) as usize;
+            let record = if len_field & RINGBUF_DISCARD == 0 && len >= SAMPLE_HEADER {
+                // SAFETY: the record's bytes follow its header; the data area is mapped twice,
+                // so they are contiguous even across the wrap, and len < size.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(
+                        self.producer.add(self.page + at + RINGBUF_HDR),
+                        len.min(self.size),
+                    )
+                };
+                self.decode(bytes)
+            } else {
+                None
+            };
+            cons += ((len + RINGBUF_HDR + 7) & !7) as u64;
+            cons_pos.store(cons, Ordering::Release);
+            if record.is_some() {
+                return record;
+            }
+        }
+        None
+    }
+
+    fn decode(&self, b: &[u8]) -> Option<super::Sample> {
+        let u32_at = |i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
+        let at = u64::from_ne_bytes(b.get(8..16)?.try_into().ok()?);
+        let caplen = (u32_at(16)? as usize).min(KERNEL_SNAPLEN);
+        let data = b.get(SAMPLE_HEADER..SAMPLE_HEADER + caplen)?.to_vec();
+        let reason = *Reason::ALL.get(usize::from(*b.get(2)?))?;
+        Some(super::Sample {
+            port: if b[0] == 1 {
+                Direction::FromInside
+            } else {
+                Direction::FromOutside
+            },
+            decision: crate::reason::Decision::new(Verdict::Drop, reason),
+            len: u32_at(4)?,
+            at_ns: at.saturating_sub(self.epoch_ns),
+            data,
+        })
+    }
+}
+
+impl Drop for KernelSamples {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the two mappings made in FastLane::samples, once.
+        unsafe {
+            libc::munmap(self.consumer as *mut libc::c_void, self.page);
+            libc::munmap(
+                self.producer as *mut libc::c_void,
+                self.page + 2 * self.size,
+            );
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds (the clock of `bpf_ktime_get_ns` and of `Instant`).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
