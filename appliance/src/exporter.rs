@@ -18,6 +18,9 @@ use metrics_util::MetricKindMask;
 
 const PORTS: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
 
+/// The `path` label of `greguard_fast_lane_packets_total`.
+const LANE_PATHS: [&str; 5] = ["judged", "to_user", "bypassed", "closed_dropped", "sampled"];
+
 /// How long a gauge that is no longer set stays in the exposition.
 const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -58,6 +61,9 @@ pub struct Exporter {
     frames: Vec<FrameSeries>,
     reloads_ok: u64,
     reloads_error: u64,
+    /// Per port: the fast lane's paths (judged, to_user, bypassed, closed_dropped, sampled).
+    lane: [[Counter; LANE_PATHS.len()]; 2],
+    fast_lane: Gauge,
     /// Generation of the policy `tunnels` belongs to.
     generation: u64,
     /// (port, queue, mode in use) per socket, for `greguard_xdp_mode`.
@@ -129,11 +135,19 @@ fn describe() {
     );
     describe_counter!(
         "greguard_rx_packets_total",
-        "Frames taken from a port's RX ring; with greguard_kernel_oversize_total they add up to greguard_packets_total of the port."
+        "Frames taken from a port's RX ring; with greguard_kernel_oversize_total and the fast lane's judged frames they add up to greguard_packets_total of the port."
     );
     describe_counter!(
         "greguard_tx_packets_total",
         "Frames placed on a port's TX ring (forwarded from the other port)."
+    );
+    describe_counter!(
+        "greguard_fast_lane_packets_total",
+        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (no socket served the queue), sampled (kernel drops copied to the slow path)."
+    );
+    describe_gauge!(
+        "greguard_fast_lane",
+        "1 when greguard's XDP program sheds traffic in the kernel, 0 when every frame goes through user space."
     );
     describe_counter!(
         "greguard_kernel_oversize_total",
@@ -261,6 +275,12 @@ impl Exporter {
             samples_dropped: metrics::counter!("greguard_samples_dropped_total"),
             rings,
             frames,
+            lane: ["outside", "inside"].map(|port| {
+                LANE_PATHS.map(|path| {
+                    metrics::counter!("greguard_fast_lane_packets_total", "port" => port, "path" => path)
+                })
+            }),
+            fast_lane: metrics::gauge!("greguard_fast_lane"),
             reloads_ok: 0,
             reloads_error: 0,
             generation: 1,
@@ -339,10 +359,27 @@ impl Exporter {
                 }
             }
         }
-        let samples = total.ports.iter().map(|p| p.samples).sum();
+        let kernel_sampled: u64 = total.kernel.as_ref().map_or(0, |k| k.sampled.iter().sum());
+        let samples = total.ports.iter().map(|p| p.samples).sum::<u64>() + kernel_sampled;
         let lost = total.ports.iter().map(|p| p.samples_dropped).sum();
         self.samples.absolute(samples);
         self.samples_dropped.absolute(lost);
+        self.fast_lane
+            .set(if total.kernel.is_some() { 1.0 } else { 0.0 });
+        if let Some(k) = &total.kernel {
+            for (p, series) in self.lane.iter().enumerate() {
+                let values = [
+                    k.judged(p),
+                    k.to_user[p],
+                    k.bypassed[p],
+                    k.closed_dropped[p],
+                    k.sampled[p],
+                ];
+                for (s, v) in series.iter().zip(values) {
+                    s.absolute(v);
+                }
+            }
+        }
         for r in &self.rings {
             let Some(w) = per_worker.get(r.worker) else {
                 continue;

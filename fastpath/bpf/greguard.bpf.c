@@ -10,7 +10,11 @@
  *     §2.3 MUST-discard bits, the reserved bits, the RFC 2637 §4.1 version-1 rules — dropped
  *     with that reason when the policy drops it;
  *   - GRE whose outer addresses can match no tunnel (LPM tries of every peer and local prefix):
- *     dropped as `unknown_tunnel`, or passed up within a per-CPU token bucket (rate-limit);
+ *     dropped as `unknown_tunnel`, or passed up within a per-CPU token bucket (rate-limit).
+ *     The checksum and inner-packet checks, which DESIGN §5 runs before the tunnel match, are
+ *     not run for it: a frame that would fail them is counted as unknown_tunnel, not as
+ *     bad_checksum or bad_inner. Its verdict is the same, because the kernel decides this only
+ *     when invalid_gre is "drop" too;
  *   - everything else: the XSKMAP socket of (port, queue), for the full validator.
  *
  * When a queue has no socket (greguard is gone, even after kill -9: the kernel removes a
@@ -362,7 +366,7 @@ int greguard_xdp(struct xdp_md *ctx)
 			p.decided = 1;
 			goto judged;
 		}
-		if (cfg->unknown_action == ACT_PASS_UP)
+		if (cfg->unknown_action == ACT_PASS_UP || !cfg->invalid_drop)
 			goto up;
 		struct lpm_v4 peer = { .prefixlen = 32 }, local = { .prefixlen = 32 };
 		__builtin_memcpy(port == 0 ? peer.addr : local.addr, ip + 12, 4);
@@ -400,7 +404,7 @@ int greguard_xdp(struct xdp_md *ctx)
 			p.decided = 1;
 			goto judged;
 		}
-		if (cfg->unknown_action == ACT_PASS_UP)
+		if (cfg->unknown_action == ACT_PASS_UP || !cfg->invalid_drop)
 			goto up;
 		struct lpm_v6 peer = { .prefixlen = 128 }, local = { .prefixlen = 128 };
 		__builtin_memcpy(port == 0 ? peer.addr : local.addr, ip + 8, 16);

@@ -158,6 +158,15 @@ impl Topology {
     /// The process keeps the pid of the spawned child through `sh`, `ip netns exec` and
     /// greguard (each execs the next), which is also the `WATCHDOG_PID` a watchdog needs.
     pub fn start_box_with_env(&mut self, policy: &Path, env: &[(&str, &str)]) -> Box {
+        self.start_box_full(policy, env, &[])
+    }
+
+    /// `greguard run` with extra arguments.
+    pub fn start_box_args(&mut self, policy: &Path, args: &[&str]) -> Box {
+        self.start_box_full(policy, &[], args)
+    }
+
+    fn start_box_full(&mut self, policy: &Path, env: &[(&str, &str)], args: &[&str]) -> Box {
         let mut child = Command::new("sh")
             .args([
                 "-c",
@@ -172,6 +181,7 @@ impl Topology {
                 "-c",
             ])
             .arg(policy)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

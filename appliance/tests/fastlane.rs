@@ -1,0 +1,247 @@
+//! The fast lane: greguard's own XDP program in front of the AF_XDP sockets. Non-GRE and GRE
+//! that can match no tunnel are decided in the kernel; tunnel traffic still goes through the
+//! full validator; a reload changes the kernel's verdicts; after `kill -9` the program keeps
+//! the box open or closed as `on_failure` says. Needs root.
+
+mod common;
+
+use std::time::Duration;
+
+use common::netns::Topology;
+use fastpath::build::{FrameBuilder, Gre};
+use traffic::Class;
+
+const TUNNELS: &str = traffic::LAB_TUNNELS;
+
+/// Only the berlin-branch tunnel of the lab (the generator builds its frames from a policy).
+const BERLIN: &str = r#"
+[[tunnel]]
+name      = "berlin-branch"
+peer      = "203.0.113.7"
+local     = "198.51.100.10"
+key       = 1001
+protocols = ["ipv4", "ipv6", "keepalive"]
+"#;
+
+/// Sends `frames` copies of `frame` from the outside host.
+fn send_raw(t: &Topology, frame: Vec<u8>, frames: usize) {
+    let out_if = t.out_if.clone();
+    common::netns::in_netns(&t.out_ns, move || {
+        let socket = traffic::packet::PacketSocket::open(&out_if).expect("packet socket");
+        for _ in 0..frames {
+            while socket.send_batch(&[frame.as_slice()]).expect("send") == 0 {}
+        }
+    })
+    .join()
+    .expect("sender");
+}
+
+#[test]
+fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box(&policy);
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--mix",
+            "tunnel=2,non_gre=1,unknown=2",
+            "--count",
+            "6000",
+            "--pps",
+            "20000",
+        ],
+    );
+    // From a real peer, with an inner "IPv4" packet that is not one: only the full validator
+    // can tell, so it must reach user space and be dropped there as bad_inner.
+    let bad_inner = FrameBuilder::ipv4(
+        "203.0.113.7".parse().unwrap(),
+        "198.51.100.10".parse().unwrap(),
+    )
+    .gre(Gre::v0(0x0800).key(1001), vec![0x45; 12])
+    .macs(traffic::mix::DST_MAC, Class::Invalid.mac(0))
+    .build();
+    send_raw(&t, bad_inner, 25);
+    let (got, _) = counter.stop();
+    let s = gre_box.stop();
+    assert!(s.status.success(), "{}", s.stderr);
+
+    let sent_of = |c: Class| sent.frames[c.index()];
+    assert_eq!(got.frames[Class::Tunnel.index()], sent_of(Class::Tunnel));
+    assert_eq!(got.frames[Class::NonGre.index()], sent_of(Class::NonGre));
+    assert_eq!(got.frames[Class::Unknown.index()], 0);
+    assert_eq!(got.frames[Class::Invalid.index()], 0);
+
+    // User space received the tunnel frames and the bad-inner ones; besides them at most the
+    // host's own IPv6 multicast listener reports, whose Hop-by-Hop header the kernel program
+    // leaves to the full parser. None of the 3000-odd unknown or non-GRE frames.
+    let received = s.value("ring outside:", "received");
+    let expected = sent_of(Class::Tunnel) + 25;
+    assert!(
+        (expected..expected + 5).contains(&received),
+        "{received} received, {expected} expected:\n{}",
+        s.stdout
+    );
+    assert_eq!(s.frames("outside", "drop", "bad_inner"), 25);
+    assert_eq!(
+        s.frames("outside", "forward", "tunnel"),
+        sent_of(Class::Tunnel)
+    );
+    // The kernel forwarded the non-GRE and dropped the unknown GRE, and its verdicts are in
+    // the same table.
+    assert!(s.frames("outside", "forward", "non_gre") >= sent_of(Class::NonGre));
+    assert_eq!(
+        s.frames("outside", "drop", "unknown_tunnel"),
+        sent_of(Class::Unknown),
+        "{}",
+        s.stdout
+    );
+    let judged = s.value("fast lane outside:", "judged");
+    assert!(judged >= sent_of(Class::NonGre) + sent_of(Class::Unknown));
+    // 1 in 100 (the default) of the kernel's drops was still handed to the slow path.
+    assert!(s.value("fast lane outside:", "sampled") > 0, "{}", s.stdout);
+    for port in ["outside", "inside"] {
+        let line = s
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("invariant {port}:")))
+            .expect("invariant line");
+        assert!(line.ends_with(" ok"), "{line}");
+    }
+}
+
+#[test]
+fn a_reload_changes_the_kernel_verdicts() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let berlin = t.policy("", BERLIN);
+    let gre_box = t.start_box(&policy);
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let send = |t: &Topology| {
+        t.send(
+            &t.out_ns,
+            &t.out_if,
+            &berlin,
+            &["--mix", "tunnel=1", "--count", "2000", "--pps", "20000"],
+        )
+    };
+    let first = send(&t);
+    std::thread::sleep(Duration::from_millis(300));
+    // The same file without the two tunnels that cover 203.0.113.7.
+    let only_pptp = TUNNELS
+        .split("[[tunnel]]")
+        .filter(|t| t.contains("pptp-users"))
+        .map(|t| format!("[[tunnel]]{t}"))
+        .collect::<String>();
+    std::fs::write(
+        &policy,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace(TUNNELS, &only_pptp),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on our child's pid.
+    unsafe { libc::kill(gre_box.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    let second = send(&t);
+    let (got, _) = counter.stop();
+    let s = gre_box.stop();
+    assert!(s.stderr.contains("generation 2"), "{}", s.stderr);
+    let tunnel = Class::Tunnel.index();
+    assert_eq!(got.frames[tunnel], first.frames[tunnel]);
+    // After the reload the kernel drops berlin-branch's frames itself: user space saw only
+    // the first batch.
+    assert_eq!(
+        s.frames("outside", "drop", "unknown_tunnel"),
+        second.frames[tunnel]
+    );
+    // (Besides, at most the host's IPv6 multicast listener reports: see above.)
+    let received = s.value("ring outside:", "received");
+    assert!(
+        (first.frames[tunnel]..first.frames[tunnel] + 5).contains(&received),
+        "{received}:\n{}",
+        s.stdout
+    );
+}
+
+/// `kill -9` leaves the program attached; with `on_failure` it keeps forwarding or filtering.
+fn after_kill_9(
+    on_failure: &str,
+) -> (
+    Topology,
+    std::path::PathBuf,
+    traffic::ClassCounts,
+    traffic::ClassCounts,
+) {
+    let mut t = Topology::new(1);
+    let policy = t.policy(&format!("on_failure = \"{on_failure}\""), TUNNELS);
+    let first = t.start_box(&policy);
+    // SAFETY: kill(2) on our child's pid.
+    unsafe { libc::kill(first.pid() as i32, libc::SIGKILL) };
+    drop(first);
+    assert!(t.xdp_attached(&t.box_out.clone()));
+    // Non-GRE keeps crossing either way.
+    t.ping(3);
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--mix",
+            "tunnel=1,non_gre=1,unknown=1",
+            "--count",
+            "3000",
+            "--pps",
+            "20000",
+        ],
+    );
+    let (got, _) = counter.stop();
+    (t, policy, sent, got)
+}
+
+#[test]
+fn kill_9_with_on_failure_open_leaves_a_wire() {
+    let (mut t, policy, sent, got) = after_kill_9("open");
+    // Everything crosses, garbage included: the box is a wire until greguard is back.
+    assert_eq!(got.frames, sent.frames, "{} / {}", sent.line(), got.line());
+    // The next start takes the program over without a gap and detaches it at its stop.
+    let second = t.start_box(&policy);
+    let log = second.log.join("\n");
+    assert!(log.contains("still attached from an earlier run"), "{log}");
+    t.ping(2);
+    let s = second.stop();
+    assert!(s.status.success());
+    assert!(!t.xdp_attached(&t.box_out.clone()));
+}
+
+#[test]
+fn kill_9_with_on_failure_closed_stops_gre_and_passes_the_rest() {
+    let (_t, _policy, sent, got) = after_kill_9("closed");
+    assert_eq!(
+        got.frames[Class::NonGre.index()],
+        sent.frames[Class::NonGre.index()]
+    );
+    assert_eq!(got.frames[Class::Tunnel.index()], 0);
+    assert_eq!(got.frames[Class::Unknown.index()], 0);
+}
+
+#[test]
+fn keep_bypass_leaves_the_program_attached_and_traffic_crossing() {
+    let mut t = Topology::new(1);
+    let policy = t.policy("", TUNNELS);
+    let gre_box = t.start_box_args(&policy, &["--keep-bypass"]);
+    let s = gre_box.stop();
+    assert!(s.status.success(), "{}", s.stderr);
+    assert!(
+        s.stderr.contains("left attached as a bypass"),
+        "{}",
+        s.stderr
+    );
+    assert!(t.xdp_attached(&t.box_out.clone()));
+    assert!(t.xdp_attached(&t.box_in.clone()));
+    t.ping(2);
+}
