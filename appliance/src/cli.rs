@@ -58,6 +58,34 @@ pub enum Command {
     /// second, then compares per class what arrived with what was sent. Removes everything it
     /// created, also on Ctrl-C. Needs root.
     Lab(LabArgs),
+    /// Attach or detach the in-kernel bypass by hand: greguard's XDP program with no daemon
+    /// behind it redirects every frame to the other port (a wire).
+    ///
+    /// For maintenance windows, or to keep traffic flowing while greguard is stopped. `greguard
+    /// run` takes a bypass over without a gap; `run --keep-bypass` leaves one when it stops.
+    /// Refuses to touch an XDP program greguard did not load. Needs root.
+    Bypass(BypassArgs),
+}
+
+/// What `greguard bypass` is asked to do.
+#[derive(Debug, Args)]
+pub struct BypassArgs {
+    /// `on` attaches the bypass, `off` removes it.
+    #[arg(value_enum)]
+    pub action: BypassAction,
+    /// The interface facing the Internet (the policy's ports.outside).
+    #[arg(value_name = "OUTSIDE")]
+    pub outside: String,
+    /// The interface facing the concentrators (the policy's ports.inside).
+    #[arg(value_name = "INSIDE")]
+    pub inside: String,
+}
+
+/// `greguard bypass on|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BypassAction {
+    On,
+    Off,
 }
 
 /// What `greguard lab` is asked to do.

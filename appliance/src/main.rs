@@ -1,5 +1,6 @@
 //! The `greguard` binary: a thin layer over the `fastpath` and `config` crates.
 
+mod bypass;
 mod capture;
 mod check;
 mod cli;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Lab(args) => lab::run(&args),
+        cli::Command::Bypass(args) => bypass::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -245,3 +245,41 @@ fn keep_bypass_leaves_the_program_attached_and_traffic_crossing() {
     assert!(t.xdp_attached(&t.box_in.clone()));
     t.ping(2);
 }
+
+#[test]
+fn bypass_on_makes_the_box_a_wire_and_off_removes_it() {
+    let t = Topology::new(1);
+    let bypass = |action: &str| {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &t.box_ns,
+                env!("CARGO_BIN_EXE_greguard"),
+                "bypass",
+            ])
+            .args([action, &t.box_out, &t.box_in])
+            .output()
+            .expect("greguard bypass");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = bypass("on");
+    assert!(said.contains("bypass on"), "{said}");
+    assert!(t.xdp_attached(&t.box_out) && t.xdp_attached(&t.box_in));
+    t.ping(2);
+    let said = bypass("off");
+    assert!(said.contains("detached from"), "{said}");
+    assert!(!t.xdp_attached(&t.box_out) && !t.xdp_attached(&t.box_in));
+    // Without greguard nothing joins the two ports.
+    let ping = std::process::Command::new("ip")
+        .args(["netns", "exec", &t.out_ns, "ping", "-c", "1", "-W", "1"])
+        .arg(traffic::netns::INSIDE_ADDR)
+        .output()
+        .expect("ping");
+    assert!(!ping.status.success());
+}

@@ -590,3 +590,96 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Why a manual bypass could not be switched.
+#[derive(Debug, thiserror::Error)]
+pub enum BypassError {
+    #[error(transparent)]
+    Link(#[from] super::Error),
+    #[error(transparent)]
+    Lane(#[from] LaneError),
+    #[error(
+        "{name} has an XDP program greguard did not load (id {id}, name {prog:?}); \
+         greguard will not replace or remove it (`ip link set dev {name} xdp off` does)"
+    )]
+    Foreign { name: String, id: u32, prog: String },
+}
+
+/// `greguard bypass on`: greguard's program on both ports with no daemon behind it, so every
+/// frame is redirected to the other port in the kernel (native XDP, else generic). Replaces a
+/// greguard program already there; refuses anyone else's. Returns how it was attached.
+pub fn bypass_on(outside: &str, inside: &str) -> Result<Attach, BypassError> {
+    let links = [
+        Link::open("outside", outside)?,
+        Link::open("inside", inside)?,
+    ];
+    for l in &links {
+        refuse_foreign(l)?;
+    }
+    let mut lane = FastLane::load()?;
+    lane.configure(
+        &links[0],
+        &links[1],
+        &Policy::new(Default::default()),
+        OnFailure::Open,
+        0,
+        false,
+    )?;
+    let mut last = None;
+    for how in [Attach::Native, Attach::Generic] {
+        match lane
+            .attach(&links[0], how)
+            .and_then(|()| lane.attach(&links[1], how))
+        {
+            Ok(()) => {
+                lane.leave_attached();
+                return Ok(how);
+            }
+            Err(e) => {
+                lane.detach();
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.expect("two attach modes tried").into())
+}
+
+/// `greguard bypass off`: detaches greguard's program from both ports (a port without one is
+/// fine); refuses to touch anyone else's. Returns the ports it detached from.
+pub fn bypass_off(outside: &str, inside: &str) -> Result<Vec<String>, BypassError> {
+    let links = [
+        Link::open("outside", outside)?,
+        Link::open("inside", inside)?,
+    ];
+    for l in &links {
+        refuse_foreign(l)?;
+    }
+    let mut detached = Vec::new();
+    for l in &links {
+        if let Ok(Some(_)) = l.attached_program() {
+            l.detach_program().map_err(|e| {
+                BypassError::Lane(LaneError::Attach {
+                    name: l.name.clone(),
+                    mode: "detach",
+                    err: e,
+                })
+            })?;
+            detached.push(l.name.clone());
+        }
+    }
+    Ok(detached)
+}
+
+fn refuse_foreign(link: &Link) -> Result<(), BypassError> {
+    if let Ok(Some(id)) = link.attached_program() {
+        let prog = super::link::program_name(id).unwrap_or_default();
+        if prog != PROGRAM_NAME {
+            return Err(BypassError::Foreign {
+                name: link.name.clone(),
+                id,
+                prog,
+            });
+        }
+    }
+    Ok(())
+}
