@@ -62,6 +62,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             b.core
         );
     }
+    if data_path.fast_lane() {
+        tracing::info!(
+            "fast lane on: greguard's XDP program decides non-GRE and GRE of no tunnel in the \
+             kernel; on failure it stays {}",
+            ports.on_failure
+        );
+    }
     tracing::info!(
         "forwarding between {} (outside) and {} (inside) with policy {} ({} tunnels); \
          Ctrl-C or SIGTERM stops",

@@ -106,8 +106,9 @@ fn drive(
     for line in &ready {
         println!("  {line}");
     }
-    let mode = ready
+    let mut mode = ready
         .iter()
+        .filter(|l| l.contains(" queue "))
         .find_map(|l| {
             l.split("AF_XDP ")
                 .nth(1)
@@ -115,6 +116,11 @@ fn drive(
         })
         .unwrap_or("?")
         .to_owned();
+    if ready.iter().any(|l| l.contains("fast lane on")) {
+        mode.push_str(" mode, fast lane on");
+    } else {
+        mode.push_str(" mode, fast lane off");
+    }
 
     let counter = |name, ns: &str, ifname: &str| -> anyhow::Result<Proc> {
         let mut p = Proc::spawn(Spawn {

@@ -57,7 +57,7 @@ pub struct Live {
 impl Live {
     pub fn new(outside: &str, inside: &str, mode: &str, seconds: u64) -> Live {
         Live {
-            header: format!("box: {outside} (outside) <-> {inside} (inside), AF_XDP {mode} mode"),
+            header: format!("box: {outside} (outside) <-> {inside} (inside), AF_XDP {mode}"),
             seconds,
             sent: ClassCounts::default(),
             arrived: ClassCounts::default(),
