@@ -14,7 +14,7 @@ DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libp
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test lint unit demo replay-demo bench install clean
+.PHONY: all deps build test lint unit demo replay-demo bench bench-storm install clean
 
 all: build
 
@@ -55,6 +55,11 @@ replay-demo: build
 ## bench: the classifier micro-benchmark (criterion)
 bench: deps
 	$(CARGO) bench -p benches --bench classifier
+
+## bench-storm: valid tunnel GRE under a storm, fast lane on/off, and non-GRE pass-through
+## against a bare XDP redirect (needs root; measures, never asserts)
+bench-storm: build
+	$(SUDO) benches/storm.sh $(STORM_ARGS)
 
 ## install: the binaries to $(PREFIX)/bin, the unit to /etc/systemd/system, the example
 ## policy to /etc/greguard/greguard.toml (an existing policy is left alone)

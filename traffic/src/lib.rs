@@ -7,6 +7,7 @@
 //!
 //! The `greguard-gen` binary puts them together: `greguard-gen send` and `greguard-gen count`.
 
+pub mod blast;
 pub mod class;
 pub mod mix;
 pub mod netns;

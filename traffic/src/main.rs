@@ -46,6 +46,52 @@ enum Command {
         #[arg(long)]
         progress: bool,
     },
+    /// Send one class at kernel speed with BPF_PROG_RUN live frames (tens of Mpps on one CPU).
+    ///
+    /// One template frame of the class, sent over and over; for `unknown` each copy gets a
+    /// random outer IPv4 source. Run it in the namespace of the interface. Needs root.
+    Blast {
+        /// The interface to send from.
+        #[arg(short, long, value_name = "IFACE")]
+        interface: String,
+        /// The policy whose tunnels the `tunnel` class belongs to.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+        /// The class: tunnel, non_gre or unknown.
+        #[arg(long, default_value = "unknown")]
+        class: String,
+        /// Frames per second; 0 = as fast as one CPU can.
+        #[arg(long, default_value_t = 0)]
+        pps: u64,
+        /// How long to send.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// A bare in-kernel XDP redirect from one interface to another for --seconds: the ceiling
+    /// a filter between the two is measured against. Needs root.
+    Wire {
+        /// Frames arriving here...
+        #[arg(long, value_name = "IFACE")]
+        from: String,
+        /// ...leave here.
+        #[arg(long, value_name = "IFACE")]
+        to: String,
+        /// How long the redirect stays.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Count per class in XDP what arrives on an interface (and drop it) for --seconds.
+    ///
+    /// Far faster than `count`, and it also makes a veth accept frames redirected to it in
+    /// the kernel. Needs root.
+    Sink {
+        /// The interface to count on.
+        #[arg(short, long, value_name = "IFACE")]
+        interface: String,
+        /// How long to count.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
 }
 
 /// How often `--progress` prints (cumulative counts, so a reader samples them when it likes).
@@ -67,6 +113,15 @@ fn main() {
             pcap,
             progress,
         } => count(&interface, seconds, pcap, progress),
+        Command::Blast {
+            interface,
+            config,
+            class,
+            pps,
+            seconds,
+        } => blast(&interface, &config, &class, pps, seconds),
+        Command::Sink { interface, seconds } => sink(&interface, seconds),
+        Command::Wire { from, to, seconds } => wire(&from, &to, seconds),
     };
     if let Err(e) = result {
         eprintln!("greguard-gen: {e:#}");
@@ -288,5 +343,56 @@ fn count(
         "total received {} other={other} dropped={dropped}",
         received.line()
     );
+    Ok(())
+}
+
+fn blast(
+    interface: &str,
+    config: &std::path::Path,
+    class: &str,
+    pps: u64,
+    seconds: f64,
+) -> Result<()> {
+    let class = Class::from_name(class)
+        .filter(|c| matches!(c, Class::Tunnel | Class::NonGre | Class::Unknown))
+        .ok_or_else(|| anyhow::anyhow!("--class must be tunnel, non_gre or unknown"))?;
+    let loaded = config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut weights = [0u32; Class::COUNT];
+    weights[class.index()] = 1;
+    let mix = Mix::new(loaded.policy.specs(), Side::Outside, weights, None, 1);
+    // An untagged IPv4 frame of the class (the randomised source needs one).
+    let frame = mix
+        .pool(class)
+        .iter()
+        .find(|f| f.len() > 14 && f[12..14] == [0x08, 0x00])
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no IPv4 {class} frame for this policy"))?;
+    let mut blaster = traffic::blast::Blaster::new(interface, frame, class == Class::Unknown)
+        .with_context(|| format!("loading the blast program for {interface} (needs root)"))?;
+    let started = Instant::now();
+    let sent = blaster.run(pps, seconds)?;
+    let secs = started.elapsed().as_secs_f64();
+    let mut counts = ClassCounts::default();
+    counts.frames[class.index()] = sent;
+    println!("total sent {}", counts.line());
+    println!("rate {:.0} pps over {secs:.2} s", sent as f64 / secs);
+    Ok(())
+}
+
+fn sink(interface: &str, seconds: f64) -> Result<()> {
+    let sink = traffic::blast::Sink::attach(interface)
+        .with_context(|| format!("attaching the sink to {interface} (needs root)"))?;
+    println!("ready {interface}");
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let counts = sink.counts()?;
+    println!("total received {}", counts.line());
+    Ok(())
+}
+
+fn wire(from: &str, to: &str, seconds: f64) -> Result<()> {
+    let _wire = traffic::blast::Wire::attach(from, to)
+        .with_context(|| format!("attaching a redirect {from} -> {to} (needs root)"))?;
+    println!("wire {from} -> {to}");
+    std::thread::sleep(Duration::from_secs_f64(seconds));
     Ok(())
 }

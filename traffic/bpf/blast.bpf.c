@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: (GPL-2.0 OR MIT)
+/*
+ * greguard-gen's kernel-speed traffic: programs run with BPF_PROG_RUN and
+ * BPF_F_TEST_XDP_LIVE_FRAMES (the technique of xdp-trafficgen), and a counting sink.
+ *
+ *   gg_blast: each run of the template frame is redirected out of `ifindex`; with `randomize`
+ *             the outer IPv4 source becomes a random address (header checksum recomputed), so
+ *             a storm comes from many sources as backscatter does.
+ *   gg_sink:  attached to the receiving end host: counts frames per traffic class (byte 4 of
+ *             the source MAC, see traffic::class) and drops them.
+ *   gg_wire:  a bare redirect to `ifindex`, the ceiling a filter is measured against.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define CLASSES 16
+
+struct blast_cfg {
+	__u32 ifindex;
+	__u32 randomize;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct blast_cfg);
+} blast_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CLASSES);
+	__type(key, __u32);
+	__type(value, __u64);
+} sink_counts SEC(".maps");
+
+SEC("xdp")
+int gg_blast(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct blast_cfg *cfg = bpf_map_lookup_elem(&blast_cfg, &zero);
+	if (!cfg)
+		return XDP_ABORTED;
+	if (cfg->randomize) {
+		void *data = (void *)(long)ctx->data;
+		void *end = (void *)(long)ctx->data_end;
+		__u16 *ip = data + 14;
+		if ((void *)(ip + 10) > end)
+			return XDP_ABORTED;
+		__u32 src = bpf_get_prandom_u32();
+		/* Keep it out of 0/8, 127/8 and 224/3 so it is an unknown source, not a bogon. */
+		src = (src & 0x00ffffff) | ((__u32)(1 + (src >> 24) % 126) << 24);
+		ip[6] = bpf_htons(src >> 16);
+		ip[7] = bpf_htons(src & 0xffff);
+		ip[5] = 0;
+		__u32 sum = 0;
+#pragma unroll
+		for (int i = 0; i < 10; i++)
+			sum += ip[i];
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		ip[5] = ~sum;
+	}
+	return bpf_redirect(cfg->ifindex, 0);
+}
+
+SEC("xdp")
+int gg_sink(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *eth = data;
+	if ((void *)(eth + 12) > end)
+		return XDP_DROP;
+	/* traffic::class: source MAC 02:67:67:67:CC:VV; anything else is class CLASSES-1. */
+	__u32 class = CLASSES - 1;
+	if (eth[6] == 0x02 && eth[7] == 0x67 && eth[8] == 0x67 && eth[9] == 0x67 && eth[10] < CLASSES - 1)
+		class = eth[10];
+	__u64 *n = bpf_map_lookup_elem(&sink_counts, &class);
+	if (n)
+		*n += 1;
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int gg_wire(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct blast_cfg *cfg = bpf_map_lookup_elem(&blast_cfg, &zero);
+	if (!cfg)
+		return XDP_ABORTED;
+	return bpf_redirect(cfg->ifindex, 0);
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
