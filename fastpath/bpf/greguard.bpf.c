@@ -185,6 +185,19 @@ static __always_inline int to_peer(struct xdp_md *ctx)
 	return bpf_redirect_map(&gg_ports, ctx->ingress_ifindex, XDP_DROP);
 }
 
+/* No socket serves the queue (the daemon is gone, or this is a bypass): fail open — every
+ * frame to the other port — or closed — GRE dropped, the rest to the other port. */
+static __always_inline int unserved(struct xdp_md *ctx, struct gg_config *cfg, __u32 port, int gre,
+				    __u64 len)
+{
+	if (cfg->fail_open || !gre) {
+		add(&gg_lane, port * L_COUNT + L_BYPASS, len);
+		return to_peer(ctx);
+	}
+	add(&gg_lane, port * L_COUNT + L_CLOSED_DROP, len);
+	return XDP_DROP;
+}
+
 struct parsed {
 	__u8 gre;       /* IP protocol 47 (or an IPv6 extension chain that may lead to it) */
 	__u8 decided;   /* the kernel can judge it */
@@ -429,15 +442,8 @@ unknown:
 	}
 
 judged:
-	if (!alive) {
-		/* The daemon is gone (or this is a bypass): fail open or closed. */
-		if (cfg->fail_open || !p.gre) {
-			add(&gg_lane, port * L_COUNT + L_BYPASS, len);
-			return to_peer(ctx);
-		}
-		add(&gg_lane, port * L_COUNT + L_CLOSED_DROP, len);
-		return XDP_DROP;
-	}
+	if (!alive)
+		return unserved(ctx, cfg, port, p.gre, len);
 	if (!p.decided)
 		goto up;
 	if (p.reason == R_NON_GRE && cfg->non_gre_forward) {
@@ -460,14 +466,8 @@ judged:
 	return XDP_DROP;
 
 up:
-	if (!alive) {
-		if (cfg->fail_open || !p.gre) {
-			add(&gg_lane, port * L_COUNT + L_BYPASS, len);
-			return to_peer(ctx);
-		}
-		add(&gg_lane, port * L_COUNT + L_CLOSED_DROP, len);
-		return XDP_DROP;
-	}
+	if (!alive)
+		return unserved(ctx, cfg, port, p.gre, len);
 	add(&gg_lane, port * L_COUNT + L_TO_USER, len);
 	return bpf_redirect_map(&gg_xsks, slot, XDP_PASS);
 }

@@ -204,7 +204,7 @@ impl Sink {
     /// Frames counted so far, per class (sums over CPUs).
     pub fn counts(&self) -> io::Result<ClassCounts> {
         let fd = self.object.map("sink_counts")?;
-        let cpus = possible_cpus();
+        let cpus = fastpath::afxdp::lane::possible_cpus();
         let mut c = ClassCounts::default();
         for class in Class::ALL {
             let key = class as u32;
@@ -263,18 +263,6 @@ impl Drop for Wire {
         // SAFETY: detaching by ifindex and mode.
         unsafe { libxdp_sys::bpf_xdp_detach(self.ifindex as i32, DRV_MODE, std::ptr::null()) };
     }
-}
-
-/// The number of possible CPUs (the length of a per-CPU map value).
-fn possible_cpus() -> usize {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
-    let highest = text
-        .trim()
-        .split(',')
-        .filter_map(|p| p.rsplit('-').next()?.parse::<usize>().ok())
-        .max()
-        .unwrap_or(0);
-    highest + 1
 }
 
 const _: () = assert!(Class::COUNT < SINK_CLASSES);

@@ -409,7 +409,7 @@ fn update<K: ?Sized, V>(fd: i32, key: &K, value: &V, map: &'static str) -> Resul
 
 /// The number of possible CPUs (the length of a per-CPU map value), from
 /// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...).
-fn possible_cpus() -> usize {
+pub fn possible_cpus() -> usize {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
     let mut highest = 0;
     for part in text.trim().split(',') {
