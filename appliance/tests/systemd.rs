@@ -269,12 +269,16 @@ fn the_service_runs_reloads_restarts_and_stops_under_systemd() {
     assert_eq!(m.show("MainPID"), first_pid);
     assert_eq!(m.show("ActiveState"), "active");
 
-    // kill -9: systemd restarts it, and the new process clears the stale program.
+    // kill -9: the fast lane's program stays (on_failure = "open" keeps the ports joined),
+    // systemd restarts the service, and the new process takes the program over.
     m.ok(&["systemctl", "kill", "-s", "KILL", "greguard"]);
     m.wait_for("MainPID", |pid| pid != first_pid && pid != "0");
     m.wait_for("StatusText", |s| s.contains("forwarding"));
     let log = m.ok(&["journalctl", "-u", "greguard", "--no-pager", "-o", "cat"]);
-    assert!(log.contains("detached a stale AF_XDP program"), "{log}");
+    assert!(
+        log.contains("fast lane on") && log.contains("still attached from an earlier run"),
+        "{log}"
+    );
 
     // systemctl stop: a clean exit that leaves no XDP program on the ports.
     m.ok(&["systemctl", "stop", "greguard"]);
