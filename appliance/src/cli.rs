@@ -97,6 +97,13 @@ pub struct LabArgs {
     /// Frames per second sent from the outside (the inside replies with a tenth of it).
     #[arg(long, default_value_t = 20_000)]
     pub pps: u64,
+    /// Seconds of storm in the middle of the run: unknown-peer GRE from random sources at
+    /// `--storm-pps`, sent at kernel speed (BPF_PROG_RUN); 0 = no storm.
+    #[arg(long, default_value_t = 5)]
+    pub storm_seconds: u64,
+    /// Frames per second of the storm; 0 = as fast as one CPU can.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub storm_pps: u64,
 }
 
 /// What `greguard run` is asked to do.

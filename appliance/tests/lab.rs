@@ -52,6 +52,15 @@ fn the_lab_passes_its_report_and_removes_everything() {
         "{stdout}"
     );
     assert!(stdout.contains("top sources of dropped GRE"), "{stdout}");
+    // A second of storm at a million frames a second ran in the middle, shed in the kernel.
+    assert!(stdout.contains("STORM: unknown-peer GRE"), "{stdout}");
+    let unknown_sent: u64 = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("unknown") && l.ends_with(" ok"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    assert!(unknown_sent > 100_000, "{stdout}");
+    assert!(stdout.contains("fast lane outside: judged="), "{stdout}");
     for class in [
         "tunnel",
         "keepalive",

@@ -186,6 +186,12 @@ fn drive(
 
     let mut live = Live::new(&topo.box_out, &topo.box_in, &mode, args.seconds);
     let started = Instant::now();
+    // The storm phase: unknown-peer GRE at kernel speed in the middle of the run, from CPU 0
+    // (greguard's worker runs on the cores after 0).
+    let storm_seconds = args.storm_seconds.min(args.seconds.saturating_sub(2));
+    let storm_at = started + Duration::from_secs((args.seconds - storm_seconds) / 2);
+    let (storm_s, storm_pps) = (storm_seconds.to_string(), args.storm_pps.to_string());
+    let mut blast: Option<Proc> = None;
     let mut next = started + Duration::from_secs(1);
     let mut interrupted = false;
     loop {
@@ -213,11 +219,38 @@ fn drive(
                 gre_box.stderr_lines().join("\n")
             );
         }
+        if storm_seconds > 0 && blast.is_none() && Instant::now() >= storm_at {
+            blast = Some(Proc::spawn(Spawn {
+                name: "storm (outside)",
+                ns: &topo.out_ns,
+                program: std::path::Path::new("taskset"),
+                args: &[
+                    "-c",
+                    "0",
+                    &gen.to_string_lossy(),
+                    "blast",
+                    "-i",
+                    &topo.out_if,
+                    "-c",
+                    &policy_s,
+                    "--class",
+                    "unknown",
+                    "--pps",
+                    &storm_pps,
+                    "--seconds",
+                    &storm_s,
+                ],
+            })?);
+            live.storm(true);
+        }
+        if blast.as_mut().is_some_and(|b| b.exited()) {
+            live.storm(false);
+        }
         if Instant::now() >= next {
             live.draw(started.elapsed());
             next += Duration::from_secs(1);
         }
-        if storm.exited() && replies.exited() {
+        if storm.exited() && replies.exited() && blast.as_mut().is_none_or(|b| b.exited()) {
             break;
         }
     }
@@ -226,11 +259,20 @@ fn drive(
         for p in [&mut storm, &mut replies, &mut ping] {
             p.terminate();
         }
+        if let Some(b) = blast.as_mut() {
+            b.terminate();
+        }
     }
 
     // Let the last frames land, then stop the counters and the box.
     std::thread::sleep(Duration::from_millis(700));
-    let sent_out = totals(&storm.finish()?, "total sent")?;
+    let mut sent_out = totals(&storm.finish()?, "total sent")?;
+    if let Some(b) = blast.as_mut() {
+        let stormed = totals(&b.finish()?, "total sent")?;
+        for (a, s) in sent_out.frames.iter_mut().zip(stormed.frames) {
+            *a += s;
+        }
+    }
     let sent_in = totals(&replies.finish()?, "total sent")?;
     count_in.terminate();
     count_out.terminate();

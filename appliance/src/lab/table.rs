@@ -52,6 +52,8 @@ pub struct Live {
     arrived: ClassCounts,
     last_box: BoxSecond,
     tty: bool,
+    /// The storm phase is on.
+    storm: bool,
 }
 
 impl Live {
@@ -63,7 +65,13 @@ impl Live {
             arrived: ClassCounts::default(),
             last_box: BoxSecond::default(),
             tty: std::io::stdout().is_terminal(),
+            storm: false,
         }
+    }
+
+    /// Marks the storm phase (unknown-peer GRE at kernel speed) on or off.
+    pub fn storm(&mut self, on: bool) {
+        self.storm = on;
     }
 
     /// A progress line of the outside sender (cumulative counts).
@@ -92,10 +100,15 @@ impl Live {
         }
         let _ = writeln!(
             s,
-            "\ngreguard lab  {:>3} s of {}   {}   (Ctrl-C stops and cleans up)",
+            "\ngreguard lab  {:>3} s of {}   {}   (Ctrl-C stops and cleans up){}",
             elapsed.as_secs(),
             self.seconds,
-            self.header
+            self.header,
+            if self.storm {
+                "\n  STORM: unknown-peer GRE from random sources at kernel speed (counted in the box's pps, not in 'sent' until it ends)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             s,
