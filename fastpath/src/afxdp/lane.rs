@@ -235,15 +235,17 @@ impl FastLane {
             wanted.insert((true, spec.peer));
             wanted.insert((false, spec.local));
         }
-        for &(peer, prefix) in wanted.difference(&self.prefixes) {
+        let added: Vec<(bool, IpPrefix)> = wanted.difference(&self.prefixes).copied().collect();
+        for (i, &(peer, prefix)) in added.iter().enumerate() {
             let (fd, key) = self.trie_key(peer, prefix);
-            update(fd, key.as_slice(), &1u8, "prefix")?;
+            if let Err(e) = update(fd, key.as_slice(), &1u8, "prefix") {
+                // The running policy keeps its maps as they were.
+                self.remove_prefixes(&added[..i]);
+                return Err(e);
+            }
         }
-        for &(peer, prefix) in self.prefixes.difference(&wanted) {
-            let (fd, key) = self.trie_key(peer, prefix);
-            // SAFETY: fd is an LPM trie of this object; key has its key size.
-            unsafe { libxdp_sys::bpf_map_delete_elem(fd, key.as_ptr() as *const c_void) };
-        }
+        let removed: Vec<(bool, IpPrefix)> = self.prefixes.difference(&wanted).copied().collect();
+        self.remove_prefixes(&removed);
         self.prefixes = wanted;
 
         let d = policy.defaults();
@@ -261,6 +263,14 @@ impl FastLane {
         self.config.sample_every = sample_every;
         let config = self.config;
         update(self.config_fd, &0u32, &config, "gg_config")
+    }
+
+    fn remove_prefixes(&self, prefixes: &[(bool, IpPrefix)]) {
+        for &(peer, prefix) in prefixes {
+            let (fd, key) = self.trie_key(peer, prefix);
+            // SAFETY: fd is an LPM trie of this object; key has its key size.
+            unsafe { libxdp_sys::bpf_map_delete_elem(fd, key.as_ptr() as *const c_void) };
+        }
     }
 
     /// The trie and key of a prefix: `{prefixlen: u32, addr: [u8; 4 or 16]}`.
