@@ -8,92 +8,51 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::raw::c_void;
 use std::time::{Duration, Instant};
+
+use fastpath::afxdp::bpf;
 
 use crate::class::{Class, ClassCounts};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/blast.bpf.o"));
 
-/// `BPF_F_TEST_XDP_LIVE_FRAMES` (linux/bpf.h).
-const LIVE_FRAMES: u32 = 1 << 1;
-/// `XDP_FLAGS_DRV_MODE`.
-const DRV_MODE: u32 = 1 << 2;
 /// Classes the sink counts (the last slot: frames that are not ours).
 const SINK_CLASSES: usize = 16;
 
 /// A loaded copy of the programs.
-struct Object {
-    obj: *mut libxdp_sys::bpf_object,
-}
+struct Programs(bpf::Object);
 
-impl Object {
-    fn load() -> io::Result<Object> {
-        // SAFETY: OBJECT is a valid ELF image for the whole program; null opts = defaults.
-        let obj = unsafe {
-            libxdp_sys::bpf_object__open_mem(
-                OBJECT.as_ptr() as *const c_void,
-                OBJECT.len(),
-                std::ptr::null(),
-            )
-        };
-        if obj.is_null() {
-            return Err(io::Error::last_os_error());
-        }
-        let o = Object { obj };
-        // SAFETY: obj is open.
-        let rc = unsafe { libxdp_sys::bpf_object__load(obj) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(-rc));
-        }
-        Ok(o)
+impl Programs {
+    fn load() -> io::Result<Programs> {
+        let mut object = bpf::Object::open(OBJECT)?;
+        object.load()?;
+        Ok(Programs(object))
     }
 
     fn prog(&self, name: &str) -> io::Result<i32> {
-        let c = CString::new(name).expect("no NUL");
-        // SAFETY: the object is loaded; the name is NUL-terminated.
-        let p = unsafe { libxdp_sys::bpf_object__find_program_by_name(self.obj, c.as_ptr()) };
-        if p.is_null() {
-            return Err(io::Error::other(format!("no program {name}")));
-        }
-        // SAFETY: p belongs to the loaded object.
-        Ok(unsafe { libxdp_sys::bpf_program__fd(p) })
+        self.0
+            .program(name)
+            .ok_or_else(|| io::Error::other(format!("no program {name}")))
     }
 
     fn map(&self, name: &str) -> io::Result<i32> {
-        let c = CString::new(name).expect("no NUL");
-        // SAFETY: as above.
-        let fd = unsafe { libxdp_sys::bpf_object__find_map_fd_by_name(self.obj, c.as_ptr()) };
-        if fd < 0 {
-            return Err(io::Error::other(format!("no map {name}")));
-        }
-        Ok(fd)
+        self.0
+            .map(name)
+            .ok_or_else(|| io::Error::other(format!("no map {name}")))
     }
 
     /// Sets `blast_cfg`: where frames go, and whether their IPv4 source is randomised.
     fn configure(&self, ifindex: u32, randomize: bool) -> io::Result<()> {
         let cfg: [u32; 2] = [ifindex, u32::from(randomize)];
-        let key = 0u32;
-        // SAFETY: key and value have the map's sizes (u32, struct blast_cfg of two u32s).
-        let rc = unsafe {
-            libxdp_sys::bpf_map_update_elem(
-                self.map("blast_cfg")?,
-                &key as *const u32 as *const c_void,
-                cfg.as_ptr() as *const c_void,
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(-rc));
-        }
-        Ok(())
+        // SAFETY: blast_cfg is an array (u32 key) of `struct blast_cfg`, two u32s.
+        unsafe { bpf::update(self.map("blast_cfg")?, &0u32, &cfg) }
     }
-}
 
-impl Drop for Object {
-    fn drop(&mut self) {
-        // SAFETY: closed once.
-        unsafe { libxdp_sys::bpf_object__close(self.obj) };
+    /// Attaches `prog` to `interface` in native mode; returns the ifindex.
+    fn attach(&self, prog: &str, interface: &str) -> io::Result<u32> {
+        let ifindex = ifindex(interface)?;
+        bpf::attach(ifindex, self.prog(prog)?, bpf::XDP_FLAGS_DRV_MODE)?;
+        Ok(ifindex)
     }
 }
 
@@ -108,7 +67,8 @@ fn ifindex(name: &str) -> io::Result<u32> {
 
 /// Sends one template frame over and over from an interface at kernel speed.
 pub struct Blaster {
-    object: Object,
+    /// Keeps the program loaded.
+    _programs: Programs,
     prog: i32,
     frame: Vec<u8>,
 }
@@ -117,42 +77,18 @@ impl Blaster {
     /// A blaster of `frame` out of `interface`; with `randomize`, each copy gets a random
     /// outer IPv4 source (the frame must be untagged IPv4).
     pub fn new(interface: &str, frame: Vec<u8>, randomize: bool) -> io::Result<Blaster> {
-        let object = Object::load()?;
-        object.configure(ifindex(interface)?, randomize)?;
-        let prog = object.prog("gg_blast")?;
+        let programs = Programs::load()?;
+        programs.configure(ifindex(interface)?, randomize)?;
         Ok(Blaster {
-            object,
-            prog,
+            prog: programs.prog("gg_blast")?,
+            _programs: programs,
             frame,
         })
     }
 
     /// Transmits `count` copies (one BPF_PROG_RUN call).
     pub fn send(&mut self, count: u32) -> io::Result<()> {
-        let mut opts = libxdp_sys::bpf_test_run_opts {
-            sz: std::mem::size_of::<libxdp_sys::bpf_test_run_opts>(),
-            data_in: self.frame.as_ptr() as *const c_void,
-            data_out: std::ptr::null_mut(),
-            data_size_in: self.frame.len() as u32,
-            data_size_out: 0,
-            ctx_in: std::ptr::null(),
-            ctx_out: std::ptr::null_mut(),
-            ctx_size_in: 0,
-            ctx_size_out: 0,
-            retval: 0,
-            repeat: count as i32,
-            duration: 0,
-            flags: LIVE_FRAMES,
-            cpu: 0,
-            batch_size: 64,
-        };
-        // SAFETY: opts points at the template, which outlives the call; no output buffers.
-        let rc = unsafe { libxdp_sys::bpf_prog_test_run_opts(self.prog, &mut opts) };
-        let _ = &self.object;
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(-rc));
-        }
-        Ok(())
+        bpf::run_live_frames(self.prog, &self.frame, count, 64)
     }
 
     /// Sends for `seconds` at `pps` frames per second (0 = as fast as the CPU allows), in
@@ -181,7 +117,7 @@ impl Blaster {
 
 /// Counts frames per traffic class in XDP on the receiving end host, and drops them.
 pub struct Sink {
-    object: Object,
+    programs: Programs,
     ifindex: u32,
 }
 
@@ -189,35 +125,19 @@ impl Sink {
     /// Attaches the sink to `interface` (native XDP; this also lets frames redirected into the
     /// veth's peer be delivered).
     pub fn attach(interface: &str) -> io::Result<Sink> {
-        let object = Object::load()?;
-        let prog = object.prog("gg_sink")?;
-        let ifindex = ifindex(interface)?;
-        // SAFETY: attaching our loaded program by fd.
-        let rc =
-            unsafe { libxdp_sys::bpf_xdp_attach(ifindex as i32, prog, DRV_MODE, std::ptr::null()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(-rc));
-        }
-        Ok(Sink { object, ifindex })
+        let programs = Programs::load()?;
+        let ifindex = programs.attach("gg_sink", interface)?;
+        Ok(Sink { programs, ifindex })
     }
 
     /// Frames counted so far, per class (sums over CPUs).
     pub fn counts(&self) -> io::Result<ClassCounts> {
-        let fd = self.object.map("sink_counts")?;
-        let cpus = fastpath::afxdp::lane::possible_cpus();
+        let fd = self.programs.map("sink_counts")?;
         let mut c = ClassCounts::default();
+        let mut values = vec![0u64; bpf::possible_cpus()];
         for class in Class::ALL {
-            let key = class as u32;
-            let mut values = vec![0u64; cpus];
-            // SAFETY: a per-CPU array lookup writes one u64 per possible CPU.
-            let rc = unsafe {
-                libxdp_sys::bpf_map_lookup_elem(
-                    fd,
-                    &key as *const u32 as *const c_void,
-                    values.as_mut_ptr() as *mut c_void,
-                )
-            };
-            if rc == 0 {
+            // SAFETY: sink_counts holds one u64 per CPU and `values` one per possible CPU.
+            if unsafe { bpf::lookup_percpu(fd, class as u32, &mut values) } {
                 c.frames[class.index()] = values.iter().sum();
             }
         }
@@ -227,32 +147,24 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        // SAFETY: detaching by ifindex and mode.
-        unsafe { libxdp_sys::bpf_xdp_detach(self.ifindex as i32, DRV_MODE, std::ptr::null()) };
+        bpf::detach(self.ifindex, bpf::XDP_FLAGS_DRV_MODE);
     }
 }
 
 /// A bare in-kernel redirect from one interface to another: the ceiling a filter between them
 /// is measured against. Detached when dropped.
 pub struct Wire {
-    _object: Object,
+    _programs: Programs,
     ifindex: u32,
 }
 
 impl Wire {
     pub fn attach(from: &str, to: &str) -> io::Result<Wire> {
-        let object = Object::load()?;
-        object.configure(ifindex(to)?, false)?;
-        let prog = object.prog("gg_wire")?;
-        let ifindex = ifindex(from)?;
-        // SAFETY: attaching our loaded program by fd.
-        let rc =
-            unsafe { libxdp_sys::bpf_xdp_attach(ifindex as i32, prog, DRV_MODE, std::ptr::null()) };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(-rc));
-        }
+        let programs = Programs::load()?;
+        programs.configure(ifindex(to)?, false)?;
+        let ifindex = programs.attach("gg_wire", from)?;
         Ok(Wire {
-            _object: object,
+            _programs: programs,
             ifindex,
         })
     }
@@ -260,8 +172,7 @@ impl Wire {
 
 impl Drop for Wire {
     fn drop(&mut self) {
-        // SAFETY: detaching by ifindex and mode.
-        unsafe { libxdp_sys::bpf_xdp_detach(self.ifindex as i32, DRV_MODE, std::ptr::null()) };
+        bpf::detach(self.ifindex, bpf::XDP_FLAGS_DRV_MODE);
     }
 }
 

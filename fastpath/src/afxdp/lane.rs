@@ -11,11 +11,11 @@
 //! Loaded with the libbpf that xsk-rs already links (through libxdp-sys).
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::io;
-use std::os::raw::c_void;
 
+use super::bpf;
 use super::link::Link;
+use crate::counters::Counters;
 use crate::policy::{Action, IpPrefix, Policy};
 use crate::reason::{Direction, Reason, Verdict};
 
@@ -27,10 +27,6 @@ pub const PROGRAM_NAME: &str = "greguard_xdp";
 
 /// Queues per port the XSKMAP has room for (`MAX_QUEUES` in the C source).
 pub const MAX_QUEUES: u32 = 256;
-
-/// `XDP_FLAGS_*` of `linux/if_link.h`.
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 /// The program's lane counters per port (`L_*` in the C source).
 const LANES: usize = 4;
@@ -76,6 +72,23 @@ pub enum Attach {
     Generic,
 }
 
+impl Attach {
+    fn flags(self) -> u32 {
+        match self {
+            Attach::Native => bpf::XDP_FLAGS_DRV_MODE,
+            Attach::Generic => bpf::XDP_FLAGS_SKB_MODE,
+        }
+    }
+
+    /// "native" or "generic".
+    pub fn name(self) -> &'static str {
+        match self {
+            Attach::Native => "native",
+            Attach::Generic => "generic",
+        }
+    }
+}
+
 /// Why the fast lane could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
@@ -96,11 +109,11 @@ pub enum LaneError {
 }
 
 /// Frames the kernel decided, and where the rest went, per port (sums over CPUs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaneCounters {
-    /// Packets and bytes per (port, reason, verdict), like `Counters`.
-    pub packets: [[[u64; Verdict::COUNT]; Reason::COUNT]; 2],
-    pub bytes: [[[u64; Verdict::COUNT]; Reason::COUNT]; 2],
+    /// Packets and bytes per (port, reason, verdict), the workers' counters' shape (no
+    /// tunnel: the kernel decides no frame of a tunnel).
+    pub verdicts: Counters,
     /// Per port: handed to a socket for the full validator.
     pub to_user: [u64; 2],
     /// Per port: redirected to the other port because no socket served the queue (fail-open).
@@ -114,14 +127,14 @@ pub struct LaneCounters {
 impl LaneCounters {
     /// Frames the kernel judged on a port (every verdict and reason).
     pub fn judged(&self, port: usize) -> u64 {
-        self.packets[port].iter().flatten().sum()
+        self.verdicts.packets[port].iter().flatten().sum()
     }
 }
 
 /// The loaded program and its maps. Dropping it closes the object; the program stays attached
 /// wherever it is (detach it with [`FastLane::detach`]).
 pub struct FastLane {
-    obj: *mut libxdp_sys::bpf_object,
+    object: bpf::Object,
     prog_fd: i32,
     config_fd: i32,
     xsks_fd: i32,
@@ -136,74 +149,33 @@ pub struct FastLane {
     attached: Vec<(u32, Attach)>,
 }
 
-// SAFETY: the bpf_object pointer is only used through &mut self or in Drop, and libbpf objects
-// are not tied to the thread that created them.
-unsafe impl Send for FastLane {}
-
 impl FastLane {
     /// Loads the program into the kernel (not yet attached anywhere).
     pub fn load() -> Result<FastLane, LaneError> {
-        // SAFETY: OBJECT is a valid ELF image that lives for the whole program; libbpf copies
-        // what it keeps. A null opts pointer means defaults.
-        let obj = unsafe {
-            libxdp_sys::bpf_object__open_mem(
-                OBJECT.as_ptr() as *const c_void,
-                OBJECT.len(),
-                std::ptr::null(),
-            )
-        };
-        if obj.is_null() {
-            return Err(LaneError::Open(io::Error::last_os_error()));
-        }
-        let mut lane = FastLane {
-            obj,
-            prog_fd: -1,
-            config_fd: -1,
-            xsks_fd: -1,
-            ports_fd: -1,
-            verdicts_fd: -1,
-            lane_fd: -1,
-            tries: [-1; 4],
+        let mut object = bpf::Object::open(OBJECT).map_err(LaneError::Open)?;
+        object.load().map_err(LaneError::Load)?;
+        let map = |name: &'static str| object.map(name).ok_or(LaneError::Missing(name));
+        Ok(FastLane {
+            prog_fd: object
+                .program(PROGRAM_NAME)
+                .ok_or(LaneError::Missing(PROGRAM_NAME))?,
+            config_fd: map("gg_config")?,
+            xsks_fd: map("gg_xsks")?,
+            ports_fd: map("gg_ports")?,
+            verdicts_fd: map("gg_verdicts")?,
+            lane_fd: map("gg_lane")?,
+            tries: [
+                map("gg_peers4")?,
+                map("gg_locals4")?,
+                map("gg_peers6")?,
+                map("gg_locals6")?,
+            ],
             config: Config::default(),
             prefixes: HashSet::new(),
-            cpus: possible_cpus(),
+            cpus: bpf::possible_cpus(),
             attached: Vec::new(),
-        };
-        // SAFETY: obj is the open object above.
-        let rc = unsafe { libxdp_sys::bpf_object__load(obj) };
-        if rc != 0 {
-            return Err(LaneError::Load(io::Error::from_raw_os_error(-rc)));
-        }
-        let name = CString::new(PROGRAM_NAME).expect("no NUL");
-        // SAFETY: obj is loaded; the name is NUL-terminated.
-        let prog = unsafe { libxdp_sys::bpf_object__find_program_by_name(obj, name.as_ptr()) };
-        if prog.is_null() {
-            return Err(LaneError::Missing(PROGRAM_NAME));
-        }
-        // SAFETY: prog belongs to the loaded object.
-        lane.prog_fd = unsafe { libxdp_sys::bpf_program__fd(prog) };
-        lane.config_fd = lane.map("gg_config")?;
-        lane.xsks_fd = lane.map("gg_xsks")?;
-        lane.ports_fd = lane.map("gg_ports")?;
-        lane.verdicts_fd = lane.map("gg_verdicts")?;
-        lane.lane_fd = lane.map("gg_lane")?;
-        lane.tries = [
-            lane.map("gg_peers4")?,
-            lane.map("gg_locals4")?,
-            lane.map("gg_peers6")?,
-            lane.map("gg_locals6")?,
-        ];
-        Ok(lane)
-    }
-
-    fn map(&self, name: &'static str) -> Result<i32, LaneError> {
-        let c = CString::new(name).expect("no NUL");
-        // SAFETY: self.obj is a loaded object; the name is NUL-terminated.
-        let fd = unsafe { libxdp_sys::bpf_object__find_map_fd_by_name(self.obj, c.as_ptr()) };
-        if fd < 0 {
-            return Err(LaneError::Missing(name));
-        }
-        Ok(fd)
+            object,
+        })
     }
 
     /// Points each port at the other (the DEVMAP the program redirects through) and writes the
@@ -218,7 +190,8 @@ impl FastLane {
         active: bool,
     ) -> Result<(), LaneError> {
         for (from, to) in [(outside, inside), (inside, outside)] {
-            update(self.ports_fd, &from.ifindex, &to.ifindex, "gg_ports")?;
+            // SAFETY: gg_ports maps a u32 ifindex to a u32 ifindex.
+            unsafe { update(self.ports_fd, &from.ifindex, &to.ifindex, "gg_ports") }?;
         }
         self.config.outside_ifindex = outside.ifindex;
         self.config.fail_open = u8::from(on_failure == OnFailure::Open);
@@ -238,7 +211,8 @@ impl FastLane {
         let added: Vec<(bool, IpPrefix)> = wanted.difference(&self.prefixes).copied().collect();
         for (i, &(peer, prefix)) in added.iter().enumerate() {
             let (fd, key) = self.trie_key(peer, prefix);
-            if let Err(e) = update(fd, key.as_slice(), &1u8, "prefix") {
+            // SAFETY: trie_key builds the trie's key layout; the value is one byte.
+            if let Err(e) = unsafe { update(fd, key.as_slice(), &1u8, "prefix") } {
                 // The running policy keeps its maps as they were.
                 self.remove_prefixes(&added[..i]);
                 return Err(e);
@@ -261,15 +235,20 @@ impl FastLane {
         self.config.rate_pps = d.rate_limit.pps;
         self.config.rate_burst = d.rate_limit.burst.max(1);
         self.config.sample_every = sample_every;
-        let config = self.config;
-        update(self.config_fd, &0u32, &config, "gg_config")
+        self.write_config()
+    }
+
+    /// Writes the configuration in one update.
+    fn write_config(&self) -> Result<(), LaneError> {
+        // SAFETY: gg_config is an array (u32 key) of `struct gg_config`, which Config mirrors.
+        unsafe { update(self.config_fd, &0u32, &self.config, "gg_config") }
     }
 
     fn remove_prefixes(&self, prefixes: &[(bool, IpPrefix)]) {
         for &(peer, prefix) in prefixes {
             let (fd, key) = self.trie_key(peer, prefix);
-            // SAFETY: fd is an LPM trie of this object; key has its key size.
-            unsafe { libxdp_sys::bpf_map_delete_elem(fd, key.as_ptr() as *const c_void) };
+            // SAFETY: fd is an LPM trie of this object; trie_key builds its key layout.
+            unsafe { bpf::delete(fd, &key) };
         }
     }
 
@@ -294,24 +273,11 @@ impl FastLane {
     /// (one netlink call: a bypass left by an earlier greguard keeps working until this one
     /// takes over).
     pub fn attach(&mut self, link: &Link, how: Attach) -> Result<(), LaneError> {
-        let flags = match how {
-            Attach::Native => XDP_FLAGS_DRV_MODE,
-            Attach::Generic => XDP_FLAGS_SKB_MODE,
-        };
-        // SAFETY: prog_fd is this object's loaded program; null opts = no expected program.
-        let rc = unsafe {
-            libxdp_sys::bpf_xdp_attach(link.ifindex as i32, self.prog_fd, flags, std::ptr::null())
-        };
-        if rc != 0 {
-            return Err(LaneError::Attach {
-                name: link.name.clone(),
-                mode: match how {
-                    Attach::Native => "native",
-                    Attach::Generic => "generic",
-                },
-                err: io::Error::from_raw_os_error(-rc),
-            });
-        }
+        bpf::attach(link.ifindex, self.prog_fd, how.flags()).map_err(|err| LaneError::Attach {
+            name: link.name.clone(),
+            mode: how.name(),
+            err,
+        })?;
         self.attached.push((link.ifindex, how));
         Ok(())
     }
@@ -319,12 +285,7 @@ impl FastLane {
     /// Detaches the program from every port it was attached to here.
     pub fn detach(&mut self) {
         for (ifindex, how) in self.attached.drain(..) {
-            let flags = match how {
-                Attach::Native => XDP_FLAGS_DRV_MODE,
-                Attach::Generic => XDP_FLAGS_SKB_MODE,
-            };
-            // SAFETY: detaching takes only the ifindex and mode.
-            unsafe { libxdp_sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
+            bpf::detach(ifindex, how.flags());
         }
     }
 
@@ -337,27 +298,28 @@ impl FastLane {
     /// Registers the AF_XDP socket `fd` for `port`'s queue `queue`.
     pub fn add_socket(&mut self, port: Direction, queue: u32, fd: i32) -> Result<(), LaneError> {
         let slot = port as u32 * MAX_QUEUES + (queue % MAX_QUEUES);
-        update(self.xsks_fd, &slot, &fd, "gg_xsks")
-    }
-
-    /// Marks whether a daemon serves the sockets: inactive, the program only bypasses.
-    pub fn set_active(&mut self, active: bool) -> Result<(), LaneError> {
-        self.config.active = u8::from(active);
-        let config = self.config;
-        update(self.config_fd, &0u32, &config, "gg_config")
+        // SAFETY: gg_xsks is an XSKMAP: u32 slot to a u32 socket fd.
+        unsafe { update(self.xsks_fd, &slot, &fd, "gg_xsks") }
     }
 
     /// Sums the program's per-CPU counters.
     pub fn counters(&self) -> LaneCounters {
-        let mut c = LaneCounters::default();
+        let mut c = LaneCounters {
+            verdicts: Counters::new(0),
+            to_user: [0; 2],
+            bypassed: [0; 2],
+            closed_dropped: [0; 2],
+            sampled: [0; 2],
+        };
         let mut values = vec![[0u64; 2]; self.cpus];
         for port in 0..2 {
             for reason in 0..Reason::COUNT {
                 for verdict in 0..Verdict::COUNT {
                     let key = ((port * Reason::COUNT + reason) * 2 + verdict) as u32;
                     if self.read_percpu(self.verdicts_fd, key, &mut values) {
-                        c.packets[port][reason][verdict] = values.iter().map(|v| v[0]).sum();
-                        c.bytes[port][reason][verdict] = values.iter().map(|v| v[1]).sum();
+                        c.verdicts.packets[port][reason][verdict] =
+                            values.iter().map(|v| v[0]).sum();
+                        c.verdicts.bytes[port][reason][verdict] = values.iter().map(|v| v[1]).sum();
                     }
                 }
             }
@@ -376,57 +338,30 @@ impl FastLane {
     }
 
     fn read_percpu(&self, fd: i32, key: u32, values: &mut [[u64; 2]]) -> bool {
-        // SAFETY: a per-CPU array lookup writes one 16-byte value per possible CPU; `values`
-        // has exactly that many.
-        unsafe {
-            libxdp_sys::bpf_map_lookup_elem(
-                fd,
-                &key as *const u32 as *const c_void,
-                values.as_mut_ptr() as *mut c_void,
-            ) == 0
-        }
+        // SAFETY: both counter maps hold `struct gg_counter` (two u64, 16 bytes) per CPU and
+        // `values` has one per possible CPU (`self.cpus`).
+        unsafe { bpf::lookup_percpu(fd, key, values) }
     }
 }
 
 impl Drop for FastLane {
     fn drop(&mut self) {
         self.detach();
-        // SAFETY: obj came from bpf_object__open_mem and is closed once, here.
-        unsafe { libxdp_sys::bpf_object__close(self.obj) };
     }
 }
 
-/// One map update with any key and value type.
-fn update<K: ?Sized, V>(fd: i32, key: &K, value: &V, map: &'static str) -> Result<(), LaneError> {
-    // SAFETY: key and value point to live data of the map's key and value sizes (the callers
-    // use the C source's types).
-    let rc = unsafe {
-        libxdp_sys::bpf_map_update_elem(
-            fd,
-            key as *const K as *const c_void,
-            value as *const V as *const c_void,
-            0,
-        )
-    };
-    if rc != 0 {
-        return Err(LaneError::Map {
-            map,
-            err: io::Error::from_raw_os_error(-rc),
-        });
-    }
-    Ok(())
-}
-
-/// The number of possible CPUs (the length of a per-CPU map value), from
-/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...).
-pub fn possible_cpus() -> usize {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
-    let mut highest = 0;
-    for part in text.trim().split(',') {
-        let last = part.rsplit('-').next().unwrap_or("0");
-        highest = highest.max(last.parse::<usize>().unwrap_or(0));
-    }
-    highest + 1
+/// One map update, its error naming the map.
+///
+/// # Safety
+/// As [`bpf::update`]: `K` and `V` have the map's key and value sizes.
+unsafe fn update<K: ?Sized, V: ?Sized>(
+    fd: i32,
+    key: &K,
+    value: &V,
+    map: &'static str,
+) -> Result<(), LaneError> {
+    // SAFETY: passed on to the caller.
+    unsafe { bpf::update(fd, key, value) }.map_err(|err| LaneError::Map { map, err })
 }
 
 /// Bytes of a frame the kernel copies into a sample (`SNAP` in the C source).
@@ -461,7 +396,10 @@ impl FastLane {
     /// Maps the sample ring buffer for reading; `epoch_ns` is CLOCK_MONOTONIC at the data
     /// path's epoch.
     pub fn samples(&self, epoch_ns: u64) -> Result<KernelSamples, LaneError> {
-        let fd = self.map("gg_samples")?;
+        let fd = self
+            .object
+            .map("gg_samples")
+            .ok_or(LaneError::Missing("gg_samples"))?;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let size = 1usize << 20; // max_entries of gg_samples

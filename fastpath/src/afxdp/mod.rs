@@ -10,6 +10,7 @@
 //! This is the only module with `unsafe` code: xsk-rs marks every ring operation unsafe because
 //! the caller must not hand the kernel a frame twice. Each block says why that holds.
 
+pub mod bpf;
 pub mod error;
 pub mod lane;
 pub mod link;

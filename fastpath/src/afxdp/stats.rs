@@ -159,26 +159,7 @@ impl Snapshot {
     /// decided in the kernel and those decided by the workers.
     pub fn with_kernel(mut self, kernel: Option<super::lane::LaneCounters>) -> Snapshot {
         if let Some(k) = &kernel {
-            for (dst, src) in self
-                .counters
-                .packets
-                .iter_mut()
-                .flatten()
-                .flatten()
-                .zip(k.packets.iter().flatten().flatten())
-            {
-                *dst += src;
-            }
-            for (dst, src) in self
-                .counters
-                .bytes
-                .iter_mut()
-                .flatten()
-                .flatten()
-                .zip(k.bytes.iter().flatten().flatten())
-            {
-                *dst += src;
-            }
+            self.counters.add(&k.verdicts);
         }
         self.kernel = kernel;
         self

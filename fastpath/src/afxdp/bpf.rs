@@ -1,0 +1,174 @@
+//! A BPF object embedded in the binary, loaded through the libbpf that libxdp-sys links: the
+//! handful of calls greguard's fast lane (`lane.rs`) and greguard-gen's blaster and sink need,
+//! in one place.
+
+use std::ffi::CString;
+use std::io;
+use std::os::raw::c_void;
+
+/// `XDP_FLAGS_*` of `linux/if_link.h`.
+pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+
+/// `BPF_F_TEST_XDP_LIVE_FRAMES` (linux/bpf.h).
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// An opened (and, after [`Object::load`], loaded) BPF object; closed when dropped. Programs
+/// attached to interfaces stay attached.
+pub struct Object {
+    obj: *mut libxdp_sys::bpf_object,
+}
+
+// SAFETY: the bpf_object pointer is only used through &self/&mut self or in Drop, and libbpf
+// objects are not tied to the thread that created them.
+unsafe impl Send for Object {}
+
+impl Object {
+    /// Opens an ELF image built for the BPF target.
+    pub fn open(elf: &'static [u8]) -> io::Result<Object> {
+        // SAFETY: `elf` lives for the whole program; libbpf copies what it keeps. A null opts
+        // pointer means defaults.
+        let obj = unsafe {
+            libxdp_sys::bpf_object__open_mem(
+                elf.as_ptr() as *const c_void,
+                elf.len(),
+                std::ptr::null(),
+            )
+        };
+        if obj.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Object { obj })
+    }
+
+    /// Loads the programs and creates the maps in the kernel (the verifier runs here).
+    pub fn load(&mut self) -> io::Result<()> {
+        // SAFETY: self.obj is an open object.
+        errno(unsafe { libxdp_sys::bpf_object__load(self.obj) })
+    }
+
+    /// The fd of a loaded program.
+    pub fn program(&self, name: &str) -> Option<i32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: the object is open; the name is NUL-terminated.
+        let prog = unsafe { libxdp_sys::bpf_object__find_program_by_name(self.obj, c.as_ptr()) };
+        // SAFETY: prog belongs to this object.
+        (!prog.is_null()).then(|| unsafe { libxdp_sys::bpf_program__fd(prog) })
+    }
+
+    /// The fd of a map.
+    pub fn map(&self, name: &str) -> Option<i32> {
+        let c = CString::new(name).ok()?;
+        // SAFETY: as above.
+        let fd = unsafe { libxdp_sys::bpf_object__find_map_fd_by_name(self.obj, c.as_ptr()) };
+        (fd >= 0).then_some(fd)
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        // SAFETY: obj came from bpf_object__open_mem and is closed once, here.
+        unsafe { libxdp_sys::bpf_object__close(self.obj) };
+    }
+}
+
+/// Sets `key` to `value` in map `fd`.
+///
+/// # Safety
+/// `K` and `V` must have exactly the map's key and value sizes: the kernel reads that many
+/// bytes from each pointer.
+pub unsafe fn update<K: ?Sized, V: ?Sized>(fd: i32, key: &K, value: &V) -> io::Result<()> {
+    // SAFETY: the caller vouches for the sizes; both pointers are live for the call.
+    errno(unsafe {
+        libxdp_sys::bpf_map_update_elem(
+            fd,
+            key as *const K as *const c_void,
+            value as *const V as *const c_void,
+            0,
+        )
+    })
+}
+
+/// Deletes `key` from map `fd` (a missing key is not an error worth reporting).
+///
+/// # Safety
+/// `key` must have exactly the map's key size.
+pub unsafe fn delete(fd: i32, key: &[u8]) {
+    // SAFETY: the caller vouches for the size.
+    unsafe { libxdp_sys::bpf_map_delete_elem(fd, key.as_ptr() as *const c_void) };
+}
+
+/// Reads entry `key` of a per-CPU array into `values`, one per possible CPU; false when the
+/// lookup fails.
+///
+/// # Safety
+/// `values` must hold [`possible_cpus`] elements of the map's value size, which must be a
+/// multiple of 8 (the kernel's per-CPU stride).
+pub unsafe fn lookup_percpu<V: Copy>(fd: i32, key: u32, values: &mut [V]) -> bool {
+    // SAFETY: the caller vouches for the buffer's size.
+    unsafe {
+        libxdp_sys::bpf_map_lookup_elem(
+            fd,
+            &key as *const u32 as *const c_void,
+            values.as_mut_ptr() as *mut c_void,
+        ) == 0
+    }
+}
+
+/// Attaches program `prog` to interface `ifindex` (`flags`: an `XDP_FLAGS_*` mode), replacing
+/// whatever program is there in that mode in one netlink call.
+pub fn attach(ifindex: u32, prog: i32, flags: u32) -> io::Result<()> {
+    // SAFETY: prog is a program fd (the kernel checks it); null opts = no expected program.
+    errno(unsafe { libxdp_sys::bpf_xdp_attach(ifindex as i32, prog, flags, std::ptr::null()) })
+}
+
+/// Detaches the XDP program of that mode from `ifindex`.
+pub fn detach(ifindex: u32, flags: u32) {
+    // SAFETY: detaching takes only the ifindex and mode.
+    unsafe { libxdp_sys::bpf_xdp_detach(ifindex as i32, flags, std::ptr::null()) };
+}
+
+/// Runs XDP program `prog` `repeat` times on `frame` with BPF_PROG_RUN and live frames: each
+/// run's verdict is carried out (a redirect transmits the frame), `batch` frames at a time.
+pub fn run_live_frames(prog: i32, frame: &[u8], repeat: u32, batch: u32) -> io::Result<()> {
+    let mut opts = libxdp_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libxdp_sys::bpf_test_run_opts>(),
+        data_in: frame.as_ptr() as *const c_void,
+        data_out: std::ptr::null_mut(),
+        data_size_in: frame.len() as u32,
+        data_size_out: 0,
+        ctx_in: std::ptr::null(),
+        ctx_out: std::ptr::null_mut(),
+        ctx_size_in: 0,
+        ctx_size_out: 0,
+        retval: 0,
+        repeat: repeat as i32,
+        duration: 0,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        cpu: 0,
+        batch_size: batch,
+    };
+    // SAFETY: opts points at `frame`, which outlives the call; no output buffers.
+    errno(unsafe { libxdp_sys::bpf_prog_test_run_opts(prog, &mut opts) })
+}
+
+/// The number of possible CPUs (the length of a per-CPU map value), from
+/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...).
+pub fn possible_cpus() -> usize {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
+    let mut highest = 0;
+    for part in text.trim().split(',') {
+        let last = part.rsplit('-').next().unwrap_or("0");
+        highest = highest.max(last.parse::<usize>().unwrap_or(0));
+    }
+    highest + 1
+}
+
+/// libbpf's `-errno` convention as a Result.
+fn errno(rc: i32) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(-rc))
+    }
+}
