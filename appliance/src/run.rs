@@ -62,6 +62,14 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             b.core
         );
     }
+    let worker_cores: Vec<u32> = data_path.bindings().iter().map(|b| b.core).collect();
+    if let Some(others) = afxdp::cores::keep_off(&worker_cores) {
+        let list: Vec<String> = others.iter().map(u32::to_string).collect();
+        tracing::info!(
+            "slow path (samples, pcap files, metrics) on cores {}, off the workers' cores",
+            list.join(",")
+        );
+    }
     if data_path.fast_lane() {
         tracing::info!(
             "fast lane on: greguard's XDP program decides non-GRE and GRE of no tunnel in the \

@@ -3,9 +3,10 @@
  * greguard-gen's kernel-speed traffic: programs run with BPF_PROG_RUN and
  * BPF_F_TEST_XDP_LIVE_FRAMES (the technique of xdp-trafficgen), and a counting sink.
  *
- *   gg_blast: each run of the template frame is redirected out of `ifindex`; with `randomize`
- *             the outer IPv4 source becomes a random address (header checksum recomputed), so
- *             a storm comes from many sources as backscatter does.
+ *   gg_blast: each run of a template frame is redirected out of `ifindex`; for a class whose
+ *             bit is set in `randomize` (the class is byte 4 of the source MAC) the outer
+ *             IPv4 source becomes a random address (header checksum recomputed), so a storm
+ *             comes from many sources as backscatter does.
  *   gg_sink:  attached to the receiving end host: counts frames per traffic class (byte 4 of
  *             the source MAC, see traffic::class) and drops them.
  *   gg_wire:  a bare redirect to `ifindex`, the ceiling a filter is measured against.
@@ -18,7 +19,7 @@
 
 struct blast_cfg {
 	__u32 ifindex;
-	__u32 randomize;
+	__u32 randomize; /* a bit per class */
 };
 
 struct {
@@ -38,13 +39,21 @@ struct {
 SEC("xdp")
 int gg_blast(struct xdp_md *ctx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *eth = data;
+	/* Only our template frames are sent; anything else is passed untouched. That makes it
+	 * harmless to keep the program attached to the namespace's loopback device, which keeps
+	 * it in the kernel's XDP dispatcher: otherwise every BPF_PROG_RUN call adds it and
+	 * removes it again, each time waiting for an RCU grace period (milliseconds). */
+	if ((void *)(eth + 14) > end || eth[6] != 0x02 || eth[7] != 0x67 || eth[8] != 0x67 ||
+	    eth[9] != 0x67)
+		return XDP_PASS;
 	__u32 zero = 0;
 	struct blast_cfg *cfg = bpf_map_lookup_elem(&blast_cfg, &zero);
 	if (!cfg)
 		return XDP_ABORTED;
-	if (cfg->randomize) {
-		void *data = (void *)(long)ctx->data;
-		void *end = (void *)(long)ctx->data_end;
+	if (cfg->randomize & (1u << (eth[10] & (CLASSES - 1)))) {
 		__u16 *ip = data + 14;
 		if ((void *)(ip + 10) > end)
 			return XDP_ABORTED;

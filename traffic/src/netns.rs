@@ -120,6 +120,23 @@ impl Topology {
                 "ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", "gro", "on",
             ])?;
         }
+        // With veth's default (no queue), a frame sent into a peer whose receive ring (256
+        // frames) is full is dropped and counted as a TX drop. With a queueing discipline the
+        // veth stops its queue instead (kernel 6.16 and later) and the box's AF_XDP transmit
+        // waits in its TX ring, as it would for a NIC's full TX ring.
+        for ifname in [&self.box_out, &self.box_in] {
+            run(&[
+                "tc",
+                "-n",
+                &self.box_ns,
+                "qdisc",
+                "replace",
+                "dev",
+                ifname,
+                "root",
+                "pfifo",
+            ])?;
+        }
         let out_addr = format!("{OUTSIDE_ADDR}/24");
         let in_addr = format!("{INSIDE_ADDR}/24");
         run(&[

@@ -11,6 +11,7 @@
 //! the caller must not hand the kernel a frame twice. Each block says why that holds.
 
 pub mod bpf;
+pub mod cores;
 pub mod error;
 pub mod lane;
 pub mod link;
@@ -161,7 +162,7 @@ impl DataPath {
             }
         }
         let queues = resolve_queues(spec, &links)?;
-        let cores = resolve_cores(spec, queues.len())?;
+        let cores = cores::resolve(spec, queues.len())?;
         let (mut fast_lane, requested) = if spec.fast_lane {
             match start_lane(spec, &links, &policy) {
                 Ok((lane, how)) => {
@@ -322,7 +323,7 @@ impl DataPath {
             if pinned_rx.recv() != Ok(true) {
                 return Err(Error::NoCore {
                     core: core as usize,
-                    available: core_list(),
+                    available: cores::list(),
                 });
             }
         }
@@ -609,46 +610,6 @@ fn resolve_queues(spec: &PortsSpec, links: &[Link; 2]) -> Result<Vec<u32>, Error
                 }
             }
             Ok(list.clone())
-        }
-    }
-}
-
-/// The cores this process may run on, as "0,1,...".
-fn core_list() -> String {
-    core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .iter()
-        .map(|c| c.id.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// One core per worker: the policy's list, or the cores after core 0 (wrapping around).
-fn resolve_cores(spec: &PortsSpec, workers: usize) -> Result<Vec<u32>, Error> {
-    let available: Vec<u32> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id as u32)
-        .collect();
-    match &spec.cores {
-        Some(list) => {
-            for &c in list {
-                if !available.contains(&c) {
-                    return Err(Error::NoCore {
-                        core: c as usize,
-                        available: core_list(),
-                    });
-                }
-            }
-            Ok(list.iter().copied().cycle().take(workers).collect())
-        }
-        None => {
-            if available.is_empty() {
-                return Ok(vec![0; workers]);
-            }
-            Ok((0..workers)
-                .map(|w| available[(w + 1) % available.len()])
-                .collect())
         }
     }
 }

@@ -1,0 +1,99 @@
+//! `greguard-gen blast`, the kernel-speed generator of the lab's storm and the storm benchmark:
+//! several classes at once from one process, each paced or at full speed, every frame sent
+//! arriving, and nothing left on loopback afterwards. Needs root.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::netns::{gen_binary, sh, Topology};
+use traffic::{Class, ClassCounts};
+
+#[test]
+fn blast_sends_a_paced_class_beside_a_full_speed_one_and_every_frame_arrives() {
+    let t = Topology::new(1);
+    let policy = t.policy("", traffic::LAB_TUNNELS);
+
+    // The sink counts per class in XDP on the box's outside port (no greguard here).
+    let mut sink = Command::new("ip")
+        .args(["netns", "exec", &t.box_ns])
+        .arg(gen_binary())
+        .args(["sink", "-i", &t.box_out, "--seconds", "4"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the sink");
+    let mut sink_out = BufReader::new(sink.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    sink_out.read_line(&mut line).expect("sink output");
+    assert!(line.starts_with("ready"), "sink said {line:?}");
+
+    let out = Command::new("ip")
+        .args(["netns", "exec", &t.out_ns])
+        .arg(gen_binary())
+        .args(["blast", "-i", &t.out_if, "-c"])
+        .arg(&policy)
+        .args([
+            "--class",
+            "tunnel=20000",
+            "--class",
+            "unknown",
+            "--pps",
+            "200000",
+        ])
+        .args(["--seconds", "1"])
+        .output()
+        .expect("run greguard-gen blast");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "blast failed: {stdout}{stderr}");
+    // Loopback had no program, so the blaster held its program there: no notice.
+    assert!(!stderr.contains("notice"), "{stderr}");
+    let sent = ClassCounts::parse_line(
+        stdout
+            .lines()
+            .find(|l| l.starts_with("total sent"))
+            .unwrap_or_else(|| panic!("no total in {stdout}")),
+    );
+    for class in ["tunnel", "unknown"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("rate {class} "))),
+            "no rate line for {class}: {stdout}"
+        );
+    }
+
+    let sink_status = sink.wait().expect("sink");
+    assert!(sink_status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut sink_out, &mut rest).expect("sink output");
+    let got = ClassCounts::parse_line(
+        rest.lines()
+            .find(|l| l.starts_with("total received"))
+            .unwrap_or_else(|| panic!("no total in {rest}")),
+    );
+
+    let tunnel = sent.frames[Class::Tunnel.index()];
+    let unknown = sent.frames[Class::Unknown.index()];
+    // A paced class never runs ahead of its schedule: at most its rate times the time it ran,
+    // plus the one slice it sends at the start.
+    let slice = 20_000 * traffic::blast::SLICE.as_millis() as u64 / 1000;
+    assert!(tunnel > 0 && tunnel <= 20_000 + slice, "{stdout}");
+    assert!(unknown > 0, "{stdout}");
+    for class in [
+        Class::Keepalive,
+        Class::NonGre,
+        Class::Invalid,
+        Class::Bogon,
+    ] {
+        assert_eq!(sent.frames[class.index()], 0, "{stdout}");
+    }
+    // Every frame sent arrived, each in its class (the sink reads the class MAC).
+    assert_eq!(got.frames, sent.frames, "sent {stdout} received {rest}");
+
+    // The program held on the outside host's loopback is gone with the blaster.
+    let lo = sh(&["ip", "-n", &t.out_ns, "-d", "link", "show", "lo"]);
+    let lo = String::from_utf8_lossy(&lo.stdout);
+    assert!(!lo.contains("xdp"), "{lo}");
+}
