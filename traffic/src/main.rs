@@ -405,13 +405,15 @@ fn blast(
         );
     }
     let sender = blaster.sender();
+    // A paced class runs ahead of a full-speed one sharing its CPU; alone it needs no favour.
+    let beside_full_speed = frames.iter().any(|(_, rate, _)| *rate == 0);
     let started = Instant::now();
     let results = std::thread::scope(|scope| {
         let threads: Vec<_> = frames
             .iter()
             .map(|(_, rate, frame)| {
                 scope.spawn(move || {
-                    if *rate > 0 {
+                    if *rate > 0 && beside_full_speed {
                         traffic::blast::favour_this_thread();
                     }
                     sender.run(frame, *rate, seconds)
