@@ -10,7 +10,7 @@ CARGO ?= cargo
 # promtool (package prometheus: checks the names and help texts of /metrics), systemd-analyze.
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
                 tcpdump iproute2 ethtool iputils-ping util-linux prometheus systemd \
-                systemd-container libbpf-dev
+                systemd-container libbpf-dev nftables
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

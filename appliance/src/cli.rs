@@ -36,6 +36,17 @@ pub enum Command {
         #[arg(short = 'c', long = "config", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the policy as an nftables ruleset for a Linux bridge between the two ports.
+    ///
+    /// The fallback where greguard cannot run: the checks nftables can express, in greguard's
+    /// order, each rule counting and naming its reason. What nftables cannot check (GRE
+    /// checksums, most inner-packet checks, ...) is listed in comments at the top. Load it with
+    /// `nft -f`. Needs [ports] (the bridge ports facing outside and inside).
+    Nft {
+        /// The policy file (TOML).
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Run the data-path classifier over a capture and report a verdict for every frame.
     ///
     /// The same code and the same policy as the data path; policers run on the capture's

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Check { config } => check::run(&config),
+        cli::Command::Nft { config } => check::nft(&config),
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Lab(args) => lab::run(&args),

@@ -30,6 +30,7 @@
 mod address;
 mod error;
 mod model;
+pub mod nft;
 mod schema;
 mod summary;
 mod validate;

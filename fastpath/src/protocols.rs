@@ -64,6 +64,14 @@ impl ProtoClass {
             .map_or("other", |(_, n)| n)
     }
 
+    /// The GRE protocol types of the class (two for MPLS; none for `Other`).
+    pub fn types(self) -> impl Iterator<Item = u16> {
+        KNOWN
+            .iter()
+            .filter(move |(_, c)| *c == self)
+            .map(|(p, _)| *p)
+    }
+
     /// The class's bit in a [`ProtocolSet`] mask.
     #[inline]
     pub const fn bit(self) -> u16 {
@@ -166,6 +174,11 @@ impl ProtocolSet {
     #[inline]
     pub fn has_numbers(&self) -> bool {
         !self.numbers.is_empty()
+    }
+
+    /// The numeric types allowed outside the classes, sorted.
+    pub fn numbers(&self) -> &[u16] {
+        &self.numbers
     }
 
     /// True when nothing is allowed.
