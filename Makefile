@@ -14,7 +14,7 @@ DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libp
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test lint unit demo replay-demo bench bench-storm install clean
+.PHONY: all deps build test lint unit demo replay-demo bench bench-storm bench-e2e install clean
 
 all: build
 
@@ -60,6 +60,11 @@ bench: deps
 ## against a bare XDP redirect (needs root; measures, never asserts)
 bench-storm: build
 	$(SUDO) benches/storm.sh $(STORM_ARGS)
+
+## bench-e2e: greguard with and without the fast lane, bridge + `greguard nft`, and a bare XDP
+## redirect on the same veth path and traffic; table on stdout, CSV in target/e2e.csv (root)
+bench-e2e: build
+	$(SUDO) benches/e2e $(E2E_ARGS)
 
 ## install: the binaries to $(PREFIX)/bin, the unit to /etc/systemd/system, the example
 ## policy to /etc/greguard/greguard.toml (an existing policy is left alone)

@@ -69,6 +69,12 @@ enum Command {
         /// Frames per second of each class given without a rate; 0 = as fast as the CPU can.
         #[arg(long, default_value_t = 0)]
         pps: u64,
+        /// Instead of --class: a weighted mix of every class, as fast as the CPU can, from one
+        /// thread ("tunnel=30,keepalive=2,non_gre=10,unknown=40,invalid=15,bogon=3" is the
+        /// lab's). Each call sends 16384 copies of one frame, so the mix holds over a run of
+        /// calls, not frame by frame.
+        #[arg(long, value_name = "WEIGHTS", conflicts_with = "class")]
+        mix: Option<String>,
         /// How long to send.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
@@ -124,8 +130,12 @@ fn main() {
             config,
             class,
             pps,
+            mix,
             seconds,
-        } => blast(&interface, &config, &class, pps, seconds),
+        } => match mix {
+            Some(weights) => blast_mix(&interface, &config, &weights, seconds),
+            None => blast(&interface, &config, &class, pps, seconds),
+        },
         Command::Sink { interface, seconds } => sink(&interface, seconds),
         Command::Wire { from, to, seconds } => wire(&from, &to, seconds),
     };
@@ -396,14 +406,7 @@ fn blast(
             .ok_or_else(|| anyhow::anyhow!("no IPv4 {class} frame for this policy"))?;
         frames.push((class, rate, frame));
     }
-    let blaster = traffic::blast::Blaster::new(interface, &[Class::Unknown])
-        .with_context(|| format!("loading the blast program for {interface} (needs root)"))?;
-    if !blaster.held() {
-        eprintln!(
-            "greguard-gen: notice: loopback already has an XDP program, so every send waits \
-             for the kernel to swap the XDP dispatcher: slower, and burstier when paced"
-        );
-    }
+    let blaster = blaster(interface)?;
     let sender = blaster.sender();
     // A paced class runs ahead of a full-speed one sharing its CPU; alone it needs no favour.
     let beside_full_speed = frames.iter().any(|(_, rate, _)| *rate == 0);
@@ -425,18 +428,88 @@ fn blast(
             .map(|t| t.join().expect("a blast thread panicked"))
             .collect::<std::io::Result<Vec<u64>>>()
     })?;
-    let secs = started.elapsed().as_secs_f64();
     let mut counts = ClassCounts::default();
     for ((class, _, _), sent) in frames.iter().zip(&results) {
         counts.frames[class.index()] += sent;
     }
-    println!("total sent {}", counts.line());
-    for ((class, _, _), sent) in frames.iter().zip(&results) {
-        println!(
-            "rate {class} {:.0} pps over {secs:.2} s",
-            *sent as f64 / secs
+    print_sent(&counts, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The blaster for `interface`, with the program held in the dispatcher (or a notice why not).
+fn blaster(interface: &str) -> Result<traffic::blast::Blaster> {
+    let blaster = traffic::blast::Blaster::new(interface, &[Class::Unknown])
+        .with_context(|| format!("loading the blast program for {interface} (needs root)"))?;
+    if !blaster.held() {
+        eprintln!(
+            "greguard-gen: notice: loopback already has an XDP program, so every send waits \
+             for the kernel to swap the XDP dispatcher: slower, and burstier when paced"
         );
     }
+    Ok(blaster)
+}
+
+/// `total sent ...` and a `rate CLASS N pps` line per class sent.
+fn print_sent(counts: &ClassCounts, secs: f64) {
+    println!("total sent {}", counts.line());
+    for class in Class::ALL {
+        let sent = counts.frames[class.index()];
+        if sent > 0 {
+            println!("rate {class} {:.0} pps over {secs:.2} s", sent as f64 / secs);
+        }
+    }
+}
+
+/// Copies of one frame per BPF_PROG_RUN call in `blast --mix`: enough to amortise the page
+/// pool each call sets up and tears down.
+const MIX_CHUNK: u32 = 16_384;
+
+/// `blast --mix`: every class of the mix at kernel speed, one frame per call, the classes
+/// interleaved by smooth weighted round-robin and each class's frames (sizes, tunnels) in turn.
+fn blast_mix(interface: &str, config: &std::path::Path, weights: &str, seconds: f64) -> Result<()> {
+    let weights = parse_weights(weights)?;
+    let loaded = config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mix = Mix::new(loaded.policy.specs(), Side::Outside, weights, None, 2017);
+    // Per class: its weight, its frames (copies of `unknown` frames get a random IPv4 source,
+    // so only its untagged IPv4 ones), the next one to send and its smooth weighted
+    // round-robin credit, so that any run of calls holds the classes in proportion.
+    let mut classes: Vec<(Class, i64, Vec<&[u8]>, usize, i64)> = Class::ALL
+        .iter()
+        .filter(|c| weights[c.index()] > 0)
+        .map(|&c| {
+            let frames: Vec<&[u8]> = mix
+                .pool(c)
+                .iter()
+                .filter(|f| c != Class::Unknown || (f.len() > 14 && f[12..14] == [0x08, 0x00]))
+                .map(Vec::as_slice)
+                .collect();
+            (c, i64::from(weights[c.index()]), frames, 0, 0)
+        })
+        .filter(|(_, _, frames, _, _)| !frames.is_empty())
+        .collect();
+    let total: i64 = classes.iter().map(|c| c.1).sum();
+    if classes.is_empty() {
+        bail!("nothing to send: the mix is empty for this policy");
+    }
+    let blaster = blaster(interface)?;
+    let sender = blaster.sender();
+    let mut counts = ClassCounts::default();
+    let started = Instant::now();
+    let end = started + Duration::from_secs_f64(seconds);
+    while Instant::now() < end {
+        for c in classes.iter_mut() {
+            c.4 += c.1;
+        }
+        let Some(pick) = classes.iter_mut().max_by_key(|c| c.4) else {
+            break;
+        };
+        pick.4 -= total;
+        let frame = pick.2[pick.3 % pick.2.len()];
+        pick.3 += 1;
+        sender.send(frame, MIX_CHUNK)?;
+        counts.frames[pick.0.index()] += u64::from(MIX_CHUNK);
+    }
+    print_sent(&counts, started.elapsed().as_secs_f64());
     Ok(())
 }
 
