@@ -455,7 +455,10 @@ fn print_sent(counts: &ClassCounts, secs: f64) {
     for class in Class::ALL {
         let sent = counts.frames[class.index()];
         if sent > 0 {
-            println!("rate {class} {:.0} pps over {secs:.2} s", sent as f64 / secs);
+            println!(
+                "rate {class} {:.0} pps over {secs:.2} s",
+                sent as f64 / secs
+            );
         }
     }
 }
