@@ -467,30 +467,44 @@ fn print_sent(counts: &ClassCounts, secs: f64) {
 /// pool each call sets up and tears down.
 const MIX_CHUNK: u32 = 16_384;
 
+/// One class of `blast --mix`.
+struct MixClass<'a> {
+    class: Class,
+    weight: i64,
+    frames: Vec<&'a [u8]>,
+    /// The frame to send next.
+    next: usize,
+    /// Smooth weighted round-robin credit.
+    credit: i64,
+}
+
 /// `blast --mix`: every class of the mix at kernel speed, one frame per call, the classes
 /// interleaved by smooth weighted round-robin and each class's frames (sizes, tunnels) in turn.
 fn blast_mix(interface: &str, config: &std::path::Path, weights: &str, seconds: f64) -> Result<()> {
     let weights = parse_weights(weights)?;
     let loaded = config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mix = Mix::new(loaded.policy.specs(), Side::Outside, weights, None, 2017);
-    // Per class: its weight, its frames (copies of `unknown` frames get a random IPv4 source,
-    // so only its untagged IPv4 ones), the next one to send and its smooth weighted
-    // round-robin credit, so that any run of calls holds the classes in proportion.
-    let mut classes: Vec<(Class, i64, Vec<&[u8]>, usize, i64)> = Class::ALL
+    // Per class: its frames (copies of `unknown` frames get a random IPv4 source, so only its
+    // untagged IPv4 ones), sent in turn, the classes chosen by smooth weighted round-robin so
+    // that any run of calls holds them in proportion.
+    let mut classes: Vec<MixClass> = Class::ALL
         .iter()
         .filter(|c| weights[c.index()] > 0)
-        .map(|&c| {
-            let frames: Vec<&[u8]> = mix
-                .pool(c)
+        .map(|&class| MixClass {
+            class,
+            weight: i64::from(weights[class.index()]),
+            frames: mix
+                .pool(class)
                 .iter()
-                .filter(|f| c != Class::Unknown || (f.len() > 14 && f[12..14] == [0x08, 0x00]))
+                .filter(|f| class != Class::Unknown || (f.len() > 14 && f[12..14] == [0x08, 0x00]))
                 .map(Vec::as_slice)
-                .collect();
-            (c, i64::from(weights[c.index()]), frames, 0, 0)
+                .collect(),
+            next: 0,
+            credit: 0,
         })
-        .filter(|(_, _, frames, _, _)| !frames.is_empty())
+        .filter(|c| !c.frames.is_empty())
         .collect();
-    let total: i64 = classes.iter().map(|c| c.1).sum();
+    let total: i64 = classes.iter().map(|c| c.weight).sum();
     if classes.is_empty() {
         bail!("nothing to send: the mix is empty for this policy");
     }
@@ -501,16 +515,16 @@ fn blast_mix(interface: &str, config: &std::path::Path, weights: &str, seconds: 
     let end = started + Duration::from_secs_f64(seconds);
     while Instant::now() < end {
         for c in classes.iter_mut() {
-            c.4 += c.1;
+            c.credit += c.weight;
         }
-        let Some(pick) = classes.iter_mut().max_by_key(|c| c.4) else {
+        let Some(pick) = classes.iter_mut().max_by_key(|c| c.credit) else {
             break;
         };
-        pick.4 -= total;
-        let frame = pick.2[pick.3 % pick.2.len()];
-        pick.3 += 1;
+        pick.credit -= total;
+        let frame = pick.frames[pick.next % pick.frames.len()];
+        pick.next += 1;
         sender.send(frame, MIX_CHUNK)?;
-        counts.frames[pick.0.index()] += u64::from(MIX_CHUNK);
+        counts.frames[pick.class.index()] += u64::from(MIX_CHUNK);
     }
     print_sent(&counts, started.elapsed().as_secs_f64());
     Ok(())
