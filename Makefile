@@ -10,11 +10,11 @@ CARGO ?= cargo
 # promtool (package prometheus: checks the names and help texts of /metrics), systemd-analyze.
 DEB_PACKAGES := clang llvm libclang-dev libelf-dev zlib1g-dev m4 pkg-config libpcap-dev \
                 tcpdump iproute2 ethtool iputils-ping util-linux prometheus systemd \
-                systemd-container libbpf-dev nftables
+                systemd-container libbpf-dev nftables curl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test lint unit demo replay-demo bench bench-storm bench-e2e install clean
+.PHONY: all deps build test lint unit demo replay-demo bench bench-storm bench-e2e bench-scale soak install clean
 
 all: build
 
@@ -60,6 +60,17 @@ bench: deps
 ## against a bare XDP redirect (needs root; measures, never asserts)
 bench-storm: build
 	$(SUDO) benches/storm.sh $(STORM_ARGS)
+
+## bench-scale: 10 / 10 000 / 100 000 tunnels: forwarding on the standard mix, check time,
+## reload under traffic, resident memory (root)
+bench-scale: build
+	$(SUDO) benches/scale $(SCALE_ARGS)
+
+## soak: SOAK_SECONDS (600) of the standard mix with a SIGHUP every 10 s and a scrape every
+## second; checks every invariant at the end and exits 1 if one fails (root; not in CI)
+SOAK_SECONDS ?= 600
+soak: build
+	$(SUDO) benches/soak $(SOAK_SECONDS)
 
 ## bench-e2e: greguard with and without the fast lane, bridge + `greguard nft`, and a bare XDP
 ## redirect on the same veth path and traffic; table on stdout, CSV in target/e2e.csv (root)
