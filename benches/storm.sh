@@ -18,43 +18,12 @@ SECS=${2:-5}
 B=${BIN:-$(dirname "$0")/../target/release}
 P=gs$$
 TMP=$(mktemp -d)
-cleanup() {
-	for ns in out box in; do ip netns del $P-$ns 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
+# shellcheck source=benches/lab.sh
+. "$(dirname "$0")/lab.sh"
 trap cleanup EXIT INT TERM
 
-topology() {
-	for ns in out box in; do ip netns add $P-$ns; done
-	ip link add $P-o type veth peer name $P-bo
-	ip link add $P-bi type veth peer name $P-i
-	ip link set $P-o netns $P-out; ip link set $P-bo netns $P-box
-	ip link set $P-bi netns $P-box; ip link set $P-i netns $P-in
-	ip -n $P-out link set $P-o up; ip -n $P-box link set $P-bo up
-	ip -n $P-box link set $P-bi up; ip -n $P-in link set $P-i up
-	# A queue on the box's ports: a full peer ring stops the veth queue instead of dropping
-	# (kernel 6.16+), so the box's AF_XDP transmit waits as it would for a NIC's TX ring.
-	for i in $P-bo $P-bi; do tc -n $P-box qdisc replace dev $i root pfifo; done
-	# The inside host stands for the concentrator, another machine: its veth receive runs in
-	# a NAPI thread on CPU 0, not on the box's CPU (where veth would otherwise run it), and
-	# ahead of the generators there (nice -19), so that what it counts is what the box sent.
-	ip netns exec $P-in ethtool -K $P-i gro on > /dev/null
-	ip netns exec $P-in sh -c "echo 1 > /sys/class/net/$P-i/threaded"
-	for t in $(pgrep -f "napi/$P-i-"); do
-		taskset -pc 0 "$t" > /dev/null
-		renice -n -19 -p "$t" > /dev/null
-	done
-}
-teardown() { for ns in out box in; do ip netns del $P-$ns; done; }
 
-# The lab's tunnels behind [ports] for this topology.
-policy() {
-	printf '[ports]\noutside = "%s"\ninside = "%s"\nfast_lane = %s\ncores = [1]\nring_size = 8192\n' \
-		$P-bo $P-bi "$1"
-	sed -n '/LAB_TUNNELS: &str/,/^"#;/p' "$(dirname "$0")/../traffic/src/lib.rs" | sed '1d;$d'
-}
 
-field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" "$2" | head -1; }
 
 # run FASTLANE VALID_PPS STORM(yes|no) -> prints
 #   "valid_sent forwarded arrived storm_pps rx_ring_full storm_dropped_by_the_box"

@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use common::netns::{gen_binary, sh, Topology};
 use traffic::{Class, ClassCounts};
@@ -42,51 +42,84 @@ fn assert_all_arrived(t: &Topology, sent: &ClassCounts, got: &ClassCounts, conte
     );
 }
 
-#[test]
-fn blast_sends_a_paced_class_beside_a_full_speed_one_and_every_frame_arrives() {
-    let t = Topology::new(1);
-    let policy = t.policy("", traffic::LAB_TUNNELS);
+/// `greguard-gen sink` on the box's outside port for `seconds` (no greguard here): it counts
+/// per class in XDP.
+struct Sink {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
 
-    // The sink counts per class in XDP on the box's outside port (no greguard here).
-    let mut sink = Command::new("ip")
-        .args(["netns", "exec", &t.box_ns])
-        .arg(gen_binary())
-        .args(["sink", "-i", &t.box_out, "--seconds", "4"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the sink");
-    let mut sink_out = BufReader::new(sink.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    sink_out.read_line(&mut line).expect("sink output");
-    assert!(line.starts_with("ready"), "sink said {line:?}");
+impl Sink {
+    fn start(t: &Topology, seconds: &str) -> Sink {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &t.box_ns])
+            .arg(gen_binary())
+            .args(["sink", "-i", &t.box_out, "--seconds", seconds])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the sink");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("sink output");
+        assert!(line.starts_with("ready"), "sink said {line:?}");
+        Sink { child, out }
+    }
 
+    /// Waits for the sink's end; what it counted, and its output.
+    fn finish(mut self) -> (ClassCounts, String) {
+        assert!(self.child.wait().expect("sink").success());
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).expect("sink output");
+        (total(&rest, "total received"), rest)
+    }
+}
+
+/// `greguard-gen blast` from the outside host with `args`: what it sent, stdout, stderr.
+fn blast(t: &Topology, policy: &std::path::Path, args: &[&str]) -> (ClassCounts, String, String) {
     let out = Command::new("ip")
         .args(["netns", "exec", &t.out_ns])
         .arg(gen_binary())
         .args(["blast", "-i", &t.out_if, "-c"])
-        .arg(&policy)
-        .args([
+        .arg(policy)
+        .args(args)
+        .output()
+        .expect("run greguard-gen blast");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "blast failed: {stdout}{stderr}");
+    (total(&stdout, "total sent"), stdout, stderr)
+}
+
+/// The counts of the line starting with `prefix`.
+fn total(text: &str, prefix: &str) -> ClassCounts {
+    ClassCounts::parse_line(
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}")),
+    )
+}
+
+#[test]
+fn blast_sends_a_paced_class_beside_a_full_speed_one_and_every_frame_arrives() {
+    let t = Topology::new(1);
+    let policy = t.policy("", traffic::LAB_TUNNELS);
+    let sink = Sink::start(&t, "4");
+    let (sent, stdout, stderr) = blast(
+        &t,
+        &policy,
+        &[
             "--class",
             "tunnel=20000",
             "--class",
             "unknown",
             "--pps",
             "200000",
-        ])
-        .args(["--seconds", "1"])
-        .output()
-        .expect("run greguard-gen blast");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "blast failed: {stdout}{stderr}");
+            "--seconds",
+            "1",
+        ],
+    );
     // Loopback had no program, so the blaster held its program there: no notice.
     assert!(!stderr.contains("notice"), "{stderr}");
-    let sent = ClassCounts::parse_line(
-        stdout
-            .lines()
-            .find(|l| l.starts_with("total sent"))
-            .unwrap_or_else(|| panic!("no total in {stdout}")),
-    );
     for class in ["tunnel", "unknown"] {
         assert!(
             stdout
@@ -95,16 +128,7 @@ fn blast_sends_a_paced_class_beside_a_full_speed_one_and_every_frame_arrives() {
             "no rate line for {class}: {stdout}"
         );
     }
-
-    let sink_status = sink.wait().expect("sink");
-    assert!(sink_status.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut sink_out, &mut rest).expect("sink output");
-    let got = ClassCounts::parse_line(
-        rest.lines()
-            .find(|l| l.starts_with("total received"))
-            .unwrap_or_else(|| panic!("no total in {rest}")),
-    );
+    let (got, rest) = sink.finish();
 
     let tunnel = sent.frames[Class::Tunnel.index()];
     let unknown = sent.frames[Class::Unknown.index()];
@@ -133,46 +157,18 @@ fn blast_sends_a_paced_class_beside_a_full_speed_one_and_every_frame_arrives() {
 fn blast_mix_sends_every_class_of_the_mix_and_every_frame_arrives() {
     let t = Topology::new(1);
     let policy = t.policy("", traffic::LAB_TUNNELS);
-    let mut sink = Command::new("ip")
-        .args(["netns", "exec", &t.box_ns])
-        .arg(gen_binary())
-        .args(["sink", "-i", &t.box_out, "--seconds", "3"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the sink");
-    let mut sink_out = BufReader::new(sink.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    sink_out.read_line(&mut line).expect("sink output");
-    assert!(line.starts_with("ready"), "sink said {line:?}");
-
-    let out = Command::new("ip")
-        .args(["netns", "exec", &t.out_ns])
-        .arg(gen_binary())
-        .args(["blast", "-i", &t.out_if, "-c"])
-        .arg(&policy)
-        .args([
+    let sink = Sink::start(&t, "3");
+    let (sent, stdout, _) = blast(
+        &t,
+        &policy,
+        &[
             "--mix",
             "tunnel=3,keepalive=1,non_gre=1,unknown=4,invalid=2,bogon=1",
-        ])
-        .args(["--seconds", "0.5"])
-        .output()
-        .expect("run greguard-gen blast --mix");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "blast --mix failed: {stdout}");
-    let sent = ClassCounts::parse_line(
-        stdout
-            .lines()
-            .find(|l| l.starts_with("total sent"))
-            .unwrap_or_else(|| panic!("no total in {stdout}")),
+            "--seconds",
+            "0.5",
+        ],
     );
-    assert!(sink.wait().expect("sink").success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut sink_out, &mut rest).expect("sink output");
-    let got = ClassCounts::parse_line(
-        rest.lines()
-            .find(|l| l.starts_with("total received"))
-            .unwrap_or_else(|| panic!("no total in {rest}")),
-    );
+    let (got, rest) = sink.finish();
     // Smooth weighted round-robin: the first 12 calls already hold every class; a call sends
     // copies of one frame, so every count is a whole number of calls.
     for class in Class::ALL {
