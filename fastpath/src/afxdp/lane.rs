@@ -10,7 +10,6 @@
 //!
 //! Loaded with the libbpf that xsk-rs already links (through libxdp-sys).
 
-use std::collections::HashSet;
 use std::io;
 
 use super::bpf;
@@ -143,8 +142,8 @@ pub struct FastLane {
     lane_fd: i32,
     tries: [i32; 4],
     config: Config,
-    /// The prefixes in the tries now: (peer, prefix) pairs.
-    prefixes: HashSet<(bool, IpPrefix)>,
+    /// The prefixes in the tries now: (peer, prefix) pairs, sorted by [`order`].
+    prefixes: Vec<TriePrefix>,
     cpus: usize,
     attached: Vec<(u32, Attach)>,
 }
@@ -171,7 +170,7 @@ impl FastLane {
                 map("gg_locals6")?,
             ],
             config: Config::default(),
-            prefixes: HashSet::new(),
+            prefixes: Vec::new(),
             cpus: bpf::possible_cpus(),
             attached: Vec::new(),
             object,
@@ -203,12 +202,16 @@ impl FastLane {
     /// frame in between is at worst handed to user space, never dropped for a tunnel that
     /// exists in both policies. Then the configuration is written in one update.
     pub fn apply(&mut self, policy: &Policy, sample_every: u32) -> Result<(), LaneError> {
-        let mut wanted = HashSet::new();
-        for spec in policy.specs() {
-            wanted.insert((true, spec.peer));
-            wanted.insert((false, spec.local));
-        }
-        let added: Vec<(bool, IpPrefix)> = wanted.difference(&self.prefixes).copied().collect();
+        // Sorted lists rather than hash sets: at 100 000 tunnels hashing them took 70 ms of a
+        // reload, sorting and one merge take a few.
+        let mut wanted: Vec<TriePrefix> = policy
+            .specs()
+            .iter()
+            .flat_map(|spec| [(true, spec.peer), (false, spec.local)])
+            .collect();
+        wanted.sort_unstable_by_key(order);
+        wanted.dedup();
+        let (added, removed) = sorted_difference(&wanted, &self.prefixes);
         for (i, &(peer, prefix)) in added.iter().enumerate() {
             let (fd, key) = self.trie_key(peer, prefix);
             // SAFETY: trie_key builds the trie's key layout; the value is one byte.
@@ -218,7 +221,6 @@ impl FastLane {
                 return Err(e);
             }
         }
-        let removed: Vec<(bool, IpPrefix)> = self.prefixes.difference(&wanted).copied().collect();
         self.remove_prefixes(&removed);
         self.prefixes = wanted;
 
@@ -244,7 +246,7 @@ impl FastLane {
         unsafe { update(self.config_fd, &0u32, &self.config, "gg_config") }
     }
 
-    fn remove_prefixes(&self, prefixes: &[(bool, IpPrefix)]) {
+    fn remove_prefixes(&self, prefixes: &[TriePrefix]) {
         for &(peer, prefix) in prefixes {
             let (fd, key) = self.trie_key(peer, prefix);
             // SAFETY: fd is an LPM trie of this object; trie_key builds its key layout.
@@ -630,4 +632,67 @@ fn refuse_foreign(link: &Link) -> Result<(), BypassError> {
         }
     }
     Ok(())
+}
+
+/// A prefix in one of the tries: (in the peers' trie, prefix).
+type TriePrefix = (bool, IpPrefix);
+
+/// The sort order of the prefix lists: trie, family, address, length.
+fn order(p: &TriePrefix) -> (bool, bool, u128, u8) {
+    match p.1 {
+        IpPrefix::V4(a, l) => (p.0, false, u128::from(a), l),
+        IpPrefix::V6(a, l) => (p.0, true, a, l),
+    }
+}
+
+/// (in `new` but not `old`, in `old` but not `new`) for two lists sorted by [`order`].
+fn sorted_difference(new: &[TriePrefix], old: &[TriePrefix]) -> (Vec<TriePrefix>, Vec<TriePrefix>) {
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < new.len() || j < old.len() {
+        match (new.get(i), old.get(j)) {
+            (Some(n), Some(o)) if order(n) == order(o) => {
+                i += 1;
+                j += 1;
+            }
+            (Some(n), Some(o)) if order(n) < order(o) => {
+                added.push(*n);
+                i += 1;
+            }
+            (Some(_), Some(o)) | (None, Some(o)) => {
+                removed.push(*o);
+                j += 1;
+            }
+            (Some(n), None) => {
+                added.push(*n);
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    (added, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_difference_finds_what_came_and_went() {
+        let p = |peer: bool, a: u32, l: u8| (peer, IpPrefix::V4(a, l));
+        let mut old = vec![p(true, 1, 32), p(true, 2, 32), p(false, 9, 24)];
+        let mut new = vec![
+            p(true, 2, 32),
+            p(true, 3, 32),
+            p(false, 9, 24),
+            p(false, 9, 32),
+        ];
+        old.sort_unstable_by_key(order);
+        new.sort_unstable_by_key(order);
+        let (added, removed) = sorted_difference(&new, &old);
+        assert_eq!(added, vec![p(false, 9, 32), p(true, 3, 32)]);
+        assert_eq!(removed, vec![p(true, 1, 32)]);
+        assert_eq!(sorted_difference(&new, &new), (vec![], vec![]));
+        assert_eq!(sorted_difference(&[], &old).1.len(), 3);
+    }
 }
