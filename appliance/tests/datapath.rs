@@ -575,18 +575,8 @@ fn frames_larger_than_a_umem_frame_are_dropped_as_oversize() {
     };
     let (small, big) = (frame(1000), frame(2400));
     assert!(small.len() < 1792 && big.len() > 1792 && big.len() <= 3014);
-    let out_if = t.out_if.clone();
-    common::netns::in_netns(&t.out_ns, move || {
-        let socket = traffic::packet::PacketSocket::open(&out_if).expect("packet socket");
-        for _ in 0..10 {
-            for f in [&small, &big] {
-                while socket.send_batch(&[f.as_slice()]).expect("send") == 0 {}
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    })
-    .join()
-    .expect("sender");
+    let frames: Vec<Vec<u8>> = (0..10).flat_map(|_| [small.clone(), big.clone()]).collect();
+    t.send_frames(frames, Duration::from_millis(2));
     let (got, _) = counter.stop();
     let s = gre_box.stop();
     assert_eq!(

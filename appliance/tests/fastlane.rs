@@ -23,19 +23,6 @@ key       = 1001
 protocols = ["ipv4", "ipv6", "keepalive"]
 "#;
 
-/// Sends `frames` copies of `frame` from the outside host.
-fn send_raw(t: &Topology, frame: Vec<u8>, frames: usize) {
-    let out_if = t.out_if.clone();
-    common::netns::in_netns(&t.out_ns, move || {
-        let socket = traffic::packet::PacketSocket::open(&out_if).expect("packet socket");
-        for _ in 0..frames {
-            while socket.send_batch(&[frame.as_slice()]).expect("send") == 0 {}
-        }
-    })
-    .join()
-    .expect("sender");
-}
-
 #[test]
 fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator() {
     let mut t = Topology::new(1);
@@ -64,7 +51,7 @@ fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator
     .gre(Gre::v0(0x0800).key(1001), vec![0x45; 12])
     .macs(traffic::mix::DST_MAC, Class::Invalid.mac(0))
     .build();
-    send_raw(&t, bad_inner, 25);
+    t.send_frames(vec![bad_inner; 25], Duration::ZERO);
     let (got, _) = counter.stop();
     let s = gre_box.stop();
     assert!(s.status.success(), "{}", s.stderr);

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use common::netns::{in_netns, sh, Topology};
+use common::netns::{sh, Topology};
 use fastpath::build::{Checksum, FrameBuilder, Gre};
 use fastpath::{Classifier, Direction, Reason, Verdict};
 use traffic::mix::{Mix, Side, DST_MAC};
@@ -135,17 +135,7 @@ fn the_nft_ruleset_loads_and_agrees_with_greguard_on_a_bridge() {
     let capture = t.path("inside.pcap");
     let (in_ns, in_if) = (t.in_ns.clone(), t.in_if.clone());
     let counter = t.start_counter(&in_ns, &in_if, Some(&capture));
-    let out_if = t.out_if.clone();
-    let frames = sample.clone();
-    in_netns(&t.out_ns, move || {
-        let socket = traffic::packet::PacketSocket::open(&out_if).expect("packet socket");
-        for f in &frames {
-            while socket.send_batch(&[f.as_slice()]).expect("send") == 0 {}
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
-    })
-    .join()
-    .expect("sender");
+    t.send_frames(sample.clone(), std::time::Duration::from_micros(200));
     let _ = counter.stop();
 
     let (_, arrived) = common::read_pcap(&capture);

@@ -401,7 +401,7 @@ fn blast(
         let frame = mix
             .pool(class)
             .iter()
-            .find(|f| f.len() > 14 && f[12..14] == [0x08, 0x00])
+            .find(|f| untagged_ipv4(f))
             .cloned()
             .ok_or_else(|| anyhow::anyhow!("no IPv4 {class} frame for this policy"))?;
         frames.push((class, rate, frame));
@@ -467,6 +467,11 @@ fn print_sent(counts: &ClassCounts, secs: f64) {
 /// pool each call sets up and tears down.
 const MIX_CHUNK: u32 = 16_384;
 
+/// An untagged IPv4 frame: the blast program randomises such a frame's source in place.
+fn untagged_ipv4(frame: &[u8]) -> bool {
+    frame.len() > 14 && frame[12..14] == [0x08, 0x00]
+}
+
 /// One class of `blast --mix`.
 struct MixClass<'a> {
     class: Class,
@@ -496,7 +501,7 @@ fn blast_mix(interface: &str, config: &std::path::Path, weights: &str, seconds: 
             frames: mix
                 .pool(class)
                 .iter()
-                .filter(|f| class != Class::Unknown || (f.len() > 14 && f[12..14] == [0x08, 0x00]))
+                .filter(|f| class != Class::Unknown || untagged_ipv4(f))
                 .map(Vec::as_slice)
                 .collect(),
             next: 0,

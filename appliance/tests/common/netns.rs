@@ -96,6 +96,23 @@ impl Topology {
         }
     }
 
+    /// Sends `frames` in order from the outside host through a packet socket, pausing `gap`
+    /// after each (none for a zero gap).
+    pub fn send_frames(&self, frames: Vec<Vec<u8>>, gap: Duration) {
+        let out_if = self.out_if.clone();
+        in_netns(&self.out_ns, move || {
+            let socket = traffic::packet::PacketSocket::open(&out_if).expect("packet socket");
+            for f in &frames {
+                while socket.send_batch(&[f.as_slice()]).expect("send") == 0 {}
+                if !gap.is_zero() {
+                    std::thread::sleep(gap);
+                }
+            }
+        })
+        .join()
+        .expect("sender");
+    }
+
     /// Pings the inside host from the outside one through the box, `count` times; panics on
     /// loss.
     pub fn ping(&self, count: u32) {

@@ -649,27 +649,24 @@ fn order(p: &TriePrefix) -> (bool, bool, u128, u8) {
 fn sorted_difference(new: &[TriePrefix], old: &[TriePrefix]) -> (Vec<TriePrefix>, Vec<TriePrefix>) {
     let (mut added, mut removed) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
-    while i < new.len() || j < old.len() {
-        match (new.get(i), old.get(j)) {
-            (Some(n), Some(o)) if order(n) == order(o) => {
+    while let (Some(n), Some(o)) = (new.get(i), old.get(j)) {
+        match order(n).cmp(&order(o)) {
+            std::cmp::Ordering::Equal => {
                 i += 1;
                 j += 1;
             }
-            (Some(n), Some(o)) if order(n) < order(o) => {
+            std::cmp::Ordering::Less => {
                 added.push(*n);
                 i += 1;
             }
-            (Some(_), Some(o)) | (None, Some(o)) => {
+            std::cmp::Ordering::Greater => {
                 removed.push(*o);
                 j += 1;
             }
-            (Some(n), None) => {
-                added.push(*n);
-                i += 1;
-            }
-            (None, None) => break,
         }
     }
+    added.extend_from_slice(&new[i..]);
+    removed.extend_from_slice(&old[j..]);
     (added, removed)
 }
 
