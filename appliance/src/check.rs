@@ -16,7 +16,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
 /// Loads the policy and prints it as an nftables ruleset.
 pub fn nft(path: &Path) -> Result<(), Failure> {
     let loaded = config::load_file(path).map_err(Failure::input)?;
-    let text = config::nft::ruleset(&loaded.model, &path.display().to_string())
+    let text = config::nft::ruleset(&loaded, &path.display().to_string())
         .map_err(|e| Failure::input(anyhow::anyhow!("{}: {e}", path.display())))?;
     print!("{text}");
     Ok(())

@@ -23,7 +23,10 @@ use crate::top::TopSources;
 
 /// Runs until a stop signal (or `--duration`), then prints the final report.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
-    let loaded = config::load_file(&args.config).map_err(Failure::input)?;
+    // Kept for reloads: tunnels whose text did not change are not read again.
+    let mut loader = config::Loader::new();
+    let loaded = loader.load_file(&args.config).map_err(Failure::input)?;
+    loader.prepare_reloads();
     let ports = loaded.model.ports.clone().ok_or_else(|| {
         Failure::input(anyhow!(
             "{}: no [ports] table; `greguard run` needs ports.outside and ports.inside (the \
@@ -32,7 +35,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         ))
     })?;
     let spec = ports_spec(&ports, &loaded.model.sampling);
-    let policy = Arc::new(loaded.policy);
+    let policy = loaded.policy;
     let tunnels = policy.tunnel_count();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -93,6 +96,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         SystemTime::now(),
     )
     .map_err(Failure::runtime)?;
+    // The data path holds the policy from here; a reload frees (or recycles) it.
+    drop(policy);
     tracing::info!("metrics at http://{}/metrics", loaded.model.metrics.listen);
     let mut notifier = Notifier::new();
     notifier.ready(&format!(
@@ -137,13 +142,22 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         });
         if hup.swap(false, Ordering::Relaxed) {
             notifier.reloading();
-            reload(&args.config, &mut running, &mut data_path, &mut exporter);
+            reload(
+                &args.config,
+                &mut loader,
+                &mut running,
+                &mut data_path,
+                &mut exporter,
+            );
             notifier.ready(&format!(
                 "forwarding, policy generation {}",
                 data_path.generation()
             ));
         }
         data_path.collect_retired();
+        if let Some(spare) = data_path.take_spare_policy() {
+            loader.recycle(spare);
+        }
         drops.roll();
         let policy_now = data_path.policy().clone();
         let from_workers = samples
@@ -224,6 +238,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
 /// (which need a restart), is reported and counted, and the running one stays.
 fn reload(
     path: &std::path::Path,
+    loader: &mut config::Loader,
     running: &mut config::PolicyModel,
     data_path: &mut DataPath,
     exporter: &mut Exporter,
@@ -234,7 +249,7 @@ fn reload(
         tracing::error!("reload refused, generation {keep} keeps running: {why}");
         exporter.reload_failed();
     };
-    let loaded = match config::load_file(path) {
+    let loaded = match loader.load_file(path) {
         Ok(l) => l,
         Err(e) => return refused(e.to_string(), exporter),
     };
@@ -252,19 +267,20 @@ fn reload(
             );
         }
     }
-    let policy = Arc::new(loaded.policy);
+    let policy = loaded.policy;
     let loaded_in = started.elapsed();
     match data_path.reload(policy.clone(), sampling_rates(&loaded.model.sampling)) {
         Ok(generation) => {
             let took = started.elapsed();
             tracing::info!(
                 "policy reloaded from {} in {:.1} ms (load and compile {:.1} ms, apply {:.1} ms): \
-                 generation {generation}, {} tunnels",
+                 generation {generation}, {} tunnels ({})",
                 path.display(),
                 took.as_secs_f64() * 1e3,
                 loaded_in.as_secs_f64() * 1e3,
                 (took - loaded_in).as_secs_f64() * 1e3,
-                policy.tunnel_count()
+                policy.tunnel_count(),
+                loader.last()
             );
             exporter.reloaded(&policy, generation, SystemTime::now());
             *running = loaded.model;

@@ -29,6 +29,7 @@
 
 mod address;
 mod error;
+mod loader;
 mod model;
 pub mod nft;
 mod schema;
@@ -36,17 +37,27 @@ mod summary;
 mod validate;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use error::Error;
+pub use loader::{Loader, Reuse};
 pub use model::{Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode};
 
 /// A policy that loaded: the validated model and the tables the classifier runs on.
 #[derive(Clone, Debug)]
 pub struct Loaded {
-    /// Everything the file says, defaults filled in (ports, sampling, metrics, tunnel specs).
+    /// Everything the file says but the tunnels, defaults filled in.
     pub model: PolicyModel,
-    /// The compiled tables; tunnel `i` is `model.tunnels[i]`.
-    pub policy: fastpath::Policy,
+    /// The compiled tables, which hold the tunnels (shared: the data path runs on it, and a
+    /// [`Loader`] keeps it to reuse unchanged tunnels).
+    pub policy: Arc<fastpath::Policy>,
+}
+
+impl Loaded {
+    /// The `[[tunnel]]`s in file order, checked; tunnel `i` here is tunnel `i` of the policy.
+    pub fn tunnels(&self) -> &[Arc<fastpath::TunnelSpec>] {
+        self.policy.specs()
+    }
 }
 
 /// Reads and loads the policy at `path`. Errors name the file as given.
@@ -62,5 +73,8 @@ pub fn load_str(text: &str, origin: &str) -> Result<Loaded, Error> {
         toml::from_str(text).map_err(|e| Error::from_toml(origin, text, &e))?;
     let (model, policy) = validate::validate(&raw, text)
         .map_err(|p| Error::at(origin, text, p.span.start, p.message))?;
-    Ok(Loaded { model, policy })
+    Ok(Loaded {
+        model,
+        policy: Arc::new(policy),
+    })
 }

@@ -1,12 +1,12 @@
 //! The validated policy: plain types, every default filled in, nothing left to check. The
 //! appliance reads `[ports]`, `[sampling]` and `[metrics]` from here; the classifier gets the
-//! compiled [`fastpath::Policy`] built from `defaults` and `tunnels`.
+//! compiled [`fastpath::Policy`], which holds the tunnels ([`crate::Loaded::tunnels`]).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use fastpath::{Defaults, TunnelSpec};
+use fastpath::Defaults;
 
 /// A whole policy file after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,8 +15,6 @@ pub struct PolicyModel {
     pub ports: Option<Ports>,
     /// `[defaults]`, as the classifier takes them.
     pub defaults: Defaults,
-    /// The `[[tunnel]]`s in file order; tunnel `i` here is tunnel `i` in the compiled policy.
-    pub tunnels: Vec<TunnelSpec>,
     /// `[sampling]`.
     pub sampling: Sampling,
     /// `[metrics]`.

@@ -21,12 +21,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use fastpath::{
     Action, Defaults, FlagRule, IpPrefix, KeyRule, ProtoClass, Rate, TunnelSpec, Verdict,
 };
 
-use crate::model::PolicyModel;
+use crate::Loaded;
 
 /// The checks of DESIGN §5 this ruleset does not make, or makes only in part.
 pub const UNEXPRESSED: &[&str] = &[
@@ -58,8 +59,10 @@ pub enum NftError {
     NoPorts,
 }
 
-/// The ruleset for `model`; `source` names the policy file in the header comment.
-pub fn ruleset(model: &PolicyModel, source: &str) -> Result<String, NftError> {
+/// The ruleset for a loaded policy; `source` names the policy file in the header comment.
+pub fn ruleset(loaded: &Loaded, source: &str) -> Result<String, NftError> {
+    let model = &loaded.model;
+    let tunnels = loaded.tunnels();
     let ports = model.ports.as_ref().ok_or(NftError::NoPorts)?;
     let d = &model.defaults;
     let mut o = String::new();
@@ -76,7 +79,7 @@ pub fn ruleset(model: &PolicyModel, source: &str) -> Result<String, NftError> {
     for len in [4u32, 8, 12, 16] {
         layout_chain(&mut o, d, len);
     }
-    let groups = address_groups(&model.tunnels);
+    let groups = address_groups(tunnels);
     let sides = Sides {
         outside: quote(&ports.outside),
         inside: quote(&ports.inside),
@@ -86,9 +89,9 @@ pub fn ruleset(model: &PolicyModel, source: &str) -> Result<String, NftError> {
         fragment_chain(&mut o, &groups, &sides);
     }
     for (n, group) in groups.iter().enumerate() {
-        addr_chain(&mut o, n, group, &model.tunnels);
+        addr_chain(&mut o, n, group, tunnels);
     }
-    for (i, t) in model.tunnels.iter().enumerate() {
+    for (i, t) in tunnels.iter().enumerate() {
         tunnel_chain(&mut o, i, t);
     }
     if uses_budget(d) {
@@ -262,7 +265,7 @@ struct Group {
 }
 
 /// Tunnels grouped by exact address pair, in policy order of first appearance.
-fn address_groups(tunnels: &[TunnelSpec]) -> Vec<Group> {
+fn address_groups(tunnels: &[Arc<TunnelSpec>]) -> Vec<Group> {
     let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for (i, t) in tunnels.iter().enumerate() {
@@ -411,7 +414,7 @@ fn fragment_chain(o: &mut String, groups: &[Group], sides: &Sides) {
 
 /// Chooses among the tunnels of one address pair by key (DESIGN §4): `key = N` for key N
 /// (a version-1 packet's call ID), `key = "none"` for no key, no `key` for either.
-fn addr_chain(o: &mut String, n: usize, group: &Group, tunnels: &[TunnelSpec]) {
+fn addr_chain(o: &mut String, n: usize, group: &Group, tunnels: &[Arc<TunnelSpec>]) {
     let _ = writeln!(o, "\tchain addr_{n} {{");
     let by = |rule: KeyRule| {
         group
@@ -531,7 +534,7 @@ mod tests {
 
     fn ruleset_of(text: &str) -> String {
         let loaded = crate::load_str(text, "test.toml").expect("policy");
-        ruleset(&loaded.model, "test.toml").expect("ruleset")
+        ruleset(&loaded, "test.toml").expect("ruleset")
     }
 
     const PORTS: &str = "[ports]\noutside = \"o0\"\ninside = \"i0\"\n";
@@ -543,10 +546,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        assert!(matches!(
-            ruleset(&loaded.model, "t"),
-            Err(NftError::NoPorts)
-        ));
+        assert!(matches!(ruleset(&loaded, "t"), Err(NftError::NoPorts)));
     }
 
     #[test]

@@ -24,6 +24,41 @@ pub(crate) struct RawPolicy {
     pub metrics: Option<RawMetrics>,
 }
 
+/// The text before a policy's first `[[tunnel]]` line, read on its own by [`crate::Loader`].
+/// `tunnel` is taken only to tell that the preamble names it at all, which the split cannot
+/// handle (the whole file is then read as one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPreamble {
+    pub ports: Option<RawPorts>,
+    pub defaults: Option<RawDefaults>,
+    pub tunnel: Option<de::IgnoredAny>,
+    pub sampling: Option<RawSampling>,
+    pub metrics: Option<RawMetrics>,
+}
+
+impl RawPreamble {
+    /// The preamble as a policy without tunnels; `None` when it names `tunnel`.
+    pub fn into_policy(self) -> Option<RawPolicy> {
+        self.tunnel.is_none().then_some(RawPolicy {
+            ports: self.ports,
+            defaults: self.defaults,
+            tunnel: Vec::new(),
+            sampling: self.sampling,
+            metrics: self.metrics,
+        })
+    }
+}
+
+/// One `[[tunnel]]` line and the lines up to the next, read on its own by [`crate::Loader`].
+/// Anything but tunnels (another table, say) is refused, so the block means the same alone as
+/// in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBlock {
+    pub tunnel: Vec<S<RawTunnel>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPorts {

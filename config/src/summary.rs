@@ -2,6 +2,7 @@
 //! words, so an operator can see at a glance that defaults and tunnels are what they meant.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use fastpath::{Action, FlagRule, KeyRule, Rate, TunnelSpec};
 
@@ -64,7 +65,7 @@ fn extras(t: &TunnelSpec) -> String {
 
 /// `3 tunnels: 2 version 0, 1 version 1; 3 IPv4; 1 host pair, 2 with prefixes`, zero counts left
 /// out.
-fn census(tunnels: &[TunnelSpec]) -> String {
+fn census(tunnels: &[Arc<TunnelSpec>]) -> String {
     if tunnels.is_empty() {
         return "0 tunnels: all valid GRE is unknown_tunnel".to_string();
     }
@@ -160,9 +161,9 @@ impl Loaded {
             one_in(*forwarded)
         );
         let _ = writeln!(out, "metrics:  http://{}/metrics", m.metrics.listen);
-        let _ = writeln!(out, "{}", census(&m.tunnels));
-        let rows: Vec<[String; 6]> = m
-            .tunnels
+        let _ = writeln!(out, "{}", census(self.tunnels()));
+        let rows: Vec<[String; 6]> = self
+            .tunnels()
             .iter()
             .map(|t| {
                 [

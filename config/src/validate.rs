@@ -703,6 +703,16 @@ impl Checker<'_> {
     }
 }
 
+/// One tunnel on its own (read from `text`), for [`crate::Loader`]; `None` when any value is
+/// wrong (the full load then finds and reports it).
+pub(crate) fn tunnel_spec(raw: &RawTunnel, text: &str) -> Option<TunnelSpec> {
+    Checker {
+        text,
+        problems: Vec::new(),
+    }
+    .tunnel(raw)
+}
+
 /// Validates `raw` (read from `text`) and compiles it. On failure returns the problem earliest
 /// in the file.
 pub(crate) fn validate(raw: &RawPolicy, text: &str) -> Result<(PolicyModel, Policy), Problem> {
@@ -713,7 +723,7 @@ pub(crate) fn validate(raw: &RawPolicy, text: &str) -> Result<(PolicyModel, Poli
     let ports = raw.ports.as_ref().map(|p| c.ports(p));
     let defaults = c.defaults(raw.defaults.as_ref());
     let mut policy = Policy::new(defaults);
-    let mut tunnels = Vec::with_capacity(raw.tunnel.len());
+    policy.reserve(raw.tunnel.len());
     // Name → span of the first tunnel with that name; policy index → raw tunnel, for messages.
     let mut names: HashMap<&str, Range<usize>> = HashMap::new();
     let mut built: Vec<&S<RawTunnel>> = Vec::new();
@@ -731,11 +741,8 @@ pub(crate) fn validate(raw: &RawPolicy, text: &str) -> Result<(PolicyModel, Poli
         let Some(spec) = c.tunnel(t.get_ref()) else {
             continue;
         };
-        match policy.add_tunnel(spec.clone()) {
-            Ok(_) => {
-                built.push(t);
-                tunnels.push(spec);
-            }
+        match policy.add_tunnel(spec) {
+            Ok(_) => built.push(t),
             Err(e) => {
                 let ctx = format!("tunnel {:?}: ", name.get_ref());
                 let (span, message) = match e {
@@ -776,7 +783,6 @@ pub(crate) fn validate(raw: &RawPolicy, text: &str) -> Result<(PolicyModel, Poli
     let model = PolicyModel {
         ports,
         defaults,
-        tunnels,
         sampling,
         metrics,
     };

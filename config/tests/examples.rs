@@ -70,7 +70,7 @@ fn small_site() {
         ),
         "vienna-v6"
     );
-    let berlin = &l.model.tunnels[0];
+    let berlin = &l.tunnels()[0];
     assert_eq!(
         berlin.rate,
         Some(Rate {
@@ -78,9 +78,9 @@ fn small_site() {
             burst: 5000
         })
     );
-    assert_eq!(l.model.tunnels[1].checksum, FlagRule::Require);
-    assert_eq!(l.model.tunnels[2].sequence, FlagRule::Forbid);
-    assert_eq!(l.model.tunnels[2].protocols.describe(), vec!["ipv4"]);
+    assert_eq!(l.tunnels()[1].checksum, FlagRule::Require);
+    assert_eq!(l.tunnels()[2].sequence, FlagRule::Forbid);
+    assert_eq!(l.tunnels()[2].protocols.describe(), vec!["ipv4"]);
     assert_eq!(
         l.model.sampling.pcap_dir.as_deref(),
         Some(std::path::Path::new("/var/lib/greguard/samples"))
@@ -92,13 +92,11 @@ fn pptp_concentrator() {
     let l = example("pptp-concentrator.toml");
     assert_eq!(l.policy.tunnel_count(), 2);
     assert!(l
-        .model
-        .tunnels
+        .tunnels()
         .iter()
         .all(|t| t.version == 1 && t.key == KeyRule::Any));
     assert!(l
-        .model
-        .tunnels
+        .tunnels()
         .iter()
         .all(|t| t.protocols.describe() == vec!["ppp"]));
     let ports = l.model.ports.as_ref().unwrap();
@@ -144,7 +142,7 @@ fn dmvpn_hub() {
     let l = example("dmvpn-hub.toml");
     assert_eq!(l.policy.tunnel_count(), 2);
     assert_eq!(
-        l.model.tunnels[0].protocols.describe(),
+        l.tunnels()[0].protocols.describe(),
         vec!["ipv4", "nhrp", "keepalive"]
     );
     assert_eq!(
@@ -182,7 +180,7 @@ fn summaries_name_every_tunnel() {
     ] {
         let l = example(name);
         let s = l.summary();
-        for t in &l.model.tunnels {
+        for t in l.tunnels() {
             assert!(s.contains(&t.name), "{name}: {s}");
         }
     }

@@ -34,6 +34,16 @@ impl<K: HostKey, V: Copy> HostTable<K, V> {
         self.map.get(&key)
     }
 
+    /// Removes every key, keeping the memory.
+    pub(crate) fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    /// Makes room for `additional` more keys.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional);
+    }
+
     /// The value for `key`, inserting `fresh` first when absent.
     pub(crate) fn get_or_insert(&mut self, key: K, fresh: V) -> &mut V {
         self.map.entry(key).or_insert(fresh)

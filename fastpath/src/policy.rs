@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use prefix_trie::PrefixMap;
@@ -347,6 +348,17 @@ where
     prefixes: PrefixMap<(A, u8), PrefixMap<(A, u8), Entry>>,
 }
 
+impl<A: Family> FamilyTable<A>
+where
+    (A, u8): prefix_trie::Prefix,
+{
+    /// Empty, with the host table's memory kept.
+    fn clear(&mut self) {
+        self.hosts.clear();
+        self.prefixes = PrefixMap::new();
+    }
+}
+
 impl<A: Family> Default for FamilyTable<A>
 where
     (A, u8): prefix_trie::Prefix,
@@ -427,7 +439,9 @@ impl std::error::Error for BuildError {}
 pub struct Policy {
     defaults: Defaults,
     hot: Vec<HotRule>,
-    specs: Vec<TunnelSpec>,
+    /// Shared: a reload that keeps a tunnel keeps its spec, and building the new policy then
+    /// costs a pointer per tunnel instead of a copy (with its name) in fresh memory.
+    specs: Vec<Arc<TunnelSpec>>,
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
     pairs: Vec<PairTunnels>,
@@ -446,8 +460,34 @@ impl Policy {
         }
     }
 
+    /// This policy emptied and set to `defaults`, its tables' memory kept: a reload builds the
+    /// next policy in the one it replaced, in memory that is already there instead of fresh
+    /// memory the kernel zeroes first.
+    pub fn recycle(mut self, defaults: Defaults) -> Policy {
+        self.defaults = defaults;
+        self.hot.clear();
+        self.specs.clear();
+        self.pairs.clear();
+        self.v4.clear();
+        self.v6.clear();
+        self
+    }
+
+    /// Makes room for `tunnels` more before they are added one by one, so that a policy of
+    /// 100 000 tunnels is not built through a series of ever larger copies. Both families'
+    /// host tables get room for all of them: the unused one costs address space, not memory
+    /// (only its control bytes are written).
+    pub fn reserve(&mut self, tunnels: usize) {
+        self.specs.reserve(tunnels);
+        self.hot.reserve(tunnels);
+        self.pairs.reserve(tunnels);
+        self.v4.hosts.reserve(tunnels);
+        self.v6.hosts.reserve(tunnels);
+    }
+
     /// Adds a tunnel and returns its index.
-    pub fn add_tunnel(&mut self, spec: TunnelSpec) -> Result<u32, BuildError> {
+    pub fn add_tunnel(&mut self, spec: impl Into<Arc<TunnelSpec>>) -> Result<u32, BuildError> {
+        let spec = spec.into();
         let index = u32::try_from(self.specs.len())
             .ok()
             .filter(|&i| i < NO_TUNNEL)
@@ -528,17 +568,41 @@ impl Policy {
 
     /// The spec a tunnel was built from (name, addresses), for reports.
     pub fn spec(&self, index: u32) -> Option<&TunnelSpec> {
-        self.specs.get(index as usize)
+        self.specs.get(index as usize).map(|s| &**s)
     }
 
     /// All tunnel specs in index order.
-    pub fn specs(&self) -> &[TunnelSpec] {
+    pub fn specs(&self) -> &[Arc<TunnelSpec>] {
         &self.specs
     }
 
     /// The name of tunnel `index`, or "" when there is none.
     pub fn tunnel_name(&self, index: u32) -> &str {
         self.spec(index).map_or("", |s| s.name.as_str())
+    }
+
+    /// For each tunnel, the index of the tunnel of the same name in `old` (a reload carries
+    /// policer levels, counts and metric series over by it). Most reloads change a few tunnels
+    /// of many, so a name is first looked for at its own index; the map of all old names is
+    /// built only if that fails once.
+    pub fn previous_indices(&self, old: &Policy) -> Vec<Option<u32>> {
+        let mut by_name: Option<HashMap<&str, u32, RandomState>> = None;
+        (0..self.tunnel_count() as u32)
+            .map(|i| {
+                let name = self.tunnel_name(i);
+                if (i as usize) < old.tunnel_count() && old.tunnel_name(i) == name {
+                    return Some(i);
+                }
+                by_name
+                    .get_or_insert_with(|| {
+                        (0..old.tunnel_count() as u32)
+                            .map(|o| (old.tunnel_name(o), o))
+                            .collect()
+                    })
+                    .get(name)
+                    .copied()
+            })
+            .collect()
     }
 
     /// Finds the tunnel for an IPv4 packet oriented as (peer, local) with an optional key.
@@ -655,6 +719,30 @@ mod tests {
 
     fn v4(s: &str) -> u32 {
         u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    #[test]
+    fn tunnels_are_matched_by_name_wherever_they_moved() {
+        let policy = |names: &[&str]| {
+            let mut p = Policy::new(Defaults::default());
+            for (i, name) in names.iter().enumerate() {
+                let peer = format!("203.0.113.{i}");
+                p.add_tunnel(spec(name, &peer, "198.51.100.1", KeyRule::Any))
+                    .expect("distinct peers");
+            }
+            p
+        };
+        let old = policy(&["a", "b", "c"]);
+        assert_eq!(
+            policy(&["a", "b", "c", "d"]).previous_indices(&old),
+            [Some(0), Some(1), Some(2), None]
+        );
+        assert_eq!(
+            policy(&["a", "x", "c", "b"]).previous_indices(&old),
+            [Some(0), None, Some(2), Some(1)]
+        );
+        assert_eq!(policy(&["c"]).previous_indices(&old), [Some(2)]);
+        assert!(policy(&[]).previous_indices(&old).is_empty());
     }
 
     #[test]

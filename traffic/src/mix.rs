@@ -3,6 +3,7 @@
 //! Building happens once, before sending: the send loop only copies pointers to ready frames.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use fastpath::build::{payload, FrameBuilder, Gre};
 use fastpath::{FlagRule, IpPrefix, KeyRule, ProtoClass, TunnelSpec};
@@ -91,7 +92,7 @@ impl Mix {
     /// Builds the pools for `tunnels`, sent from `side`, with per-class `weights` (indexed by
     /// [`Class::index`]; 0 = never) and an optional 802.1Q tag.
     pub fn new(
-        tunnels: &[TunnelSpec],
+        tunnels: &[Arc<TunnelSpec>],
         side: Side,
         weights: [u32; Class::COUNT],
         vlan: Option<u16>,
@@ -110,7 +111,7 @@ impl Mix {
                 Endpoint {
                     src,
                     dst,
-                    spec: t.clone(),
+                    spec: TunnelSpec::clone(t),
                 }
             })
             .collect();

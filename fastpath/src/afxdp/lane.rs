@@ -14,6 +14,7 @@ use std::io;
 
 use super::bpf;
 use super::link::Link;
+use super::prefixes::{PrefixCounts, TriePrefix};
 use crate::counters::Counters;
 use crate::policy::{Action, IpPrefix, Policy};
 use crate::reason::{Direction, Reason, Verdict};
@@ -142,8 +143,8 @@ pub struct FastLane {
     lane_fd: i32,
     tries: [i32; 4],
     config: Config,
-    /// The prefixes in the tries now: (peer, prefix) pairs, sorted by [`order`].
-    prefixes: Vec<TriePrefix>,
+    /// The prefixes in the tries, counted by the tunnels of the applied policy that use them.
+    prefixes: PrefixCounts,
     cpus: usize,
     attached: Vec<(u32, Attach)>,
 }
@@ -170,7 +171,7 @@ impl FastLane {
                 map("gg_locals6")?,
             ],
             config: Config::default(),
-            prefixes: Vec::new(),
+            prefixes: PrefixCounts::default(),
             cpus: bpf::possible_cpus(),
             attached: Vec::new(),
             object,
@@ -195,34 +196,38 @@ impl FastLane {
         self.config.outside_ifindex = outside.ifindex;
         self.config.fail_open = u8::from(on_failure == OnFailure::Open);
         self.config.active = u8::from(active);
-        self.apply(policy, sample_every)
+        let none = Policy::new(policy.defaults().to_owned());
+        self.apply(
+            policy,
+            &none,
+            &vec![None; policy.tunnel_count()],
+            sample_every,
+        )
     }
 
-    /// Brings the maps to `policy`: prefixes it adds go in before those it drops go out, so a
+    /// Brings the maps from `old` (the policy applied last) to `policy`, whose tunnel `i` was
+    /// tunnel `previous[i]` of `old`: prefixes it adds go in before those it drops go out, so a
     /// frame in between is at worst handed to user space, never dropped for a tunnel that
     /// exists in both policies. Then the configuration is written in one update.
-    pub fn apply(&mut self, policy: &Policy, sample_every: u32) -> Result<(), LaneError> {
-        // Sorted lists rather than hash sets: at 100 000 tunnels hashing them took 70 ms of a
-        // reload, sorting and one merge take a few.
-        let mut wanted: Vec<TriePrefix> = policy
-            .specs()
-            .iter()
-            .flat_map(|spec| [(true, spec.peer), (false, spec.local)])
-            .collect();
-        wanted.sort_unstable_by_key(order);
-        wanted.dedup();
-        let (added, removed) = sorted_difference(&wanted, &self.prefixes);
-        for (i, &(peer, prefix)) in added.iter().enumerate() {
+    pub fn apply(
+        &mut self,
+        policy: &Policy,
+        old: &Policy,
+        previous: &[Option<u32>],
+        sample_every: u32,
+    ) -> Result<(), LaneError> {
+        let changes = self.prefixes.changes(policy, old, previous);
+        for (i, &(peer, prefix)) in changes.insert.iter().enumerate() {
             let (fd, key) = self.trie_key(peer, prefix);
             // SAFETY: trie_key builds the trie's key layout; the value is one byte.
             if let Err(e) = unsafe { update(fd, key.as_slice(), &1u8, "prefix") } {
                 // The running policy keeps its maps as they were.
-                self.remove_prefixes(&added[..i]);
+                self.remove_prefixes(&changes.insert[..i]);
                 return Err(e);
             }
         }
-        self.remove_prefixes(&removed);
-        self.prefixes = wanted;
+        self.remove_prefixes(&changes.delete);
+        self.prefixes.commit(&changes);
 
         let d = policy.defaults();
         self.config.non_gre_forward = u8::from(d.non_gre == Verdict::Forward);
@@ -632,64 +637,4 @@ fn refuse_foreign(link: &Link) -> Result<(), BypassError> {
         }
     }
     Ok(())
-}
-
-/// A prefix in one of the tries: (in the peers' trie, prefix).
-type TriePrefix = (bool, IpPrefix);
-
-/// The sort order of the prefix lists: trie, family, address, length.
-fn order(p: &TriePrefix) -> (bool, bool, u128, u8) {
-    match p.1 {
-        IpPrefix::V4(a, l) => (p.0, false, u128::from(a), l),
-        IpPrefix::V6(a, l) => (p.0, true, a, l),
-    }
-}
-
-/// (in `new` but not `old`, in `old` but not `new`) for two lists sorted by [`order`].
-fn sorted_difference(new: &[TriePrefix], old: &[TriePrefix]) -> (Vec<TriePrefix>, Vec<TriePrefix>) {
-    let (mut added, mut removed) = (Vec::new(), Vec::new());
-    let (mut i, mut j) = (0, 0);
-    while let (Some(n), Some(o)) = (new.get(i), old.get(j)) {
-        match order(n).cmp(&order(o)) {
-            std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-            }
-            std::cmp::Ordering::Less => {
-                added.push(*n);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                removed.push(*o);
-                j += 1;
-            }
-        }
-    }
-    added.extend_from_slice(&new[i..]);
-    removed.extend_from_slice(&old[j..]);
-    (added, removed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sorted_difference_finds_what_came_and_went() {
-        let p = |peer: bool, a: u32, l: u8| (peer, IpPrefix::V4(a, l));
-        let mut old = vec![p(true, 1, 32), p(true, 2, 32), p(false, 9, 24)];
-        let mut new = vec![
-            p(true, 2, 32),
-            p(true, 3, 32),
-            p(false, 9, 24),
-            p(false, 9, 32),
-        ];
-        old.sort_unstable_by_key(order);
-        new.sort_unstable_by_key(order);
-        let (added, removed) = sorted_difference(&new, &old);
-        assert_eq!(added, vec![p(false, 9, 32), p(true, 3, 32)]);
-        assert_eq!(removed, vec![p(true, 1, 32)]);
-        assert_eq!(sorted_difference(&new, &new), (vec![], vec![]));
-        assert_eq!(sorted_difference(&[], &old).1.len(), 3);
-    }
 }

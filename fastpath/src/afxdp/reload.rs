@@ -36,21 +36,16 @@ pub struct PolicyState {
 
 impl PolicyState {
     /// The state for `policy` (generation `generation`) of one of `workers` workers, prepared
-    /// off the data path; `old` is the policy it replaces (tunnels are matched by name).
+    /// off the data path; `previous[i]` is the index of tunnel `i` in the policy it replaces
+    /// ([`Policy::previous_indices`]).
     pub fn prepare(
         generation: u64,
         policy: Arc<Policy>,
-        old: &Policy,
+        previous: Vec<Option<u32>>,
         workers: u32,
         now_ns: u64,
         sampling: super::sample::Rates,
     ) -> PolicyState {
-        let old_names: std::collections::HashMap<&str, u32> = (0..old.tunnel_count() as u32)
-            .map(|o| (old.tunnel_name(o), o))
-            .collect();
-        let previous = (0..policy.tunnel_count() as u32)
-            .map(|i| old_names.get(policy.tunnel_name(i)).copied())
-            .collect();
         let tunnels = policy.tunnel_count();
         PolicyState {
             generation,
