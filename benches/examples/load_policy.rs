@@ -18,7 +18,9 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: load_policy FILE [TIMES] [loader]");
+    let path = args
+        .next()
+        .expect("usage: load_policy FILE [TIMES] [loader]");
     let path = Path::new(&path);
     let times: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let only_loader = args.next().as_deref() == Some("loader");

@@ -60,11 +60,11 @@ impl Loaded {
     }
 }
 
-/// Reads and loads the policy at `path`. Errors name the file as given.
+/// Reads and loads the policy at `path`. Errors name the file as given. It goes through a
+/// [`Loader`], which reads a large file tunnel by tunnel (a few times faster than the whole
+/// file at once) and gives what [`load_str`] gives.
 pub fn load_file(path: &Path) -> Result<Loaded, Error> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(&origin, &e))?;
-    load_str(&text, &origin)
+    Loader::new().load_file(path)
 }
 
 /// Loads a policy from `text`; `origin` is the file name used in errors.

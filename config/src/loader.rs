@@ -95,7 +95,12 @@ impl Loader {
         let origin = path.display().to_string();
         let mut text = std::mem::take(&mut self.spare);
         text.clear();
-        if let Err(e) = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text)) {
+        let read = std::fs::File::open(path).and_then(|mut f| {
+            let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
+            text.reserve_exact(with_room(len));
+            f.read_to_string(&mut text)
+        });
+        if let Err(e) = read {
             self.spare = text;
             return Err(Error::unreadable(&origin, &e));
         }
@@ -122,10 +127,16 @@ impl Loader {
     /// first reload of a 100 000-tunnel policy spends 100 ms more waiting for fresh memory.
     pub fn prepare_reloads(&mut self) {
         if let (None, Some(policy)) = (&self.recycled, &self.known.policy) {
-            self.recycled = Some(Policy::clone(policy));
+            let mut copy = Policy::new(*policy.defaults());
+            copy.reserve(policy.tunnel_count());
+            for spec in policy.specs() {
+                // The same tunnels as a policy that built: none is refused.
+                let _ = copy.add_tunnel(spec.clone());
+            }
+            self.recycled = Some(copy);
         }
         if self.spare.capacity() < self.known.text.len() {
-            self.spare.clear();
+            self.spare = String::with_capacity(with_room(self.known.text.len()));
             self.spare.push_str(&self.known.text);
         }
     }
@@ -269,6 +280,12 @@ impl<'k> Finder<'k> {
         self.next = i + 1;
         self.specs.get(i)
     }
+}
+
+/// `n` and room to grow: buffers and tables sized to fit exactly would move into fresh memory
+/// as soon as one tunnel is added, which is what reusing them is to avoid.
+fn with_room(n: usize) -> usize {
+    n.saturating_add(n / 8)
 }
 
 /// Whether no two tunnels share a name.

@@ -39,9 +39,11 @@ impl<K: HostKey, V: Copy> HostTable<K, V> {
         self.map.clear();
     }
 
-    /// Makes room for `additional` more keys.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional);
+    /// Makes room for `room` more keys unless `need` more fit already.
+    pub(crate) fn reserve(&mut self, need: usize, room: usize) {
+        if self.map.capacity() - self.map.len() < need {
+            self.map.reserve(room);
+        }
     }
 
     /// The value for `key`, inserting `fresh` first when absent.

@@ -474,15 +474,22 @@ impl Policy {
     }
 
     /// Makes room for `tunnels` more before they are added one by one, so that a policy of
-    /// 100 000 tunnels is not built through a series of ever larger copies. Both families'
-    /// host tables get room for all of them: the unused one costs address space, not memory
-    /// (only its control bytes are written).
+    /// 100 000 tunnels is not built through a series of ever larger copies. Whatever has to grow
+    /// gets an eighth more: a policy recycled for the next reload then fits a few more tunnels
+    /// without moving to fresh memory. Both families' host tables get room for all of them: the
+    /// unused one costs address space, not memory (only its control bytes are written).
     pub fn reserve(&mut self, tunnels: usize) {
-        self.specs.reserve(tunnels);
-        self.hot.reserve(tunnels);
-        self.pairs.reserve(tunnels);
-        self.v4.hosts.reserve(tunnels);
-        self.v6.hosts.reserve(tunnels);
+        let room = tunnels.saturating_add(tunnels / 8);
+        fn grow<T>(v: &mut Vec<T>, need: usize, room: usize) {
+            if v.capacity() - v.len() < need {
+                v.reserve_exact(room);
+            }
+        }
+        grow(&mut self.specs, tunnels, room);
+        grow(&mut self.hot, tunnels, room);
+        grow(&mut self.pairs, tunnels, room);
+        self.v4.hosts.reserve(tunnels, room);
+        self.v6.hosts.reserve(tunnels, room);
     }
 
     /// Adds a tunnel and returns its index.
@@ -583,26 +590,40 @@ impl Policy {
 
     /// For each tunnel, the index of the tunnel of the same name in `old` (a reload carries
     /// policer levels, counts and metric series over by it). Most reloads change a few tunnels
-    /// of many, so a name is first looked for at its own index; the map of all old names is
-    /// built only if that fails once.
+    /// of many, so a name is first looked for at its own index, and only the names left over
+    /// are looked up among the old tunnels left over.
     pub fn previous_indices(&self, old: &Policy) -> Vec<Option<u32>> {
-        let mut by_name: Option<HashMap<&str, u32, RandomState>> = None;
-        (0..self.tunnel_count() as u32)
-            .map(|i| {
-                let name = self.tunnel_name(i);
-                if (i as usize) < old.tunnel_count() && old.tunnel_name(i) == name {
-                    return Some(i);
-                }
-                by_name
-                    .get_or_insert_with(|| {
-                        (0..old.tunnel_count() as u32)
-                            .map(|o| (old.tunnel_name(o), o))
-                            .collect()
-                    })
-                    .get(name)
-                    .copied()
+        let mut taken = vec![false; old.tunnel_count()];
+        let mut previous: Vec<Option<u32>> = self
+            .specs
+            .iter()
+            .zip(0u32..)
+            .map(|(spec, i)| {
+                let was = old.specs.get(i as usize)?;
+                // The same spec (a reload shares unchanged ones) needs no look at the names.
+                (Arc::ptr_eq(was, spec) || was.name == spec.name).then(|| {
+                    taken[i as usize] = true;
+                    i
+                })
             })
-            .collect()
+            .collect();
+        if previous.iter().all(Option::is_some) {
+            return previous;
+        }
+        // Names are unique in both policies, so a name matched at its own index is nowhere else.
+        let left: HashMap<&str, u32, RandomState> = old
+            .specs
+            .iter()
+            .zip(0u32..)
+            .filter(|&(_, o)| !taken[o as usize])
+            .map(|(spec, o)| (spec.name.as_str(), o))
+            .collect();
+        for (slot, spec) in previous.iter_mut().zip(&self.specs) {
+            if slot.is_none() {
+                *slot = left.get(spec.name.as_str()).copied();
+            }
+        }
+        previous
     }
 
     /// Finds the tunnel for an IPv4 packet oriented as (peer, local) with an optional key.
