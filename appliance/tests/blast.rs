@@ -178,3 +178,70 @@ fn blast_mix_sends_every_class_of_the_mix_and_every_frame_arrives() {
     }
     assert_all_arrived(&t, &sent, &got, &format!("sent {stdout} received {rest}"));
 }
+
+#[test]
+fn blast_spread_reaches_every_tunnel_of_a_consecutive_block() {
+    let mut t = Topology::new(1);
+    // 64 tunnels with peers 100.64.0.0 to .63; the tunnel class's template is the first.
+    let tunnels: String = (0..64)
+        .map(|i| {
+            format!(
+                "[[tunnel]]\nname = \"s{i}\"\npeer = \"100.64.0.{i}\"\nlocal = \"198.51.100.30\"\n"
+            )
+        })
+        .collect();
+    let policy = t.policy("", &tunnels);
+    let greguard = t.start_box(&policy);
+    let (sent, stdout, _) = blast(
+        &t,
+        &policy,
+        &[
+            "--class",
+            "tunnel=20000",
+            "--spread",
+            "100.64.0.0/26",
+            "--seconds",
+            "0.5",
+        ],
+    );
+    let tunnel = sent.frames[Class::Tunnel.index()];
+    assert!(tunnel > 1000, "{stdout}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let report = greguard.stop();
+    // Every copy got a source in the block, with a right header checksum: each was forwarded
+    // as its tunnel's, and (thousands of copies over 64 sources) every tunnel had some.
+    assert_eq!(
+        report.frames("outside", "forward", "tunnel"),
+        tunnel,
+        "{}",
+        report.stdout
+    );
+    let used = (0..64)
+        .filter(|i| {
+            report.stdout.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 3 && f[0] == format!("s{i}") && f[1].parse::<u64>().is_ok_and(|n| n > 0)
+            })
+        })
+        .count();
+    assert_eq!(used, 64, "{}", report.stdout);
+}
+
+#[test]
+fn blast_spread_refuses_what_is_not_a_prefix() {
+    let t = Topology::new(1);
+    let policy = t.policy("", traffic::LAB_TUNNELS);
+    for bad in ["100.64.0.0", "100.64.0.0/33", "fe80::/64"] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &t.out_ns])
+            .arg(gen_binary())
+            .args(["blast", "-i", &t.out_if, "-c"])
+            .arg(&policy)
+            .args(["--spread", bad, "--seconds", "0.1"])
+            .output()
+            .expect("run greguard-gen blast");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(stderr.contains("--spread"), "{bad}: {stderr}");
+    }
+}

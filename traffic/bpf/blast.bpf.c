@@ -6,7 +6,9 @@
  *   gg_blast: each run of a template frame is redirected out of `ifindex`; for a class whose
  *             bit is set in `randomize` (the class is byte 4 of the source MAC) the outer
  *             IPv4 source becomes a random address (header checksum recomputed), so a storm
- *             comes from many sources as backscatter does.
+ *             comes from many sources as backscatter does. With `spread_host` set, any other
+ *             untagged IPv4 frame whose source is in `spread_net` gets a random source in
+ *             that prefix, so traffic reaches many tunnels with consecutive peer addresses.
  *   gg_sink:  attached to the receiving end host: counts frames per traffic class (byte 4 of
  *             the source MAC, see traffic::class) and drops them.
  *   gg_wire:  a bare redirect to `ifindex`, the ceiling a filter is measured against.
@@ -19,7 +21,9 @@
 
 struct blast_cfg {
 	__u32 ifindex;
-	__u32 randomize; /* a bit per class */
+	__u32 randomize;   /* a bit per class */
+	__u32 spread_net;  /* host byte order */
+	__u32 spread_host; /* the host bits of the prefix; 0 = no spread */
 };
 
 struct {
@@ -35,6 +39,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sink_counts SEC(".maps");
+
+/* Writes `src` as the outer IPv4 source of the frame at `data` and recomputes the header
+ * checksum; the caller has checked that the 20-byte header is there. */
+static __always_inline void set_source(__u16 *ip, __u32 src)
+{
+	ip[6] = bpf_htons(src >> 16);
+	ip[7] = bpf_htons(src & 0xffff);
+	ip[5] = 0;
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += ip[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	ip[5] = ~sum;
+}
 
 SEC("xdp")
 int gg_blast(struct xdp_md *ctx)
@@ -60,16 +80,14 @@ int gg_blast(struct xdp_md *ctx)
 		__u32 src = bpf_get_prandom_u32();
 		/* Keep it out of 0/8, 127/8 and 224/3 so it is an unknown source, not a bogon. */
 		src = (src & 0x00ffffff) | ((__u32)(1 + (src >> 24) % 126) << 24);
-		ip[6] = bpf_htons(src >> 16);
-		ip[7] = bpf_htons(src & 0xffff);
-		ip[5] = 0;
-		__u32 sum = 0;
-#pragma unroll
-		for (int i = 0; i < 10; i++)
-			sum += ip[i];
-		sum = (sum & 0xffff) + (sum >> 16);
-		sum = (sum & 0xffff) + (sum >> 16);
-		ip[5] = ~sum;
+		set_source(ip, src);
+	} else if (cfg->spread_host && eth[12] == 0x08 && eth[13] == 0x00) {
+		__u16 *ip = data + 14;
+		if ((void *)(ip + 10) > end)
+			return XDP_PASS;
+		__u32 src = ((__u32)bpf_ntohs(ip[6]) << 16) | bpf_ntohs(ip[7]);
+		if ((src & ~cfg->spread_host) == cfg->spread_net)
+			set_source(ip, cfg->spread_net | (bpf_get_prandom_u32() & cfg->spread_host));
 	}
 	return bpf_redirect(cfg->ifindex, 0);
 }

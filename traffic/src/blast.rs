@@ -41,11 +41,11 @@ impl Programs {
             .ok_or_else(|| io::Error::other(format!("no map {name}")))
     }
 
-    /// Sets `blast_cfg`: where frames go, and the classes (a bit each) whose IPv4 source is
-    /// randomised.
-    fn configure(&self, ifindex: u32, randomize: u32) -> io::Result<()> {
-        let cfg: [u32; 2] = [ifindex, randomize];
-        // SAFETY: blast_cfg is an array (u32 key) of `struct blast_cfg`, two u32s.
+    /// Sets `blast_cfg`: where frames go, the classes (a bit each) whose IPv4 source is
+    /// randomised, and the prefix other sources are spread over (network, host bits).
+    fn configure(&self, ifindex: u32, randomize: u32, spread: (u32, u32)) -> io::Result<()> {
+        let cfg: [u32; 4] = [ifindex, randomize, spread.0, spread.1];
+        // SAFETY: blast_cfg is an array (u32 key) of `struct blast_cfg`, four u32s.
         unsafe { bpf::update(self.map("blast_cfg")?, &0u32, &cfg) }
     }
 
@@ -69,7 +69,10 @@ fn ifindex(name: &str) -> io::Result<u32> {
 /// Sends template frames over and over from an interface at kernel speed.
 pub struct Blaster {
     /// Keeps the program loaded.
-    _programs: Programs,
+    programs: Programs,
+    /// Where frames go, and the classes whose source is randomised.
+    ifindex: u32,
+    randomize: u32,
     prog: i32,
     /// The loopback device the program is held on (see [`hold_in_dispatcher`]), if it is.
     held_on: Option<u32>,
@@ -102,13 +105,25 @@ impl Blaster {
     pub fn new(interface: &str, randomize: &[Class]) -> io::Result<Blaster> {
         let programs = Programs::load()?;
         let mask = randomize.iter().fold(0u32, |m, c| m | 1 << c.index());
-        programs.configure(ifindex(interface)?, mask)?;
+        let ifindex = ifindex(interface)?;
+        programs.configure(ifindex, mask, (0, 0))?;
         let prog = programs.prog("gg_blast")?;
         Ok(Blaster {
             prog,
-            _programs: programs,
+            programs,
+            ifindex,
+            randomize: mask,
             held_on: hold_in_dispatcher(prog),
         })
+    }
+
+    /// From now on, every copy of an untagged IPv4 frame whose source is in `net/len` (and
+    /// whose class is not randomised) leaves with a random source in that prefix: traffic for
+    /// many tunnels whose peers are consecutive addresses, from one template frame.
+    pub fn spread(&self, net: std::net::Ipv4Addr, len: u8) -> io::Result<()> {
+        let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+        self.programs
+            .configure(self.ifindex, self.randomize, (u32::from(net) & !host, host))
     }
 
     /// Whether the program is held in the XDP dispatcher (full speed, smooth pacing).
@@ -246,7 +261,7 @@ pub struct Wire {
 impl Wire {
     pub fn attach(from: &str, to: &str) -> io::Result<Wire> {
         let programs = Programs::load()?;
-        programs.configure(ifindex(to)?, 0)?;
+        programs.configure(ifindex(to)?, 0, (0, 0))?;
         let ifindex = programs.attach("gg_wire", from)?;
         Ok(Wire {
             _programs: programs,

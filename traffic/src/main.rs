@@ -2,6 +2,7 @@
 //! what arrives on one.
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -75,6 +76,12 @@ enum Command {
         /// calls, not frame by frame.
         #[arg(long, value_name = "WEIGHTS", conflicts_with = "class")]
         mix: Option<String>,
+        /// Every copy of a frame whose outer IPv4 source is in this prefix leaves with a random
+        /// source in it (unknown keeps its own random sources): with tunnels whose peers are
+        /// consecutive addresses, traffic for all of them instead of one per template frame
+        /// (`100.64.0.0/16`, as benches/scale uses it).
+        #[arg(long, value_name = "PREFIX", value_parser = parse_spread)]
+        spread: Option<(Ipv4Addr, u8)>,
         /// How long to send.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
@@ -131,11 +138,18 @@ fn main() {
             class,
             pps,
             mix,
+            spread,
             seconds,
-        } => match mix {
-            Some(weights) => blast_mix(&interface, &config, &weights, seconds),
-            None => blast(&interface, &config, &class, pps, seconds),
-        },
+        } => {
+            let out = Out {
+                interface: &interface,
+                spread,
+            };
+            match mix {
+                Some(weights) => blast_mix(&out, &config, &weights, seconds),
+                None => blast(&out, &config, &class, pps, seconds),
+            }
+        }
         Command::Sink { interface, seconds } => sink(&interface, seconds),
         Command::Wire { from, to, seconds } => wire(&from, &to, seconds),
     };
@@ -380,8 +394,26 @@ fn blast_class(arg: &str, pps: u64) -> Result<(Class, u64)> {
     Ok((class, rate))
 }
 
+/// Where `blast` sends, and the prefix it spreads sources over.
+struct Out<'a> {
+    interface: &'a str,
+    spread: Option<(Ipv4Addr, u8)>,
+}
+
+/// `--spread`: an IPv4 prefix.
+fn parse_spread(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (net, len) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not an IPv4 prefix such as 100.64.0.0/16"))?;
+    let net: Ipv4Addr = net.parse().map_err(|e| format!("{net:?}: {e}"))?;
+    match len.parse::<u8>() {
+        Ok(len) if len <= 32 => Ok((net, len)),
+        _ => Err(format!("{len:?} is not a prefix length 0-32")),
+    }
+}
+
 fn blast(
-    interface: &str,
+    out: &Out,
     config: &std::path::Path,
     classes: &[String],
     pps: u64,
@@ -406,7 +438,7 @@ fn blast(
             .ok_or_else(|| anyhow::anyhow!("no IPv4 {class} frame for this policy"))?;
         frames.push((class, rate, frame));
     }
-    let blaster = blaster(interface)?;
+    let blaster = blaster(out)?;
     let sender = blaster.sender();
     // A paced class runs ahead of a full-speed one sharing its CPU; alone it needs no favour.
     let beside_full_speed = frames.iter().any(|(_, rate, _)| *rate == 0);
@@ -436,10 +468,14 @@ fn blast(
     Ok(())
 }
 
-/// The blaster for `interface`, with the program held in the dispatcher (or a notice why not).
-fn blaster(interface: &str) -> Result<traffic::blast::Blaster> {
+/// The blaster for `out`, with the program held in the dispatcher (or a notice why not).
+fn blaster(out: &Out) -> Result<traffic::blast::Blaster> {
+    let interface = out.interface;
     let blaster = traffic::blast::Blaster::new(interface, &[Class::Unknown])
         .with_context(|| format!("loading the blast program for {interface} (needs root)"))?;
+    if let Some((net, len)) = out.spread {
+        blaster.spread(net, len).context("configuring --spread")?;
+    }
     if !blaster.held() {
         eprintln!(
             "greguard-gen: notice: loopback already has an XDP program, so every send waits \
@@ -485,7 +521,7 @@ struct MixClass<'a> {
 
 /// `blast --mix`: every class of the mix at kernel speed, one frame per call, the classes
 /// interleaved by smooth weighted round-robin and each class's frames (sizes, tunnels) in turn.
-fn blast_mix(interface: &str, config: &std::path::Path, weights: &str, seconds: f64) -> Result<()> {
+fn blast_mix(out: &Out, config: &std::path::Path, weights: &str, seconds: f64) -> Result<()> {
     let weights = parse_weights(weights)?;
     let loaded = config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mix = Mix::new(loaded.policy.specs(), Side::Outside, weights, None, 2017);
@@ -513,7 +549,7 @@ fn blast_mix(interface: &str, config: &std::path::Path, weights: &str, seconds: 
     if classes.is_empty() {
         bail!("nothing to send: the mix is empty for this policy");
     }
-    let blaster = blaster(interface)?;
+    let blaster = blaster(out)?;
     let sender = blaster.sender();
     let mut counts = ClassCounts::default();
     let started = Instant::now();
