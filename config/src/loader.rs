@@ -69,12 +69,12 @@ pub struct Reuse {
     pub reused: usize,
     /// Tunnels read (new or changed); with `whole_file`, every tunnel.
     pub read: usize,
-    /// The whole file was read as one (the split did not fit the file, or it has an error).
+    /// The whole file was read as one (the cut at `[[tunnel]]` lines did not fit it).
     pub whole_file: bool,
 }
 
 impl std::fmt::Display for Reuse {
-    /// For the reload log: "99 999 unchanged, 1 read" or "whole file read".
+    /// For the reload log: "99999 unchanged, 1 read" or "whole file read".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.whole_file {
             f.write_str("whole file read")
