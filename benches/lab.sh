@@ -49,5 +49,8 @@ policy() {
 	lab_tunnels
 }
 
+# wait_for TEXT FILE: until TEXT is in FILE (10 s at most).
+wait_for() { for _ in $(seq 100); do grep -q "$1" "$2" && return; sleep 0.1; done; }
+
 # field NAME FILE: the number after NAME= on the first line of FILE that has one.
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" "$2" | head -1; }
