@@ -20,7 +20,15 @@ use metrics_util::MetricKindMask;
 const PORTS: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
 
 /// The `path` label of `greguard_fast_lane_packets_total`.
-const LANE_PATHS: [&str; 5] = ["judged", "to_user", "bypassed", "closed_dropped", "sampled"];
+const LANE_PATHS: [&str; 7] = [
+    "judged",
+    "to_user",
+    "bypassed",
+    "closed_dropped",
+    "unserved",
+    "no_target",
+    "sampled",
+];
 
 /// How long a gauge that is no longer set stays in the exposition.
 const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(15);
@@ -64,7 +72,7 @@ pub struct Exporter {
     frames: Vec<FrameSeries>,
     reloads_ok: u64,
     reloads_error: u64,
-    /// Per port: the fast lane's paths (judged, to_user, bypassed, closed_dropped, sampled).
+    /// Per port: the fast lane's paths (judged, to_user, bypassed, closed_dropped, unserved, no_target, sampled).
     lane: [[Counter; LANE_PATHS.len()]; 2],
     fast_lane: Gauge,
     /// Generation of the policy `tunnels` belongs to.
@@ -159,7 +167,7 @@ fn describe() {
     );
     describe_counter!(
         "greguard_fast_lane_packets_total",
-        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (no socket served the queue), sampled (kernel drops copied to the slow path)."
+        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (greguard gone: on_failure open or closed), unserved (dropped: no socket served the queue while greguard ran), no_target (dropped: the other port missing from the program's map), sampled (kernel drops copied to the slow path)."
     );
     describe_gauge!(
         "greguard_fast_lane",
@@ -391,6 +399,8 @@ impl Exporter {
                     k.to_user[p],
                     k.bypassed[p],
                     k.closed_dropped[p],
+                    k.unserved[p],
+                    k.no_target[p],
                     k.sampled[p],
                 ];
                 for (s, v) in series.iter().zip(values) {

@@ -168,12 +168,15 @@ pub fn final_report(
         {
             let _ = writeln!(
                 s,
-                "fast lane {}: judged={} to_user={} bypassed={} closed_dropped={} sampled={}",
+                "fast lane {}: judged={} to_user={} bypassed={} closed_dropped={} unserved={} \
+                 no_target={} sampled={}",
                 dir.port(),
                 k.judged(i),
                 k.to_user[i],
                 k.bypassed[i],
                 k.closed_dropped[i],
+                k.unserved[i],
+                k.no_target[i],
                 k.sampled[i]
             );
         }

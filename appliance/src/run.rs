@@ -126,9 +126,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let mut previous = Snapshot::new(0);
     let mut next_tick = started + Duration::from_secs(1);
+    let mut queues_warned: Option<String> = None;
     let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(50));
+        if let Some(w) = data_path.dead_worker() {
+            return Err(worker_gone(w, data_path, &ports));
+        }
         notifier.tick(|| {
             // Every worker published since the last ping (they do every 100 ms, idle or not).
             let now: Vec<u64> = data_path
@@ -191,6 +195,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             next_publish += METRICS_EVERY;
         }
         if Instant::now() >= next_tick {
+            let unserved = data_path.unserved_queues();
+            if unserved != queues_warned {
+                if let Some(why) = &unserved {
+                    tracing::error!(
+                        "{why}: {}; restart greguard to serve them, or lower the channels \
+                         with `ethtool -L`",
+                        if data_path.fast_lane() {
+                            "the kernel judges their frames and drops what it would hand up"
+                        } else {
+                            "their frames are not forwarded"
+                        }
+                    );
+                }
+                queues_warned = unserved;
+            }
             let now = data_path.snapshot();
             let line = match args.format {
                 Format::Human => second_line(started.elapsed(), &previous, &now, &top),
@@ -231,6 +250,31 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         tracing::info!("stopped; sockets closed and XDP programs detached");
     }
     Ok(())
+}
+
+/// A worker ended on its own: its queues are no longer served. The data path stops (the fast
+/// lane, when it runs, stays attached with its heartbeat stopped, so `on_failure` applies at
+/// once) and greguard exits 2, for systemd to restart it.
+fn worker_gone(worker: usize, mut data_path: DataPath, ports: &config::Ports) -> Failure {
+    let lane = data_path.fast_lane();
+    data_path.keep_bypass(lane);
+    let stopped = data_path.stop();
+    let meanwhile = if lane {
+        format!(
+            "; until greguard is back, its XDP program keeps the ports {} (on_failure)",
+            ports.on_failure
+        )
+    } else {
+        String::new()
+    };
+    let cause = match stopped {
+        Err(e) => format!("{e}"),
+        Ok(_) => format!("worker {worker} ended"),
+    };
+    Failure::runtime(anyhow!(
+        "{cause}: its queues are no longer served, so greguard exits for its supervisor \
+         (systemd) to restart it{meanwhile}"
+    ))
 }
 
 /// SIGHUP: re-reads the policy, validates and compiles it here (off the data path) and hands

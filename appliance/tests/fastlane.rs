@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::Topology;
-use fastpath::build::{FrameBuilder, Gre};
+use fastpath::build::{FrameBuilder, Gre, Ipv6Ext};
 use traffic::Class;
 
 const TUNNELS: &str = traffic::LAB_TUNNELS;
@@ -170,6 +170,8 @@ fn after_kill_9(
     unsafe { libc::kill(first.pid() as i32, libc::SIGKILL) };
     drop(first);
     assert!(t.xdp_attached(&t.box_out.clone()));
+    // The program takes greguard for gone once its heartbeat has lapsed (half a second).
+    std::thread::sleep(Duration::from_millis(700));
     // Non-GRE keeps crossing either way.
     t.ping(3);
     let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
@@ -195,6 +197,11 @@ fn kill_9_with_on_failure_open_leaves_a_wire() {
     let (mut t, policy, sent, got) = after_kill_9("open");
     // Everything crosses, garbage included: the box is a wire until greguard is back.
     assert_eq!(got.frames, sent.frames, "{} / {}", sent.line(), got.line());
+    // So do the frames the kernel cannot parse (which fail-closed drops, below).
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    t.send_frames(unparsed_gre(), Duration::ZERO);
+    let (got, _) = counter.stop();
+    assert_eq!(got.frames[Class::Invalid.index()], 40);
     // The next start takes the program over without a gap and detaches it at its stop.
     let second = t.start_box(&policy);
     let log = second.log.join("\n");
@@ -207,13 +214,50 @@ fn kill_9_with_on_failure_open_leaves_a_wire() {
 
 #[test]
 fn kill_9_with_on_failure_closed_stops_gre_and_passes_the_rest() {
-    let (_t, _policy, sent, got) = after_kill_9("closed");
+    let (mut t, _policy, sent, got) = after_kill_9("closed");
     assert_eq!(
         got.frames[Class::NonGre.index()],
         sent.frames[Class::NonGre.index()]
     );
     assert_eq!(got.frames[Class::Tunnel.index()], 0);
     assert_eq!(got.frames[Class::Unknown.index()], 0);
+
+    // Closed means closed: what the kernel cannot positively call non-GRE is dropped too.
+    let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    t.send_frames(unparsed_gre(), Duration::ZERO);
+    let (got, _) = counter.stop();
+    assert_eq!(got.frames[Class::Invalid.index()], 0);
+}
+
+/// Ten each of four frames the kernel program cannot parse down to a GRE header, all marked
+/// as the invalid class: GRE behind IPv6 destination-options and hop-by-hop headers, an outer
+/// IPv4 header with IHL < 5, and three VLAN tags (the third is not looked into).
+fn unparsed_gre() -> Vec<Vec<u8>> {
+    let mark = |b: FrameBuilder| b.macs(traffic::mix::DST_MAC, Class::Invalid.mac(0)).build();
+    let v6 = |ext: Ipv6Ext| {
+        FrameBuilder::ipv6(
+            "2001:db8::7".parse().unwrap(),
+            "2001:db8:1::10".parse().unwrap(),
+        )
+        .ipv6_ext(ext)
+        .gre(Gre::v0(0x0800), vec![0x45; 40])
+    };
+    let kinds = [
+        mark(v6(Ipv6Ext::destination_options())),
+        mark(v6(Ipv6Ext::hop_by_hop())),
+        mark(berlin_gre().ipv4_ihl(4)),
+        mark(berlin_gre().vlan(10).vlan(20).vlan(30)),
+    ];
+    (0..10).flat_map(|_| kinds.iter().cloned()).collect()
+}
+
+/// A well-formed GRE frame of berlin-branch.
+fn berlin_gre() -> FrameBuilder {
+    FrameBuilder::ipv4(
+        "203.0.113.7".parse().unwrap(),
+        "198.51.100.10".parse().unwrap(),
+    )
+    .gre(Gre::v0(0x0800).key(1001), vec![0x45; 40])
 }
 
 #[test]

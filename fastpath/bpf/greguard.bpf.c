@@ -17,9 +17,17 @@
  *     when invalid_gre is "drop" too;
  *   - everything else: the XSKMAP socket of (port, queue), for the full validator.
  *
- * When a queue has no socket (greguard is gone, even after kill -9: the kernel removes a
- * closed socket from the map) the program keeps running on its own: with on_failure = open
- * every frame is redirected to the other port, with closed GRE is dropped and the rest passes.
+ * Every frame meets one of three states of its queue:
+ *   - served: a socket of greguard's is in the XSKMAP slot of (port, queue);
+ *   - unserved while greguard runs (a worker died, `ethtool -L` raised the channels): the
+ *     kernel still decides what it can, and what it would hand up is dropped and counted
+ *     (L_UNSERVED). greguard is alive while the deadline in `gg_alive`, which its heartbeat
+ *     pushes forward every 100 ms, lies in the future;
+ *   - greguard gone (killed, even with kill -9: the heartbeat stops; or a bypass by hand,
+ *     `active` = 0): with on_failure = open every frame is redirected to the other port; with
+ *     closed only a frame the program positively knows is not GRE passes (non-IP, or IPv4/IPv6
+ *     whose protocol is not 47 and cannot lead to it), and everything else is dropped: GRE,
+ *     IPv6 extension chains, a short or odd IP header, a third VLAN tag.
  *
  * Frames the kernel decides are counted per CPU with the same (port, verdict, reason) indices
  * as user space. 1 in `sample_every` kernel drops is still handed to user space, with the
@@ -36,7 +44,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-/* Must match fastpath/src/fastlane/abi.rs. */
+/* Must match fastpath/src/afxdp/lane.rs and reason.rs. */
 #define GG_REASONS 19
 #define R_NON_GRE 0
 #define R_BOGON 3
@@ -79,7 +87,9 @@ struct gg_counter {
 #define L_BYPASS 1
 #define L_CLOSED_DROP 2
 #define L_SAMPLED 3
-#define L_COUNT 4
+#define L_UNSERVED 4   /* dropped: would go up, but no socket serves the queue while greguard runs */
+#define L_NO_TARGET 5  /* dropped: the redirect target (other port or socket) was missing */
+#define L_COUNT 6
 
 struct gg_sample {
 	__u8 port;
@@ -115,6 +125,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gg_config);
 } gg_config SEC(".maps");
+
+/* greguard's heartbeat: CLOCK_MONOTONIC ns until which the daemon counts as alive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} gg_alive SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -179,23 +197,36 @@ static __always_inline void add(void *map, __u32 idx, __u64 len)
 	}
 }
 
-/* Frame is GRE-free or the daemon is gone: pass it to the other port. */
-static __always_inline int to_peer(struct xdp_md *ctx)
+/* Redirects to the other port; counts the frame as `lane` there, or as L_NO_TARGET when the
+ * other port is missing from the DEVMAP (it is dropped: a frame counted as passed was passed). */
+static __always_inline int to_peer(struct xdp_md *ctx, void *counters, __u32 idx, __u32 port,
+				   __u64 len)
 {
-	return bpf_redirect_map(&gg_ports, ctx->ingress_ifindex, XDP_DROP);
+	int act = bpf_redirect_map(&gg_ports, ctx->ingress_ifindex, XDP_DROP);
+	if (act == XDP_REDIRECT)
+		add(counters, idx, len);
+	else
+		add(&gg_lane, port * L_COUNT + L_NO_TARGET, len);
+	return act;
 }
 
-/* No socket serves the queue (the daemon is gone, or this is a bypass): fail open — every
- * frame to the other port — or closed — GRE dropped, the rest to the other port. */
-static __always_inline int unserved(struct xdp_md *ctx, struct gg_config *cfg, __u32 port, int gre,
-				    __u64 len)
+/* greguard is gone (or this is a bypass by hand): fail open — every frame to the other port —
+ * or closed — only what is positively not GRE to the other port, the rest dropped. */
+static __always_inline int unserved(struct xdp_md *ctx, struct gg_config *cfg, __u32 port,
+				    int not_gre, __u64 len)
 {
-	if (cfg->fail_open || !gre) {
-		add(&gg_lane, port * L_COUNT + L_BYPASS, len);
-		return to_peer(ctx);
-	}
+	if (cfg->fail_open || not_gre)
+		return to_peer(ctx, &gg_lane, port * L_COUNT + L_BYPASS, port, len);
 	add(&gg_lane, port * L_COUNT + L_CLOSED_DROP, len);
 	return XDP_DROP;
+}
+
+/* Whether greguard's heartbeat is current (it has not been gone for more than its grace). */
+static __always_inline int daemon_alive(struct gg_config *cfg)
+{
+	__u32 zero = 0;
+	__u64 *deadline = bpf_map_lookup_elem(&gg_alive, &zero);
+	return cfg->active && deadline && bpf_ktime_get_ns() < *deadline;
 }
 
 struct parsed {
@@ -204,6 +235,11 @@ struct parsed {
 	__u8 reason;
 	__u8 verdict;
 };
+
+static __always_inline int is_vlan(__u16 proto /* network order */)
+{
+	return proto == bpf_htons(0x8100) || proto == bpf_htons(0x88a8) || proto == bpf_htons(0x9100);
+}
 
 static __always_inline int bogon_v4(__u32 src /* host order */)
 {
@@ -326,8 +362,14 @@ int greguard_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	__u32 port = ctx->ingress_ifindex == cfg->outside_ifindex ? 0 : 1;
 	__u64 len = end - data;
-	__u32 slot = port * MAX_QUEUES + (ctx->rx_queue_index & (MAX_QUEUES - 1));
-	int alive = cfg->active && bpf_map_lookup_elem(&gg_xsks, &slot) != NULL;
+	__u32 queue = ctx->rx_queue_index;
+	__u32 slot = port * MAX_QUEUES + (queue & (MAX_QUEUES - 1));
+	/* A queue id beyond the map has no slot of its own: never served (greguard refuses to
+	 * start with one; `ethtool -L` may add one later). */
+	int served = cfg->active && queue < MAX_QUEUES &&
+		     bpf_map_lookup_elem(&gg_xsks, &slot) != NULL;
+	/* Gone: no socket, and greguard's heartbeat has stopped (or a bypass by hand). */
+	int gone = !served && !daemon_alive(cfg);
 	struct parsed p = { .gre = 0, .decided = 0, .reason = 0, .verdict = V_DROP };
 
 	/* Ethernet and up to two VLAN tags. */
@@ -338,13 +380,17 @@ int greguard_xdp(struct xdp_md *ctx)
 	void *l3 = eth + 1;
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
-		if (proto != bpf_htons(0x8100) && proto != bpf_htons(0x88a8) && proto != bpf_htons(0x9100))
+		if (!is_vlan(proto))
 			break;
 		if (l3 + 4 > end)
 			goto up;
 		proto = *(__u16 *)(l3 + 2);
 		l3 += 4;
 	}
+	/* A third tag is not looked into: user space calls it non-GRE too, but with greguard
+	 * gone and closed it is not known to be free of GRE. */
+	if (gone && is_vlan(proto))
+		goto up;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		__u8 *ip = l3;
@@ -358,7 +404,7 @@ int greguard_xdp(struct xdp_md *ctx)
 			goto judged;
 		}
 		p.gre = 1;
-		if (!alive)
+		if (gone)
 			goto judged;
 		__u32 hl = (ip[0] & 0xf) * 4;
 		__u16 total = bpf_ntohs(*(__u16 *)(ip + 2));
@@ -404,7 +450,7 @@ int greguard_xdp(struct xdp_md *ctx)
 			goto judged;
 		}
 		p.gre = 1;
-		if (!alive)
+		if (gone)
 			goto judged;
 		if ((void *)ip + 40 + bpf_ntohs(*(__u16 *)(ip + 4)) > end)
 			goto up;
@@ -442,14 +488,13 @@ unknown:
 	}
 
 judged:
-	if (!alive)
-		return unserved(ctx, cfg, port, p.gre, len);
+	if (gone)
+		return unserved(ctx, cfg, port, p.decided && p.reason == R_NON_GRE, len);
 	if (!p.decided)
 		goto up;
-	if (p.reason == R_NON_GRE && cfg->non_gre_forward) {
-		add(&gg_verdicts, (port * GG_REASONS + R_NON_GRE) * 2 + V_FORWARD, len);
-		return to_peer(ctx);
-	}
+	if (p.reason == R_NON_GRE && cfg->non_gre_forward)
+		return to_peer(ctx, &gg_verdicts, (port * GG_REASONS + R_NON_GRE) * 2 + V_FORWARD,
+			       port, len);
 	/* A kernel drop. 1 in sample_every is copied to the slow path's ring buffer. */
 	add(&gg_verdicts, (port * GG_REASONS + p.reason) * 2 + V_DROP, len);
 	if (cfg->sample_every && p.reason != R_NON_GRE) {
@@ -466,10 +511,21 @@ judged:
 	return XDP_DROP;
 
 up:
-	if (!alive)
-		return unserved(ctx, cfg, port, p.gre, len);
+	if (gone)
+		return unserved(ctx, cfg, port, 0, len);
+	if (!served) {
+		/* greguard runs, but no socket serves this queue: dropped, never passed unjudged. */
+		add(&gg_lane, port * L_COUNT + L_UNSERVED, len);
+		return XDP_DROP;
+	}
+	/* The socket may have closed since the lookup: then the frame is dropped, not passed to
+	 * the host's stack. */
+	if (bpf_redirect_map(&gg_xsks, slot, XDP_DROP) != XDP_REDIRECT) {
+		add(&gg_lane, port * L_COUNT + L_UNSERVED, len);
+		return XDP_DROP;
+	}
 	add(&gg_lane, port * L_COUNT + L_TO_USER, len);
-	return bpf_redirect_map(&gg_xsks, slot, XDP_PASS);
+	return XDP_REDIRECT;
 }
 
 char _license[] SEC("license") = "Dual MIT/GPL";

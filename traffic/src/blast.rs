@@ -234,7 +234,7 @@ impl Sink {
     pub fn counts(&self) -> io::Result<ClassCounts> {
         let fd = self.programs.map("sink_counts")?;
         let mut c = ClassCounts::default();
-        let mut values = vec![0u64; bpf::possible_cpus()];
+        let mut values = vec![0u64; bpf::possible_cpus()?];
         for class in Class::ALL {
             // SAFETY: sink_counts holds one u64 per CPU and `values` one per possible CPU.
             if unsafe { bpf::lookup_percpu(fd, class as u32, &mut values) } {

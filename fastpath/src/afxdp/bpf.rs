@@ -153,15 +153,30 @@ pub fn run_live_frames(prog: i32, frame: &[u8], repeat: u32, batch: u32) -> io::
 }
 
 /// The number of possible CPUs (the length of a per-CPU map value), from
-/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...).
-pub fn possible_cpus() -> usize {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap_or_default();
-    let mut highest = 0;
+/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...), as libbpf's own
+/// `libbpf_num_possible_cpus` reads it (which libxdp-sys does not export). A file that is
+/// missing or unreadable is an error: guessing too few would overflow the buffer a per-CPU
+/// map is read into.
+pub fn possible_cpus() -> io::Result<usize> {
+    const PATH: &str = "/sys/devices/system/cpu/possible";
+    let text = std::fs::read_to_string(PATH)
+        .map_err(|e| io::Error::new(e.kind(), format!("reading {PATH}: {e}")))?;
+    parse_cpu_list(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{PATH} holds {:?}, not a CPU list", text.trim()),
+        )
+    })
+}
+
+/// The highest CPU of a list such as "0-3" or "0,2-5", plus one.
+fn parse_cpu_list(text: &str) -> Option<usize> {
+    let mut highest = None;
     for part in text.trim().split(',') {
-        let last = part.rsplit('-').next().unwrap_or("0");
-        highest = highest.max(last.parse::<usize>().unwrap_or(0));
+        let last = part.rsplit('-').next()?.trim().parse::<usize>().ok()?;
+        highest = Some(highest.map_or(last, |h: usize| h.max(last)));
     }
-    highest + 1
+    highest.map(|h| h + 1)
 }
 
 /// libbpf's `-errno` convention as a Result.
@@ -170,5 +185,19 @@ fn errno(rc: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(-rc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_list;
+
+    #[test]
+    fn cpu_lists_give_the_highest_cpu_plus_one() {
+        assert_eq!(parse_cpu_list("0\n"), Some(1));
+        assert_eq!(parse_cpu_list("0-3\n"), Some(4));
+        assert_eq!(parse_cpu_list("0,2-5"), Some(6));
+        assert_eq!(parse_cpu_list(""), None);
+        assert_eq!(parse_cpu_list("x-y"), None);
     }
 }

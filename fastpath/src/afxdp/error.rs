@@ -35,6 +35,48 @@ pub enum Error {
     },
 
     #[error(
+        "{port} interface {name:?} has {count} RX queues, but queues {unserved} would have no \
+         worker: a frame on them would cross unjudged. Serve every queue (`queues = \"all\"`, \
+         or add them to [ports] queues), or lower the channels: `ethtool -L {name} combined {served}` \
+         (`rx {served} tx {served}` where the driver counts them apart, as veth does)"
+    )]
+    UnservedQueues {
+        port: &'static str,
+        name: String,
+        count: u32,
+        /// The queue ids without a worker, as a list ("2, 3").
+        unserved: String,
+        /// How many queues the policy serves.
+        served: u32,
+    },
+
+    #[error(
+        "outside interface {outside:?} has {outside_count} RX queues and inside interface \
+         {inside:?} has {inside_count}: one worker serves queue N of both ports, so they need \
+         the same number. Make them equal: `ethtool -L {larger} combined {smaller}` (`rx \
+         {smaller} tx {smaller}` on veth), or raise the other's"
+    )]
+    QueueCountsDiffer {
+        outside: String,
+        outside_count: u32,
+        inside: String,
+        inside_count: u32,
+        larger: String,
+        smaller: u32,
+    },
+
+    #[error(
+        "{port} interface {name:?}: queue {queue} is beyond the {max} queues per port greguard's \
+         XDP program has socket slots for; lower the channels (`ethtool -L {name} combined {max}`)"
+    )]
+    QueueTooHigh {
+        port: &'static str,
+        name: String,
+        queue: u32,
+        max: u32,
+    },
+
+    #[error(
         "core {core} does not exist or cannot be used (this process may run on cores {available}); \
          fix [ports] cores"
     )]

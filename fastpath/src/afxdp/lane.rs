@@ -29,7 +29,12 @@ pub const PROGRAM_NAME: &str = "greguard_xdp";
 pub const MAX_QUEUES: u32 = 256;
 
 /// The program's lane counters per port (`L_*` in the C source).
-const LANES: usize = 4;
+const LANES: usize = 6;
+
+/// How often greguard pushes its heartbeat deadline forward, and how far: once the deadline
+/// has passed (greguard killed, frozen), queues without a socket fail open or closed.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+pub const HEARTBEAT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `struct gg_config` of the C source.
 #[repr(C)]
@@ -106,6 +111,8 @@ pub enum LaneError {
     },
     #[error("updating the fast lane's {map} map: {err}")]
     Map { map: &'static str, err: io::Error },
+    #[error("counting the possible CPUs for the per-CPU maps: {0}")]
+    Cpus(io::Error),
 }
 
 /// Frames the kernel decided, and where the rest went, per port (sums over CPUs).
@@ -116,10 +123,16 @@ pub struct LaneCounters {
     pub verdicts: Counters,
     /// Per port: handed to a socket for the full validator.
     pub to_user: [u64; 2],
-    /// Per port: redirected to the other port because no socket served the queue (fail-open).
+    /// Per port: redirected to the other port while greguard was gone (fail-open, or
+    /// positively not GRE with fail-closed).
     pub bypassed: [u64; 2],
-    /// Per port: GRE dropped because no socket served the queue (fail-closed).
+    /// Per port: dropped while greguard was gone (fail-closed).
     pub closed_dropped: [u64; 2],
+    /// Per port: dropped because no socket served the queue while greguard ran (a worker
+    /// gone, channels raised after the start), or the socket closed under the redirect.
+    pub unserved: [u64; 2],
+    /// Per port: dropped because the other port was missing from the program's DEVMAP.
+    pub no_target: [u64; 2],
     /// Per port: kernel drops handed up as samples (already counted in `packets`).
     pub sampled: [u64; 2],
 }
@@ -141,6 +154,7 @@ pub struct FastLane {
     ports_fd: i32,
     verdicts_fd: i32,
     lane_fd: i32,
+    alive_fd: i32,
     tries: [i32; 4],
     config: Config,
     /// The prefixes in the tries, counted by the tunnels of the applied policy that use them.
@@ -164,6 +178,7 @@ impl FastLane {
             ports_fd: map("gg_ports")?,
             verdicts_fd: map("gg_verdicts")?,
             lane_fd: map("gg_lane")?,
+            alive_fd: map("gg_alive")?,
             tries: [
                 map("gg_peers4")?,
                 map("gg_locals4")?,
@@ -172,7 +187,7 @@ impl FastLane {
             ],
             config: Config::default(),
             prefixes: PrefixCounts::default(),
-            cpus: bpf::possible_cpus(),
+            cpus: bpf::possible_cpus().map_err(LaneError::Cpus)?,
             attached: Vec::new(),
             object,
         })
@@ -302,9 +317,19 @@ impl FastLane {
         self.attached.clear();
     }
 
-    /// Registers the AF_XDP socket `fd` for `port`'s queue `queue`.
+    /// Registers the AF_XDP socket `fd` for `port`'s queue `queue` (below [`MAX_QUEUES`],
+    /// which the data path checks before it binds).
     pub fn add_socket(&mut self, port: Direction, queue: u32, fd: i32) -> Result<(), LaneError> {
-        let slot = port as u32 * MAX_QUEUES + (queue % MAX_QUEUES);
+        if queue >= MAX_QUEUES {
+            return Err(LaneError::Map {
+                map: "gg_xsks",
+                err: io::Error::other(format!(
+                    "queue {queue} has no slot (the program serves queues 0-{})",
+                    MAX_QUEUES - 1
+                )),
+            });
+        }
+        let slot = port as u32 * MAX_QUEUES + queue;
         // SAFETY: gg_xsks is an XSKMAP: u32 slot to a u32 socket fd.
         unsafe { update(self.xsks_fd, &slot, &fd, "gg_xsks") }
     }
@@ -316,6 +341,8 @@ impl FastLane {
             to_user: [0; 2],
             bypassed: [0; 2],
             closed_dropped: [0; 2],
+            unserved: [0; 2],
+            no_target: [0; 2],
             sampled: [0; 2],
         };
         let mut values = vec![[0u64; 2]; self.cpus];
@@ -340,6 +367,8 @@ impl FastLane {
             c.bypassed[port] = lane[1];
             c.closed_dropped[port] = lane[2];
             c.sampled[port] = lane[3];
+            c.unserved[port] = lane[4];
+            c.no_target[port] = lane[5];
         }
         c
     }
@@ -349,6 +378,83 @@ impl FastLane {
         // `values` has one per possible CPU (`self.cpus`).
         unsafe { bpf::lookup_percpu(fd, key, values) }
     }
+}
+
+/// Writes greguard's heartbeat deadline into the program's `gg_alive` map from a thread of its
+/// own, so a busy slow path never makes the kernel think greguard is gone. Holds its own
+/// reference to the map: it may outlive the [`FastLane`].
+pub struct Heartbeat {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    map: std::sync::Arc<std::os::fd::OwnedFd>,
+}
+
+impl FastLane {
+    /// Beats once (so greguard counts as alive from here on) and starts the heartbeat thread.
+    pub fn heartbeat(&self) -> Result<Heartbeat, LaneError> {
+        use std::os::fd::BorrowedFd;
+        // SAFETY: alive_fd is an open map fd of this object for as long as `self` lives; it is
+        // only borrowed here to duplicate it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(self.alive_fd) };
+        let map = borrowed
+            .try_clone_to_owned()
+            .map_err(|err| LaneError::Map {
+                map: "gg_alive",
+                err,
+            })?;
+        let map = std::sync::Arc::new(map);
+        beat(&map, monotonic_ns() + HEARTBEAT_GRACE.as_nanos() as u64)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, fd) = (stop.clone(), map.clone());
+        let thread = std::thread::Builder::new()
+            .name("greguard-heartbeat".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = beat(&fd, monotonic_ns() + HEARTBEAT_GRACE.as_nanos() as u64);
+                    std::thread::park_timeout(HEARTBEAT_EVERY);
+                }
+            })
+            .map_err(|err| LaneError::Map {
+                map: "gg_alive",
+                err,
+            })?;
+        Ok(Heartbeat {
+            stop,
+            thread: Some(thread),
+            map,
+        })
+    }
+}
+
+impl Heartbeat {
+    /// Stops beating and lets the deadline lapse now: from here, queues without a socket fail
+    /// open or closed at once (a clean stop that leaves the bypass, or a dying worker).
+    pub fn flatline(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        let _ = beat(&self.map, 0);
+    }
+}
+
+impl Drop for Heartbeat {
+    /// Stops the thread; the last deadline stands (it lapses within [`HEARTBEAT_GRACE`]).
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes the heartbeat deadline (CLOCK_MONOTONIC ns).
+fn beat(map: &std::os::fd::OwnedFd, deadline_ns: u64) -> Result<(), LaneError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: gg_alive is an array (u32 key) of one u64.
+    unsafe { update(map.as_raw_fd(), &0u32, &deadline_ns, "gg_alive") }
 }
 
 impl Drop for FastLane {

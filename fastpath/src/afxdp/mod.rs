@@ -112,6 +112,9 @@ pub struct DataPath {
     programs: [Option<u32>; 2],
     /// greguard's own XDP program, when the fast lane runs.
     lane: Option<lane::FastLane>,
+    /// Tells the program greguard is alive, so a queue without a socket is not taken for a
+    /// dead daemon (started once every socket is bound).
+    heartbeat: Option<lane::Heartbeat>,
     /// Leave the fast lane attached at stop (`--keep-bypass`).
     keep_bypass: bool,
     /// The consuming ends of the workers' sample rings, until taken.
@@ -297,6 +300,7 @@ impl DataPath {
             workers: Vec::new(),
             stop,
             programs,
+            heartbeat: None,
             lane: fast_lane,
             keep_bypass: false,
             samples,
@@ -333,6 +337,12 @@ impl DataPath {
                     available: cores::list(),
                 });
             }
+        }
+        // Every queue has its socket: from here a queue without one means a worker is gone or
+        // the channels were raised, not that greguard is (the program drops what it would
+        // hand up there, instead of failing open).
+        if let Some(lane) = &data_path.lane {
+            data_path.heartbeat = Some(lane.heartbeat().map_err(|e| Error::Lane(e.to_string()))?);
         }
         Ok(data_path)
     }
@@ -467,6 +477,41 @@ impl DataPath {
         self.epoch
     }
 
+    /// A worker that has ended although no stop was asked for (it panicked, or its loop
+    /// returned): the data path no longer serves that worker's queues.
+    pub fn dead_worker(&self) -> Option<usize> {
+        if self.stop.load(Relaxed) {
+            return None;
+        }
+        self.workers.iter().position(|h| h.is_finished())
+    }
+
+    /// What is wrong when an interface now has RX queues no worker serves (channels raised
+    /// after the start); `None` while every queue is served.
+    pub fn unserved_queues(&self) -> Option<String> {
+        let served: Vec<u32> = self
+            .bindings
+            .iter()
+            .filter(|b| b.port == "outside")
+            .map(|b| b.queue)
+            .collect();
+        self.links.iter().find_map(|l| {
+            let count = l.rx_queues();
+            let missing: Vec<String> = (0..count)
+                .filter(|q| !served.contains(q))
+                .map(|q| q.to_string())
+                .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "{} interface {} now has {count} RX queues; queues {} have no worker",
+                    l.port,
+                    l.name,
+                    missing.join(", ")
+                )
+            })
+        })
+    }
+
     /// Asks the workers to stop without waiting (safe from a signal-handling thread).
     pub fn request_stop(&self) {
         self.stop.store(true, Relaxed);
@@ -481,6 +526,13 @@ impl DataPath {
     }
 
     fn shutdown(&mut self) -> Result<Vec<WorkerReport>, Error> {
+        // Leaving the bypass: it takes over before the sockets close, with no gap in which the
+        // closed queues drop what they would hand up.
+        if let Some(mut heartbeat) = self.heartbeat.take() {
+            if self.keep_bypass {
+                heartbeat.flatline();
+            }
+        }
         self.stop.store(true, Relaxed);
         let mut reports = Vec::new();
         let mut failed = None;
@@ -624,26 +676,65 @@ fn clear_stale_program(
     Ok(())
 }
 
-/// The queue ids to serve: the policy's list (checked against both interfaces) or all queues
-/// both interfaces have.
+/// The queue ids to serve: the policy's list or all queues. Every RX queue of both
+/// interfaces must have a worker — a queue without one is a way around the filter — and fit
+/// the program's socket map, or the start is refused with what to do.
 fn resolve_queues(spec: &PortsSpec, links: &[Link; 2]) -> Result<Vec<u32>, Error> {
     let counts = [links[0].rx_queues(), links[1].rx_queues()];
-    match &spec.queues {
-        None => Ok((0..counts[0].min(counts[1])).collect()),
-        Some(list) => {
-            for &q in list {
-                for (l, &count) in links.iter().zip(&counts) {
-                    if q >= count {
-                        return Err(Error::NoQueue {
-                            port: l.port,
-                            name: l.name.clone(),
-                            queue: q,
-                            count,
-                        });
-                    }
-                }
+    let list: Vec<u32> = match &spec.queues {
+        None if counts[0] != counts[1] => {
+            let larger = usize::from(counts[1] > counts[0]);
+            return Err(Error::QueueCountsDiffer {
+                outside: links[0].name.clone(),
+                outside_count: counts[0],
+                inside: links[1].name.clone(),
+                inside_count: counts[1],
+                larger: links[larger].name.clone(),
+                smaller: counts[1 - larger],
+            });
+        }
+        None => (0..counts[0]).collect(),
+        Some(list) => list.clone(),
+    };
+    check_queues(&list, links, counts)?;
+    Ok(list)
+}
+
+/// Every queue of the list exists and has a socket slot; every queue of each interface is in
+/// the list.
+fn check_queues(list: &[u32], links: &[Link; 2], counts: [u32; 2]) -> Result<(), Error> {
+    for (l, &count) in links.iter().zip(&counts) {
+        for &q in list {
+            if q >= count {
+                return Err(Error::NoQueue {
+                    port: l.port,
+                    name: l.name.clone(),
+                    queue: q,
+                    count,
+                });
             }
-            Ok(list.clone())
+        }
+        if let Some(q) = (0..count).find(|&q| q >= lane::MAX_QUEUES) {
+            return Err(Error::QueueTooHigh {
+                port: l.port,
+                name: l.name.clone(),
+                queue: q,
+                max: lane::MAX_QUEUES,
+            });
+        }
+        let unserved: Vec<String> = (0..count)
+            .filter(|q| !list.contains(q))
+            .map(|q| q.to_string())
+            .collect();
+        if !unserved.is_empty() {
+            return Err(Error::UnservedQueues {
+                port: l.port,
+                name: l.name.clone(),
+                count,
+                unserved: unserved.join(", "),
+                served: list.len() as u32,
+            });
         }
     }
+    Ok(())
 }
