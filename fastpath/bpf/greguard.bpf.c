@@ -10,7 +10,8 @@
  *     §2.3 MUST-discard bits, the reserved bits, the RFC 2637 §4.1 version-1 rules — dropped
  *     with that reason when the policy drops it;
  *   - GRE whose outer addresses can match no tunnel (LPM tries of every peer and local prefix):
- *     dropped as `unknown_tunnel`, or passed up within a per-CPU token bucket (rate-limit).
+ *     dropped as `unknown_tunnel`, or (rate-limit) dropped as `rate_limited` while the shared
+ *     budget has no room, else passed up for user space to charge the budget.
  *     The checksum and inner-packet checks, which DESIGN §5 runs before the tunnel match, are
  *     not run for it: a frame that would fail them is counted as unknown_tunnel, not as
  *     bad_checksum or bad_inner. Its verdict is the same, because the kernel decides this only
@@ -73,8 +74,8 @@ struct gg_config {
 	__u8 fail_open;          /* on_failure = "open" */
 	__u8 active;             /* 0: bypass only (no daemon expected) */
 	__u8 pad;
-	__u64 rate_pps;          /* unknown_tunnel rate-limit, per CPU */
-	__u64 rate_burst;
+	__u64 rate_interval;     /* the rate-limit budget, in policer ticks (fastpath/src/policer.rs) */
+	__u64 rate_tolerance;
 };
 
 struct gg_counter {
@@ -114,10 +115,11 @@ struct lpm_v6 {
 };
 
 struct bucket {
-	__u64 tokens; /* scaled by 1e9 */
-	__u64 last_ns;
 	__u64 skip;   /* kernel drops until the next sample */
 };
+
+/* Policer ticks per nanosecond (TICKS_PER_NS of fastpath/src/policer.rs). */
+#define TICKS_PER_NS 16
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -168,6 +170,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct bucket);
 } gg_bucket SEC(".maps");
+
+/* The theoretical arrival time (GCRA) of the rate-limit budget, in policer ticks: the same
+ * bucket every worker takes from (user space maps it), which the program only reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} gg_budget SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -269,23 +281,18 @@ static __always_inline int ipv4_sum_ok(const __u16 *h)
 	return s == 0xffff;
 }
 
-/* Takes one token from the per-CPU bucket of the unknown_tunnel rate-limit. */
-static __always_inline int take_token(struct gg_config *cfg, struct bucket *b)
+/* Whether the rate-limit budget has room for a frame now. Only user space takes from it (a
+ * frame within the budget is handed up and charged there, once); the kernel drops what the
+ * budget refuses at this instant, which is what user space would decide for it. */
+static __always_inline int budget_has_room(struct gg_config *cfg)
 {
-	__u64 now = bpf_ktime_get_ns();
-	__u64 cap = cfg->rate_burst * 1000000000ull;
-	__u64 el = now - b->last_ns;
-	b->last_ns = now;
-	if (el > 10000000000ull)
-		el = 10000000000ull;
-	b->tokens += el * cfg->rate_pps;
-	if (b->tokens > cap)
-		b->tokens = cap;
-	if (b->tokens >= 1000000000ull) {
-		b->tokens -= 1000000000ull;
+	__u32 zero = 0;
+	__u64 *tat = bpf_map_lookup_elem(&gg_budget, &zero);
+	if (!tat)
 		return 1;
-	}
-	return 0;
+	__u64 now = bpf_ktime_get_ns() * TICKS_PER_NS;
+	__s64 ahead = (__s64)(*(volatile __u64 *)tat - now);
+	return ahead <= 0 || (__u64)ahead <= cfg->rate_tolerance;
 }
 
 /* GRE header checks, DESIGN §5 stage 2 (without the checksum, which stays in user space). */
@@ -481,9 +488,8 @@ unknown:
 	p.decided = 1;
 	p.reason = R_UNKNOWN_TUNNEL;
 	if (cfg->unknown_action == ACT_RATE_LIMIT) {
-		struct bucket *b = bpf_map_lookup_elem(&gg_bucket, &zero);
-		if (b && take_token(cfg, b))
-			goto up; /* within the budget: user space polices it exactly */
+		if (budget_has_room(cfg))
+			goto up; /* within the budget: user space takes the token */
 		p.reason = R_RATE_LIMITED;
 	}
 

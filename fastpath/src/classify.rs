@@ -5,12 +5,14 @@
 //! frame and outer IP → GRE header → inner packet → tunnel match → tunnel rules → policers.
 //!
 //! The same code serves the AF_XDP data path and `greguard replay`. It never allocates, never
-//! panics and never indexes unchecked; the only state it writes is its own token buckets.
+//! panics and never indexes unchecked; the only state it writes is its policers' cells, which every worker shares ([`Buckets`]).
 
 use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::checksum;
 use crate::inner::{self, Inner};
-use crate::policer::TokenBucket;
+use std::sync::Arc;
+
+use crate::policer::{Cell, Policer};
 use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
 use crate::reason::{Decision, Direction, Reason, Verdict};
@@ -92,38 +94,104 @@ struct Header<'a> {
     payload: &'a [u8],
 }
 
-/// A frame's classification state that outlives one frame: the token buckets.
+/// The policers of one policy: one per tunnel with a `rate`, and the shared budget of the
+/// rate-limit actions. Cloning shares them: every worker of the data path classifies with
+/// clones of one `Buckets`, so a tunnel gets its rate whichever queues its frames arrive on.
+#[derive(Clone, Debug)]
+pub struct Buckets {
+    /// One bucket per tunnel with a `rate`, indexed by tunnel.
+    tunnels: Vec<Option<Policer>>,
+    /// The shared budget of the rate-limit actions.
+    budget: Policer,
+}
+
+impl Buckets {
+    /// Fresh, full buckets for `policy` at `now_ns` (the caller's clock, to which `offset_ns`
+    /// is added); the budget's state lives in `budget` when given (the fast lane's map, which
+    /// the kernel reads).
+    pub fn new(
+        policy: &Policy,
+        now_ns: u64,
+        offset_ns: u64,
+        budget: Option<Arc<dyn Cell>>,
+    ) -> Buckets {
+        let fresh = |rate, cell: Option<Arc<dyn Cell>>| {
+            let cell = cell.unwrap_or_else(|| Arc::new(std::sync::atomic::AtomicU64::new(0)));
+            Policer::in_cell(rate, cell, offset_ns).filled(now_ns)
+        };
+        Buckets {
+            tunnels: policy
+                .specs()
+                .iter()
+                .map(|s| s.rate.map(|r| fresh(r, None)))
+                .collect(),
+            budget: fresh(policy.defaults().rate_limit, budget),
+        }
+    }
+
+    /// The buckets of `policy`, which replaces the policy of `old`: tunnel `i` was tunnel
+    /// `previous[i]` there. A tunnel that persists keeps its cell (its fill, and the frames
+    /// other workers police on it while they switch), at its new rate; so does the budget. New
+    /// tunnels start full at `now_ns`.
+    pub fn carried(
+        policy: &Policy,
+        now_ns: u64,
+        previous: &[Option<u32>],
+        old: &Buckets,
+    ) -> Buckets {
+        let offset_ns = old.budget.offset_ns();
+        let tunnels = policy
+            .specs()
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let rate = spec.rate?;
+                let kept = previous
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|o| old.tunnels.get(o as usize))
+                    .and_then(Option::as_ref);
+                Some(match kept {
+                    Some(b) => Policer::in_cell(rate, b.cell().clone(), offset_ns),
+                    None => Policer::new_at(rate, offset_ns, now_ns),
+                })
+            })
+            .collect();
+        Buckets {
+            tunnels,
+            budget: Policer::in_cell(
+                policy.defaults().rate_limit,
+                old.budget.cell().clone(),
+                offset_ns,
+            ),
+        }
+    }
+}
+
+/// A frame's classification state that outlives one frame: the policers.
 ///
 /// A worker owns one `Classifier`; the [`Policy`] it classifies against is passed in per batch so
 /// the data path loads it once per batch and a reload swaps it between batches.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Classifier {
-    /// One bucket per tunnel with a `rate`, indexed by tunnel.
-    tunnel_buckets: Vec<Option<TokenBucket>>,
-    /// The shared budget of the rate-limit actions.
-    shared: TokenBucket,
+    buckets: Buckets,
 }
 
 impl Classifier {
-    /// Fresh, full buckets for `policy`, starting at `now_ns`.
+    /// Fresh, full buckets of its own for `policy`, starting at `now_ns`.
     pub fn new(policy: &Policy, now_ns: u64) -> Classifier {
-        Classifier::with_share(policy, now_ns, 1)
+        Classifier::with_buckets(Buckets::new(policy, now_ns, 0, None))
     }
 
-    /// Buckets for one of `workers` workers that split the traffic between them (one per RX
-    /// queue): each enforces its [`Rate::share`](crate::Rate::share) of every rate, so together they enforce the
-    /// policy's rates when the queues carry similar loads. A tunnel that hashes to one queue gets
-    /// only that worker's share; DESIGN and the README say so.
-    pub fn with_share(policy: &Policy, now_ns: u64, workers: u32) -> Classifier {
-        let tunnel_buckets = policy
-            .specs()
-            .iter()
-            .map(|s| s.rate.map(|r| TokenBucket::new(r.share(workers), now_ns)))
-            .collect();
-        Classifier {
-            tunnel_buckets,
-            shared: TokenBucket::new(policy.defaults().rate_limit.share(workers), now_ns),
-        }
+    /// A classifier that polices with `buckets`, which other classifiers may share.
+    pub fn with_buckets(buckets: Buckets) -> Classifier {
+        Classifier { buckets }
+    }
+
+    /// The buckets this classifier polices with.
+    pub fn buckets(&self) -> &Buckets {
+        &self.buckets
     }
 
     /// Classifies a batch: `out[i]` receives the decision for `frames[i]`. `now_ns` is read once
@@ -221,7 +289,7 @@ impl Classifier {
     /// Applies the tunnel's policer: `Tunnel` within it, `RateLimited` beyond.
     #[inline(always)]
     fn police(&mut self, tunnel: u32, now_ns: u64) -> Reason {
-        match self.tunnel_buckets.get_mut(tunnel as usize) {
+        match self.buckets.tunnels.get(tunnel as usize) {
             Some(Some(b)) => {
                 if b.take(now_ns) {
                     Reason::Tunnel
@@ -254,7 +322,7 @@ impl Classifier {
         match action {
             Action::Forward => Decision::new(Verdict::Forward, reason),
             Action::Drop => Decision::new(Verdict::Drop, reason),
-            Action::RateLimit if self.shared.take(now_ns) => {
+            Action::RateLimit if self.buckets.budget.take(now_ns) => {
                 Decision::new(Verdict::Forward, reason)
             }
             Action::RateLimit => Decision::new(Verdict::Drop, Reason::RateLimited),
@@ -284,21 +352,6 @@ impl Classifier {
             },
             Hit::None => drop,
         }
-    }
-
-    /// Carries policer state over from the classifier of an earlier policy: `map(new) = old`
-    /// names, for each new tunnel index, the old tunnel with the same name.
-    pub fn carry_over(&mut self, old: &Classifier, map: impl Fn(u32) -> Option<u32>) {
-        for (i, bucket) in self.tunnel_buckets.iter_mut().enumerate() {
-            let old_bucket = u32::try_from(i)
-                .ok()
-                .and_then(&map)
-                .and_then(|o| old.tunnel_buckets.get(o as usize));
-            if let (Some(new), Some(Some(old))) = (bucket.as_mut(), old_bucket) {
-                new.carry_over(old);
-            }
-        }
-        self.shared.carry_over(&old.shared);
     }
 }
 

@@ -1,5 +1,5 @@
 //! greguard's hot path: zero-copy wire views, the GRE classifier, compiled policy tables and
-//! token-bucket policers. No serde and no I/O here: the `config` crate compiles a policy into a
+//! policers shared by every worker. No serde and no I/O here: the `config` crate compiles a policy into a
 //! [`Policy`], and the data path (or `greguard replay`) feeds frames to a [`Classifier`].
 //!
 //! ```
@@ -28,9 +28,9 @@ pub mod protocols;
 pub mod reason;
 pub mod wire;
 
-pub use classify::Classifier;
+pub use classify::{Buckets, Classifier};
 pub use counters::Counters;
-pub use policer::{Rate, TokenBucket};
+pub use policer::{Cell, Policer, Rate};
 pub use policy::{
     Action, BuildError, Defaults, FlagRule, Hit, HotRule, IpPrefix, KeyRule, Match, Policy,
     TunnelSpec,

@@ -50,8 +50,9 @@ struct Config {
     fail_open: u8,
     active: u8,
     pad: u8,
-    rate_pps: u64,
-    rate_burst: u64,
+    /// The budget of the rate-limit actions, in policer ticks ([`crate::policer`]).
+    rate_interval: u64,
+    rate_tolerance: u64,
 }
 
 /// `ACT_*` of the C source.
@@ -254,8 +255,8 @@ impl FastLane {
         self.config.invalid_drop = u8::from(d.invalid_gre == Action::Drop);
         self.config.drop_reserved = u8::from(d.drop_reserved_bits);
         self.config.drop_bogons = u8::from(d.drop_bogons);
-        self.config.rate_pps = d.rate_limit.pps;
-        self.config.rate_burst = d.rate_limit.burst.max(1);
+        self.config.rate_interval = d.rate_limit.interval_ticks();
+        self.config.rate_tolerance = d.rate_limit.tolerance_ticks();
         self.config.sample_every = sample_every;
         self.write_config()
     }
@@ -377,6 +378,69 @@ impl FastLane {
         // SAFETY: both counter maps hold `struct gg_counter` (two u64, 16 bytes) per CPU and
         // `values` has one per possible CPU (`self.cpus`).
         unsafe { bpf::lookup_percpu(fd, key, values) }
+    }
+}
+
+/// The word of the fast lane's `gg_budget` map (mapped into this process) that holds the TAT
+/// of the rate-limit budget: user space takes from it, the kernel reads it.
+struct MappedCell {
+    page: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; the word in it is only used as an
+// AtomicU64.
+unsafe impl Send for MappedCell {}
+// SAFETY: as above; shared access goes through the atomic.
+unsafe impl Sync for MappedCell {}
+
+impl crate::policer::Cell for MappedCell {
+    fn tat(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: the mapping starts page-aligned with the array's first (and only) u64 value
+        // and lives as long as self.
+        unsafe { &*(self.page as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+impl Drop for MappedCell {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping made in FastLane::budget_cell, once.
+        unsafe { libc::munmap(self.page as *mut libc::c_void, self.len) };
+    }
+}
+
+impl FastLane {
+    /// The budget of the rate-limit actions as a policer cell that the kernel reads: the
+    /// `gg_budget` array (`BPF_F_MMAPABLE`) mapped into this process.
+    pub fn budget_cell(&self) -> Result<std::sync::Arc<dyn crate::policer::Cell>, LaneError> {
+        let fd = self
+            .object
+            .map("gg_budget")
+            .ok_or(LaneError::Missing("gg_budget"))?;
+        // SAFETY: sysconf has no preconditions.
+        let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        // SAFETY: an mmapable array map is mapped from offset 0, its values in a row; one
+        // page holds its single u64. The mapping stays valid after the map fd closes.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if page == libc::MAP_FAILED {
+            return Err(LaneError::Map {
+                map: "gg_budget",
+                err: io::Error::last_os_error(),
+            });
+        }
+        Ok(std::sync::Arc::new(MappedCell {
+            page: page as *mut u8,
+            len,
+        }))
     }
 }
 

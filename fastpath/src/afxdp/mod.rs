@@ -125,6 +125,8 @@ pub struct DataPath {
     epoch: std::time::Instant,
     /// The running policy and its generation (1 at start).
     policy: Arc<Policy>,
+    /// The running policy's policers, shared by every worker (the budget also by the kernel).
+    buckets: crate::classify::Buckets,
     generation: u64,
     /// Per worker: the mailbox for new policies and the ring the replaced ones come back in.
     reloads: Vec<rtrb::Producer<Box<reload::PolicyState>>>,
@@ -198,6 +200,13 @@ impl DataPath {
         let stop = Arc::new(AtomicBool::new(false));
         let epoch = std::time::Instant::now();
         let epoch_ns = lane::monotonic_ns();
+        // One set of policers for every worker; the budget of the rate-limit actions lives in
+        // the fast lane's map when it runs, so the kernel drops what it would refuse.
+        let budget = match fast_lane.as_ref() {
+            Some(l) => Some(l.budget_cell().map_err(|e| Error::Lane(e.to_string()))?),
+            None => None,
+        };
+        let buckets = crate::classify::Buckets::new(&policy, 0, epoch_ns, budget);
         // Bind every socket before any worker runs. If one is refused, the sockets bound so far
         // are dropped with `prepared`, and any program they attached (none was attached when
         // the ports were checked above) is detached, so a failed start leaves nothing behind.
@@ -243,7 +252,6 @@ impl DataPath {
                     fill_size: spec.ring_size * 2,
                     batch: spec.batch_size as usize,
                     capacity: spec.frame_capacity() as usize,
-                    workers: queues.len() as u32,
                     sampling: spec.sampling,
                 };
                 let (producer, consumer) = sample::ring(spec.frame_capacity() as usize);
@@ -265,6 +273,7 @@ impl DataPath {
                         reloads: reload_rx,
                         retired: retired_tx,
                         epoch,
+                        buckets: buckets.clone(),
                     },
                 );
                 prepared.push((worker, core, stats));
@@ -307,6 +316,7 @@ impl DataPath {
             epoch_ns,
             epoch,
             policy: policy.clone(),
+            buckets,
             generation: 1,
             reloads,
             retired,
@@ -378,8 +388,8 @@ impl DataPath {
         &self.policy
     }
 
-    /// Hands a new policy to every worker; each switches between two batches. The policer
-    /// state and per-tunnel counts of tunnels whose name persists carry over. Returns the new
+    /// Hands a new policy to every worker; each switches between two batches. The policers
+    /// and per-tunnel counts of tunnels whose name persists carry over. Returns the new
     /// generation. Frees what earlier reloads replaced.
     pub fn reload(
         &mut self,
@@ -399,20 +409,20 @@ impl DataPath {
         }
         let generation = self.generation + 1;
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
-        let workers = self.reloads.len() as u32;
+        let buckets = crate::classify::Buckets::carried(&policy, now_ns, &previous, &self.buckets);
         for mailbox in &mut self.reloads {
             let state = reload::PolicyState::prepare(
                 generation,
                 policy.clone(),
                 previous.clone(),
-                workers,
-                now_ns,
+                buckets.clone(),
                 sampling,
             );
             // Checked above: every mailbox has a free slot, and only this thread fills them.
             let _ = mailbox.push(Box::new(state));
         }
         self.policy = policy;
+        self.buckets = buckets;
         self.generation = generation;
         Ok(generation)
     }

@@ -1,10 +1,11 @@
 //! Policy reload without stopping the data path.
 //!
 //! The slow path compiles the new policy, then prepares for every worker everything the
-//! worker will need — fresh policers for its share of the rates, zeroed per-tunnel counters,
+//! worker will need — the policy's policers (shared by every worker; a tunnel that persists
+//! keeps its bucket's cell), zeroed per-tunnel counters,
 //! per-tunnel stats, the mapping from new to old tunnel indices by name — and hands it over in
 //! a one-slot mailbox (an SPSC ring). Between two batches the worker takes it, carries the
-//! policer fill levels and per-tunnel counts of every tunnel whose name persists over, swaps it
+//! per-tunnel counts of every tunnel whose name persists over, swaps it
 //! with its own state and sends the old state back in a second ring. So the worker neither
 //! allocates nor frees (the old policy is freed by the slow path, off the data-path cores), no
 //! batch is classified half with one policy and half with the other, and every frame is
@@ -13,7 +14,7 @@
 use std::sync::Arc;
 
 use super::stats::TunnelStats;
-use crate::classify::Classifier;
+use crate::classify::{Buckets, Classifier};
 use crate::policy::Policy;
 use crate::reason::Verdict;
 
@@ -35,21 +36,21 @@ pub struct PolicyState {
 }
 
 impl PolicyState {
-    /// The state for `policy` (generation `generation`) of one of `workers` workers, prepared
-    /// off the data path; `previous[i]` is the index of tunnel `i` in the policy it replaces
-    /// ([`Policy::previous_indices`]).
+    /// The state for `policy` (generation `generation`) of one worker, prepared off the data
+    /// path; `previous[i]` is the index of tunnel `i` in the policy it replaces
+    /// ([`Policy::previous_indices`]); `buckets` are the policy's policers, shared by every
+    /// worker.
     pub fn prepare(
         generation: u64,
         policy: Arc<Policy>,
         previous: Vec<Option<u32>>,
-        workers: u32,
-        now_ns: u64,
+        buckets: Buckets,
         sampling: super::sample::Rates,
     ) -> PolicyState {
         let tunnels = policy.tunnel_count();
         PolicyState {
             generation,
-            classifier: Classifier::with_share(&policy, now_ns, workers),
+            classifier: Classifier::with_buckets(buckets),
             previous,
             tunnel_packets: vec![[0; Verdict::COUNT]; tunnels],
             tunnel_stats: super::stats::tunnel_stats(tunnels),

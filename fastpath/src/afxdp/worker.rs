@@ -60,8 +60,6 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// Bytes of frame data a UMEM frame holds (frame size minus headroom).
     pub capacity: usize,
-    /// How many workers share the traffic (policer rates are split between them).
-    pub workers: u32,
     /// How often frames are sampled for the slow path.
     pub sampling: Rates,
 }
@@ -85,6 +83,8 @@ pub struct Shared {
     pub retired: rtrb::Producer<Box<PolicyState>>,
     /// The data path's clock: policer time is nanoseconds since this instant.
     pub epoch: Instant,
+    /// The policy's policers, shared with every other worker (and the kernel's budget).
+    pub buckets: crate::classify::Buckets,
 }
 
 /// A worker: one UMEM, two ports, the classifier state and the counters.
@@ -135,6 +135,7 @@ impl Worker {
             reloads,
             retired,
             epoch,
+            buckets,
         } = shared;
         let mut samples = samples;
         samples.set_rates(config.sampling);
@@ -161,11 +162,7 @@ impl Worker {
             cq_buf: vec![FrameDesc::default(); config.fill_size as usize],
             decisions: vec![Decision::new(Verdict::Drop, Reason::Oversize); batch],
             lens: vec![0; batch],
-            classifier: Classifier::with_share(
-                &policy,
-                clock.elapsed().as_nanos() as u64,
-                config.workers,
-            ),
+            classifier: Classifier::with_buckets(buckets),
             counters: Counters::new(policy.tunnel_count()),
             policy,
             port_counters: [PortCounters::default(); 2],
@@ -216,8 +213,9 @@ impl Worker {
     }
 
     /// Between batches: switches to a policy the slow path prepared, if one is waiting.
-    /// Policer fill levels and per-tunnel counts carry over for tunnels whose name persists;
-    /// the replaced state goes back to the slow path to be freed there.
+    /// Per-tunnel counts carry over for tunnels whose name persists (their policers did already:
+    /// the new buckets keep their cells); the replaced state goes back to the slow path to be
+    /// freed there.
     #[inline]
     fn take_reload(&mut self) {
         let Ok(mut next) = self.reloads.pop() else {
@@ -225,14 +223,10 @@ impl Worker {
         };
         {
             let PolicyState {
-                classifier,
                 previous,
                 tunnel_packets,
                 ..
             } = &mut *next;
-            classifier.carry_over(&self.classifier, |i| {
-                previous.get(i as usize).copied().flatten()
-            });
             for (counts, old) in tunnel_packets.iter_mut().zip(previous.iter()) {
                 if let Some(c) = old.and_then(|o| self.counters.tunnel_packets.get(o as usize)) {
                     *counts = *c;
