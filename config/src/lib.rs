@@ -40,7 +40,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::Error;
-pub use loader::{Loader, Reuse};
+pub use loader::{Loader, Reuse, MAX_POLICY_BYTES};
 pub use model::{Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode};
 
 /// A policy that loaded: the validated model and the tables the classifier runs on.

@@ -94,13 +94,7 @@ impl Loader {
     pub fn load_file(&mut self, path: &Path) -> Result<Loaded, Error> {
         let origin = path.display().to_string();
         let mut text = std::mem::take(&mut self.spare);
-        text.clear();
-        let read = std::fs::File::open(path).and_then(|mut f| {
-            let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
-            text.reserve_exact(with_room(len));
-            f.read_to_string(&mut text)
-        });
-        if let Err(e) = read {
+        if let Err(e) = read_consistent(path, &mut text) {
             self.spare = text;
             return Err(Error::unreadable(&origin, &e));
         }
@@ -286,6 +280,49 @@ impl<'k> Finder<'k> {
 /// as soon as one tunnel is added, which is what reusing them is to avoid.
 fn with_room(n: usize) -> usize {
     n.saturating_add(n / 8)
+}
+
+/// The largest policy file read: 100 000 tunnels take about 10 MB.
+pub const MAX_POLICY_BYTES: u64 = 64 << 20;
+
+/// Reads `path` into `text` as one consistent version: the open file's size and modification
+/// time must be the same before and after the read, and all of it read, or it is read again (an
+/// editor or a deploy tool may be writing it). Replacing the file by a rename, as the README
+/// tells operators to, never shows a reader half a file.
+fn read_consistent(path: &Path, text: &mut String) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::MetadataExt;
+    const ATTEMPTS: u32 = 5;
+    let version = |m: &std::fs::Metadata| (m.len(), m.mtime(), m.mtime_nsec());
+    for _ in 0..ATTEMPTS {
+        text.clear();
+        let mut file = std::fs::File::open(path)?;
+        let before = file.metadata()?;
+        if before.len() > MAX_POLICY_BYTES {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "the file is {} bytes, more than the {MAX_POLICY_BYTES} a policy may have",
+                    before.len()
+                ),
+            ));
+        }
+        text.reserve_exact(with_room(before.len() as usize));
+        (&mut file)
+            .take(MAX_POLICY_BYTES + 1)
+            .read_to_string(text)?;
+        // The file that was read (a rename since the open does not matter: that was a whole
+        // version too).
+        let after = file.metadata()?;
+        if version(&before) == version(&after) && text.len() as u64 == after.len() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(Error::other(format!(
+        "the file changed while it was read, {ATTEMPTS} times in a row; write the new \
+         version next to it and rename it into place"
+    )))
 }
 
 /// Whether no two tunnels share a name.

@@ -354,3 +354,50 @@ fn a_file_the_split_does_not_fit_is_read_whole() {
     assert_eq!(l.model.sampling.invalid, 10);
     assert_same(&text, Ok(l), outcome(config::load_str(&text, "p.toml")));
 }
+
+#[test]
+fn a_file_beyond_the_size_limit_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    // Sparse: the size is there, the disk space is not.
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(config::MAX_POLICY_BYTES + 1).unwrap();
+    let err = Loader::new().load_file(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("more than the") && err.contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_policy_replaced_by_rename_under_a_reader_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    let version = |n: usize| {
+        (0..n)
+            .map(|i| format!("[[tunnel]]\nname = \"t{i}\"\npeer = \"192.0.2.{i}\"\nlocal = \"198.51.100.1\"\n"))
+            .collect::<String>()
+    };
+    let (a, b) = (version(3), version(40));
+    std::fs::write(&path, &a).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let tmp = path.with_extension("tmp");
+            let mut flip = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::fs::write(&tmp, if flip { &a } else { &b }).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+                flip = !flip;
+            }
+        })
+    };
+    let mut loader = Loader::new();
+    for _ in 0..300 {
+        let loaded = loader.load_file(&path).expect("a whole version");
+        assert!(matches!(loaded.tunnels().len(), 3 | 40));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+}
