@@ -5,8 +5,12 @@
 //! fails the cheap header checks or whose outer addresses can match no tunnel (LPM tries of
 //! every peer and local prefix), and hands the rest to the AF_XDP socket of its queue (an
 //! XSKMAP). It keeps per-CPU counters with the data path's (port, verdict, reason) indices.
-//! When a queue has no socket — greguard stopped with `--keep-bypass`, or died — it fails open
-//! (every frame to the other port) or closed (GRE dropped), as `[ports] on_failure` says.
+//! A queue without a socket while greguard runs (its heartbeat, [`Heartbeat`], is current)
+//! still gets the kernel's decisions, and what would go up is dropped. Once greguard is gone —
+//! stopped with `--keep-bypass`, killed, frozen — the program fails open (every frame to the
+//! other port) or closed (only what is positively not GRE passes), as `[ports] on_failure`
+//! says. The rate-limit budget is a word of an mmapable map that the workers take from and the
+//! program reads ([`FastLane::budget_cell`]).
 //!
 //! Loaded with the libbpf that xsk-rs already links (through libxdp-sys).
 
