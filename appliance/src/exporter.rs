@@ -5,16 +5,23 @@
 //! counters into registered handles (`absolute` for counters, `set` for gauges) every time it
 //! draws a summary, so a scrape is at most one publication old. Every series the box will ever
 //! show is registered at start-up with value 0, so rates work from the first scrape.
+//!
+//! The top dropped sources are the exception: their `source` label is chosen by whoever sends
+//! the storm. The exporter forgets a series only when it renders the exposition and finds the
+//! series idle, which it otherwise does only at a scrape; so greguard keeps a handle on the
+//! recorder and renders (and discards) the exposition itself while sources come and go, and the
+//! number of such series stays bounded whether or not anyone scrapes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use fastpath::afxdp::{Binding, Snapshot, XdpMode};
 use fastpath::{Direction, Policy, Reason, Verdict};
 use metrics::{describe_counter, describe_gauge, Counter, Gauge};
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
 const PORTS: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
@@ -30,8 +37,14 @@ const LANE_PATHS: [&str; 7] = [
     "sampled",
 ];
 
-/// How long a gauge that is no longer set stays in the exposition.
-const GAUGE_IDLE: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long a gauge that is no longer set stays in the exposition (at least).
+const GAUGE_IDLE: Duration = Duration::from_secs(15);
+
+/// How often the exposition is rendered to forget idle top-source series, while needed.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+
+/// The `stage` label of `greguard_samples_shed_total`.
+const SHED_STAGES: [&str; 2] = ["pcap", "top"];
 
 /// Per port and queue: ring health and the kernel's `XDP_STATISTICS`.
 struct RingSeries {
@@ -68,6 +81,13 @@ pub struct Exporter {
     tunnels_of: Arc<Policy>,
     samples: Counter,
     samples_dropped: Counter,
+    /// Per stage of [`SHED_STAGES`].
+    samples_shed: [Counter; 2],
+    /// The (rank, source) series of the last top list, to zero those that leave it.
+    top_published: Vec<(usize, IpAddr)>,
+    /// Set when the top list changed (series created or zeroed): the pruning task renders for a
+    /// while.
+    top_changed: Arc<AtomicBool>,
     rings: Vec<RingSeries>,
     frames: Vec<FrameSeries>,
     reloads_ok: u64,
@@ -137,6 +157,10 @@ fn describe() {
         "Samples lost because a worker's sample ring was full."
     );
     describe_counter!(
+        "greguard_samples_shed_total",
+        "Samples the slow path took but shed, by stage: pcap (the pcap writer's queue was full), top (their second of the top-sources view already tracked 4096 sources)."
+    );
+    describe_counter!(
         "greguard_policy_reloads_total",
         "Policy loads after start-up, by result."
     );
@@ -151,7 +175,7 @@ fn describe() {
     describe_gauge!("greguard_policy_tunnels", "Tunnels in the running policy.");
     describe_gauge!(
         "greguard_top_dropped_source_samples",
-        "Sampled dropped GRE frames of the top sources over the last 10 s, by rank (the backscatter view)."
+        "Sampled dropped GRE frames of the top sources over the last 10 s, by rank (the backscatter view); 0 for a source that left the list."
     );
     describe_gauge!(
         "greguard_xdp_mode",
@@ -219,6 +243,74 @@ fn describe() {
     );
 }
 
+/// The series of the source at `rank` in the top list.
+fn top_gauge(rank: usize, source: IpAddr) -> Gauge {
+    metrics::gauge!(
+        "greguard_top_dropped_source_samples",
+        "rank" => rank.to_string(),
+        "source" => source.to_string()
+    )
+}
+
+/// Installs the recorder and serves it on `listen` from a thread of its own, with the task that
+/// forgets idle top-source series (see the module's doc).
+fn serve(listen: SocketAddr, top_changed: Arc<AtomicBool>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the metrics listener's runtime")?;
+    let (recorder, server) = {
+        let _inside = runtime.enter();
+        PrometheusBuilder::new()
+            .with_http_listener(listen)
+            // Gauges not set for a while disappear: that is how a source that left the top
+            // list leaves the metrics. Every other gauge is set at every publication.
+            .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
+            .build()
+            .with_context(|| {
+                format!("serving metrics on {listen} ([metrics] listen): is the address in use or not local?")
+            })?
+    };
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)
+        .map_err(|e| anyhow!("installing the metrics recorder: {e}"))?;
+    runtime.spawn(prune(handle, top_changed, PRUNE_EVERY, GAUGE_IDLE));
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            let _ = runtime.block_on(server);
+        })
+        .context("starting the metrics listener's thread")?;
+    Ok(())
+}
+
+/// Renders the exposition (and throws it away) every `every` for a while after the top list
+/// changed: rendering is when the exporter removes the series idle for longer than `idle`. While
+/// the top list stays the same it does nothing.
+async fn prune(
+    handle: PrometheusHandle,
+    top_changed: Arc<AtomicBool>,
+    every: Duration,
+    idle: Duration,
+) {
+    // The first render after a change sees the new series (which starts their idle time), the
+    // first one more than `idle` later removes them; one more for timer slack.
+    let renders = (idle.as_millis() / every.as_millis().max(1)) as u32 + 2;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut left = 0;
+    loop {
+        ticks.tick().await;
+        if top_changed.swap(false, Ordering::Relaxed) {
+            left = renders;
+        }
+        if left > 0 {
+            left -= 1;
+            drop(handle.render());
+        }
+    }
+}
+
 impl Exporter {
     /// Starts the HTTP listener on `listen` and registers every series at 0.
     pub fn start(
@@ -227,15 +319,8 @@ impl Exporter {
         bindings: &[Binding],
         policy_loaded: SystemTime,
     ) -> Result<Exporter> {
-        PrometheusBuilder::new()
-            .with_http_listener(listen)
-            // Gauges not set for a while disappear: that is how a source that left the top
-            // list leaves the metrics. Every other gauge is set at every publication.
-            .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE))
-            .install()
-            .with_context(|| {
-                format!("serving metrics on {listen} ([metrics] listen): is the address in use or not local?")
-            })?;
+        let top_changed = Arc::new(AtomicBool::new(false));
+        serve(listen, top_changed.clone())?;
         describe();
         let mut packets = Vec::new();
         let mut bytes = Vec::new();
@@ -298,6 +383,10 @@ impl Exporter {
             tunnels_of: policy.clone(),
             samples: metrics::counter!("greguard_samples_total"),
             samples_dropped: metrics::counter!("greguard_samples_dropped_total"),
+            samples_shed: SHED_STAGES
+                .map(|stage| metrics::counter!("greguard_samples_shed_total", "stage" => stage)),
+            top_published: Vec::new(),
+            top_changed,
             rings,
             frames,
             lane: ["outside", "inside"].map(|port| {
@@ -318,15 +407,29 @@ impl Exporter {
     }
 
     /// The backscatter view: samples of the top sources of dropped GRE over the last seconds,
-    /// by rank. A source that leaves the list leaves the metrics after `GAUGE_IDLE`.
-    pub fn publish_top(&self, top: &[(std::net::IpAddr, u64)]) {
-        for (rank, (source, samples)) in top.iter().enumerate() {
-            metrics::gauge!(
-                "greguard_top_dropped_source_samples",
-                "rank" => (rank + 1).to_string(),
-                "source" => source.to_string()
-            )
-            .set(*samples as f64);
+    /// by rank, and the samples the slow path shed. A (rank, source) that leaves the list is
+    /// set to 0, and leaves the exposition once idle for `GAUGE_IDLE`.
+    pub fn publish_slow_path(&mut self, top: &[(IpAddr, u64)], shed: &crate::slow_path::Shed) {
+        let now: Vec<(usize, IpAddr)> = top
+            .iter()
+            .enumerate()
+            .map(|(rank, (source, _))| (rank + 1, *source))
+            .collect();
+        for &(rank, source) in &self.top_published {
+            if !now.contains(&(rank, source)) {
+                top_gauge(rank, source).set(0.0);
+                self.top_changed.store(true, Ordering::Relaxed);
+            }
+        }
+        for (&(rank, source), (_, samples)) in now.iter().zip(top) {
+            if !self.top_published.contains(&(rank, source)) {
+                self.top_changed.store(true, Ordering::Relaxed);
+            }
+            top_gauge(rank, source).set(*samples as f64);
+        }
+        self.top_published = now;
+        for (series, n) in self.samples_shed.iter().zip([shed.pcap, shed.top]) {
+            series.absolute(n);
         }
     }
 
@@ -353,7 +456,7 @@ impl Exporter {
     /// `per_worker` for the per-queue series.
     pub fn publish(&self, total: &Snapshot, per_worker: &[Snapshot]) {
         // Gauges are set at every publication, so the idle timeout only ever removes the
-        // top-sources series of sources that left the list.
+        // top-sources series of (rank, source) pairs that left the list.
         for (port, queue, in_use) in &self.modes {
             for mode in XdpMode::CONCRETE {
                 metrics::gauge!("greguard_xdp_mode", "port" => *port, "queue" => queue.clone(), "mode" => mode.name())
@@ -436,5 +539,60 @@ impl Exporter {
             f.fill.set(w.frames.fill as f64);
             f.tx.set(w.frames.tx as f64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Sets 1000 top-source series, one per millisecond, through a recorder of its own, and
+    /// counts the series a render shows a second after the last one.
+    fn top_series_left(pruning: bool) -> usize {
+        let idle = Duration::from_millis(300);
+        let recorder = PrometheusBuilder::new()
+            .idle_timeout(MetricKindMask::GAUGE, Some(idle))
+            .build_recorder();
+        let handle = recorder.handle();
+        let changed = Arc::new(AtomicBool::new(false));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let pruner = {
+            let (handle, changed) = (handle.clone(), changed.clone());
+            std::thread::spawn(move || {
+                if pruning {
+                    let task = prune(handle, changed, Duration::from_millis(100), idle);
+                    let bounded =
+                        async { tokio::time::timeout(Duration::from_secs(3), task).await };
+                    let _ = runtime.block_on(bounded);
+                }
+            })
+        };
+        metrics::with_local_recorder(&recorder, || {
+            for i in 0..1000u32 {
+                top_gauge(1, IpAddr::V4(Ipv4Addr::from(i))).set(1.0);
+                changed.store(true, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let shown = handle
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("greguard_top_dropped_source_samples{"))
+            .count();
+        pruner.join().unwrap();
+        shown
+    }
+
+    #[test]
+    fn idle_top_source_series_are_forgotten_although_nobody_scrapes() {
+        // Without the pruning renders every series stays until a scrape...
+        assert_eq!(top_series_left(false), 1000);
+        // ...with them, those idle for longer than the timeout are gone before any scrape.
+        assert_eq!(top_series_left(true), 0);
     }
 }

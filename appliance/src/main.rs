@@ -9,10 +9,12 @@ mod exporter;
 mod lab;
 mod log;
 mod notify;
+mod pcap_writer;
 mod replay;
 mod report;
 mod run;
 mod samples;
+mod slow_path;
 mod top;
 
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 //! second, and on SIGINT or SIGTERM stops the workers, detaches the XDP programs and prints the
 //! final counts.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,11 +16,9 @@ use fastpath::{Direction, Reason, Verdict};
 use crate::cli::{Format, RunArgs};
 use crate::exit::Failure;
 use crate::exporter::Exporter;
-use crate::log::DropLog;
 use crate::notify::Notifier;
 use crate::report;
-use crate::samples::PcapRotator;
-use crate::top::TopSources;
+use crate::slow_path::{self, SlowPath};
 
 /// Runs until a stop signal (or `--duration`), then prints the final report.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
@@ -108,21 +107,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let epoch_wall = SystemTime::now()
         .checked_sub(data_path.epoch().elapsed())
         .unwrap_or_else(SystemTime::now);
-    let sampling = &loaded.model.sampling;
-    let mut pcaps = match &sampling.pcap_dir {
-        Some(dir) => {
-            let r = PcapRotator::new(dir, sampling.pcap_rotate_mb, sampling.pcap_keep, epoch_wall)
-                .map_err(Failure::runtime)?;
-            tracing::info!("sampled frames go to {}", dir.display());
-            Some(r)
-        }
-        None => None,
-    };
+    // Samples, the top-sources view, the drop log and the pcap writer thread, with bounded
+    // work per pass of this loop.
+    let mut slow = SlowPath::start(&loaded.model.sampling, epoch_wall).map_err(Failure::runtime)?;
     let mut samples = data_path.take_samples();
     let mut kernel_samples = data_path.kernel_samples();
-    let mut drops = DropLog::new(DROP_LOG_PER_SECOND);
     let mut next_publish = Instant::now();
-    let mut top = TopSources::new(TOP_WINDOW_SECS);
     let started = Instant::now();
     let mut previous = Snapshot::new(0);
     let mut next_tick = started + Duration::from_secs(1);
@@ -152,6 +142,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 &mut running,
                 &mut data_path,
                 &mut exporter,
+                &mut slow,
             );
             notifier.ready(&format!(
                 "forwarding, policy generation {}",
@@ -162,36 +153,17 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         if let Some(spare) = data_path.take_spare_policy() {
             loader.recycle(spare);
         }
-        drops.roll();
         let policy_now = data_path.policy().clone();
-        let from_workers = samples
-            .iter_mut()
-            .flat_map(|r| std::iter::from_fn(|| r.pop()));
-        let from_kernel = kernel_samples
-            .iter_mut()
-            .flat_map(|k| std::iter::from_fn(|| k.pop()));
-        for sample in from_workers.chain(from_kernel) {
-            if sample.dropped() {
-                if let Some(source) = sample.source() {
-                    top.add(source);
-                }
-                let tunnel = sample
-                    .decision
-                    .tunnel()
-                    .map(|t| policy_now.tunnel_name(t as u32));
-                drops.sample(&sample, tunnel);
-            }
-            if let Some(Err(e)) = pcaps.as_mut().map(|p| p.write(&sample)) {
-                tracing::error!("sample files stop: {e:#}");
-                pcaps = None;
-            }
-        }
+        slow.pass(
+            &mut slow_path::sources(&mut samples, kernel_samples.as_mut()),
+            &policy_now,
+        );
         if Instant::now() >= next_publish {
             let per_worker: Vec<Snapshot> =
                 data_path.stats().iter().map(|s| s.snapshot()).collect();
             let total = Snapshot::sum(&per_worker).with_kernel(data_path.lane_counters());
             exporter.publish(&total, &per_worker);
-            exporter.publish_top(&top.top(TOP_SHOWN));
+            exporter.publish_slow_path(&slow.top().top(TOP_SHOWN), &slow.shed());
             next_publish += METRICS_EVERY;
         }
         if Instant::now() >= next_tick {
@@ -211,6 +183,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 queues_warned = unserved;
             }
             let now = data_path.snapshot();
+            let top = slow.top().top(TOP_SHOWN);
             let line = match args.format {
                 Format::Human => second_line(started.elapsed(), &previous, &now, &top),
                 Format::Kv => kv_line(started.elapsed(), &previous, &now, &top),
@@ -218,7 +191,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             if !args.quiet {
                 println!("{line}");
             }
-            top.tick();
+            slow.tick();
             previous = now;
             next_tick += Duration::from_secs(1);
         }
@@ -231,6 +204,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let keep_bypass = args.keep_bypass && data_path.fast_lane();
     data_path.keep_bypass(args.keep_bypass);
     let (reports, kernel) = data_path.stop().map_err(Failure::runtime)?;
+    // The pcap writer writes what is queued and flushes (bounded wait).
+    slow.stop();
     // Each worker published a last time on its way out; the sum is the final count.
     let total =
         Snapshot::sum(&stats.iter().map(|s| s.snapshot()).collect::<Vec<_>>()).with_kernel(kernel);
@@ -278,14 +253,17 @@ fn worker_gone(worker: usize, mut data_path: DataPath, ports: &config::Ports) ->
 }
 
 /// SIGHUP: re-reads the policy, validates and compiles it here (off the data path) and hands
-/// it to the workers. A policy that fails to load, or that changes `[ports]` or `[metrics]`
-/// (which need a restart), is reported and counted, and the running one stays.
+/// it to the workers. A policy that fails to load, that changes `[ports]` or `[metrics]`
+/// (which need a restart), or whose `sampling.pcap_dir` cannot be used, is reported and
+/// counted, and the running one stays. `[sampling]` applies with the policy: the rates in the
+/// workers, the pcap settings in the slow path (which logs what changed).
 fn reload(
     path: &std::path::Path,
     loader: &mut config::Loader,
     running: &mut config::PolicyModel,
     data_path: &mut DataPath,
     exporter: &mut Exporter,
+    slow: &mut SlowPath,
 ) {
     let started = std::time::Instant::now();
     let keep = data_path.generation();
@@ -311,6 +289,9 @@ fn reload(
             );
         }
     }
+    if let Err(e) = slow.check(&loaded.model.sampling) {
+        return refused(format!("{}: {e:#}", path.display()), exporter);
+    }
     let policy = loaded.policy;
     let loaded_in = started.elapsed();
     match data_path.reload(policy.clone(), sampling_rates(&loaded.model.sampling)) {
@@ -327,6 +308,13 @@ fn reload(
                 loader.last()
             );
             exporter.reloaded(&policy, generation, SystemTime::now());
+            match slow.apply(&loaded.model.sampling) {
+                Ok(Some(change)) => tracing::info!("sample files: {change}"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    "sample files: the new [sampling] pcap settings could not be applied: {e:#}"
+                ),
+            }
             *running = loaded.model;
         }
         Err(e) => refused(e.to_string(), exporter),
@@ -386,7 +374,12 @@ fn sampling_rates(s: &config::Sampling) -> afxdp::SamplingRates {
 
 /// One line per second: packets per second per port, forwarded and dropped, and the top drop
 /// reasons of that second.
-fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSources) -> String {
+fn second_line(
+    elapsed: Duration,
+    before: &Snapshot,
+    now: &Snapshot,
+    top: &[(IpAddr, u64)],
+) -> String {
     use std::fmt::Write as _;
     let mut s = format!("[{:>5}s]", elapsed.as_secs());
     let mut drops: Vec<(u64, Reason)> = Vec::new();
@@ -425,10 +418,9 @@ fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSo
         }
     }
     let _ = report::ring_alerts(&mut s, before, now);
-    let top = top.top(3);
     if !top.is_empty() {
         s.push_str("  top dropped sources:");
-        for (a, n) in top {
+        for (a, n) in top.iter().take(3) {
             let _ = write!(s, " {a} {n}");
         }
     }
@@ -438,7 +430,7 @@ fn second_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSo
 /// The per-second line for scripts (the lab reads it): `stats t=SECONDS` then
 /// `PORT.VERDICT.REASON=FRAMES` for every non-zero count of that second, and
 /// `top=ADDR/SAMPLES,...` for the top sources of dropped GRE over the last seconds.
-fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSources) -> String {
+fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &[(IpAddr, u64)]) -> String {
     use std::fmt::Write as _;
     let mut s = format!("stats t={}", elapsed.as_secs());
     for dir in [Direction::FromOutside, Direction::FromInside] {
@@ -451,11 +443,7 @@ fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSource
             }
         }
     }
-    let top: Vec<String> = top
-        .top(TOP_SHOWN)
-        .iter()
-        .map(|(a, n)| format!("{a}/{n}"))
-        .collect();
+    let top: Vec<String> = top.iter().map(|(a, n)| format!("{a}/{n}")).collect();
     let _ = write!(s, " top={}", top.join(","));
     s
 }
@@ -463,10 +451,5 @@ fn kv_line(elapsed: Duration, before: &Snapshot, now: &Snapshot, top: &TopSource
 /// How often the workers' counters are copied into the metrics series.
 const METRICS_EVERY: Duration = Duration::from_millis(250);
 
-/// Sampled drops logged per second at most.
-const DROP_LOG_PER_SECOND: u32 = 10;
-
-/// Seconds the top-sources view looks back.
-const TOP_WINDOW_SECS: usize = 10;
-/// Sources listed in the kv line.
+/// Sources listed in the kv line and the metrics.
 const TOP_SHOWN: usize = 5;
