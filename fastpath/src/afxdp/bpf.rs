@@ -152,6 +152,37 @@ pub fn run_live_frames(prog: i32, frame: &[u8], repeat: u32, batch: u32) -> io::
     errno(unsafe { libxdp_sys::bpf_prog_test_run_opts(prog, &mut opts) })
 }
 
+/// Runs XDP program `prog` once on `frame` with BPF_PROG_RUN, as if it arrived on `ifindex`'s
+/// RX queue `queue` (an interface of this network namespace); nothing is transmitted. Returns
+/// the program's action (`XDP_DROP` = 1, `XDP_PASS` = 2, `XDP_REDIRECT` = 4, ...).
+pub fn test_run(prog: i32, frame: &[u8], ifindex: u32, queue: u32) -> io::Result<u32> {
+    // struct xdp_md: data (0), data_end (the frame's length), data_meta (0), ingress_ifindex,
+    // rx_queue_index, egress_ifindex.
+    let ctx: [u32; 6] = [0, frame.len() as u32, 0, ifindex, queue, 0];
+    let mut out = vec![0u8; frame.len() + 256];
+    let mut opts = libxdp_sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<libxdp_sys::bpf_test_run_opts>(),
+        data_in: frame.as_ptr() as *const c_void,
+        data_out: out.as_mut_ptr() as *mut c_void,
+        data_size_in: frame.len() as u32,
+        data_size_out: out.len() as u32,
+        ctx_in: ctx.as_ptr() as *const c_void,
+        ctx_out: std::ptr::null_mut(),
+        ctx_size_in: std::mem::size_of_val(&ctx) as u32,
+        ctx_size_out: 0,
+        retval: 0,
+        repeat: 1,
+        duration: 0,
+        flags: 0,
+        cpu: 0,
+        batch_size: 0,
+    };
+    // SAFETY: opts points at `frame`, `ctx` and `out`, which outlive the call; the sizes are
+    // theirs.
+    errno(unsafe { libxdp_sys::bpf_prog_test_run_opts(prog, &mut opts) })?;
+    Ok(opts.retval)
+}
+
 /// The number of possible CPUs (the length of a per-CPU map value), from
 /// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...), as libbpf's own
 /// `libbpf_num_possible_cpus` reads it (which libxdp-sys does not export). A file that is

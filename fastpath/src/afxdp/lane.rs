@@ -339,6 +339,13 @@ impl FastLane {
         unsafe { update(self.xsks_fd, &slot, &fd, "gg_xsks") }
     }
 
+    /// Runs the program once on `frame` as if it arrived on `link`'s RX queue `queue`, without
+    /// transmitting anything (BPF_PROG_RUN); returns its action. For tests of the kernel's
+    /// decisions.
+    pub fn test_run(&self, link: &Link, queue: u32, frame: &[u8]) -> io::Result<u32> {
+        bpf::test_run(self.prog_fd, frame, link.ifindex, queue)
+    }
+
     /// Sums the program's per-CPU counters.
     pub fn counters(&self) -> LaneCounters {
         let mut c = LaneCounters {
@@ -423,28 +430,36 @@ impl FastLane {
             .ok_or(LaneError::Missing("gg_budget"))?;
         // SAFETY: sysconf has no preconditions.
         let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        // SAFETY: an mmapable array map is mapped from offset 0, its values in a row; one
-        // page holds its single u64. The mapping stays valid after the map fd closes.
-        let page = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if page == libc::MAP_FAILED {
-            return Err(LaneError::Map {
+        // An mmapable array map is mapped from offset 0, its values in a row; one page holds
+        // its single u64. The mapping stays valid after the map fd closes.
+        let page = map_shared(fd, len, libc::PROT_READ | libc::PROT_WRITE, 0).map_err(|err| {
+            LaneError::Map {
                 map: "gg_budget",
-                err: io::Error::last_os_error(),
-            });
-        }
-        Ok(std::sync::Arc::new(MappedCell {
-            page: page as *mut u8,
+                err,
+            }
+        })?;
+        Ok(std::sync::Arc::new(MappedCell { page, len }))
+    }
+}
+
+/// Maps `len` bytes of the BPF map `fd` from `offset`, shared with the kernel.
+fn map_shared(fd: i32, len: usize, prot: i32, offset: usize) -> io::Result<*mut u8> {
+    // SAFETY: a fresh mapping (no address asked for) of a map fd; what the bytes mean is the
+    // caller's business.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
             len,
-        }))
+            prot,
+            libc::MAP_SHARED,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p as *mut u8)
     }
 }
 
@@ -498,23 +513,23 @@ impl Heartbeat {
     /// Stops beating and lets the deadline lapse now: from here, queues without a socket fail
     /// open or closed at once (a clean stop that leaves the bypass, or a dying worker).
     pub fn flatline(&mut self) {
+        self.stop_beating();
+        let _ = beat(&self.map, 0);
+    }
+
+    fn stop_beating(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.thread().unpark();
             let _ = t.join();
         }
-        let _ = beat(&self.map, 0);
     }
 }
 
 impl Drop for Heartbeat {
     /// Stops the thread; the last deadline stands (it lapses within [`HEARTBEAT_GRACE`]).
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
+        self.stop_beating();
     }
 }
 
@@ -588,41 +603,20 @@ impl FastLane {
             map: "gg_samples",
             err: e,
         };
-        // SAFETY: mapping a ring buffer map as the kernel documents it: the consumer page
-        // read-write at offset 0, the producer page and twice the data read-only after it.
-        let consumer = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
+        // A ring buffer map as the kernel documents it: the consumer page read-write at offset
+        // 0, the producer page and twice the data read-only after it.
+        let consumer = map_shared(fd, page, libc::PROT_READ | libc::PROT_WRITE, 0).map_err(err)?;
+        let producer = match map_shared(fd, page + 2 * size, libc::PROT_READ, page) {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: unmapping what was mapped just above.
+                unsafe { libc::munmap(consumer as *mut libc::c_void, page) };
+                return Err(err(e));
+            }
         };
-        if consumer == libc::MAP_FAILED {
-            return Err(err(io::Error::last_os_error()));
-        }
-        // SAFETY: as above.
-        let producer = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page + 2 * size,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd,
-                page as libc::off_t,
-            )
-        };
-        if producer == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
-            // SAFETY: unmapping what was mapped just above.
-            unsafe { libc::munmap(consumer, page) };
-            return Err(err(e));
-        }
         Ok(KernelSamples {
-            consumer: consumer as *mut u8,
-            producer: producer as *mut u8,
+            consumer,
+            producer,
             size,
             page,
             epoch_ns,
