@@ -154,7 +154,7 @@ fn describe() {
     );
     describe_counter!(
         "greguard_samples_dropped_total",
-        "Samples lost because a worker's sample ring was full."
+        "Samples lost because a worker's sample ring, or the fast lane's, was full."
     );
     describe_counter!(
         "greguard_samples_shed_total",
@@ -490,7 +490,11 @@ impl Exporter {
         }
         let kernel_sampled: u64 = total.kernel.as_ref().map_or(0, |k| k.sampled.iter().sum());
         let samples = total.ports.iter().map(|p| p.samples).sum::<u64>() + kernel_sampled;
-        let lost = total.ports.iter().map(|p| p.samples_dropped).sum();
+        let kernel_lost: u64 = total
+            .kernel
+            .as_ref()
+            .map_or(0, |k| k.samples_lost.iter().sum());
+        let lost = total.ports.iter().map(|p| p.samples_dropped).sum::<u64>() + kernel_lost;
         self.samples.absolute(samples);
         self.samples_dropped.absolute(lost);
         self.fast_lane

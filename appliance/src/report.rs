@@ -169,7 +169,7 @@ pub fn final_report(
             let _ = writeln!(
                 s,
                 "fast lane {}: judged={} to_user={} bypassed={} closed_dropped={} unserved={} \
-                 no_target={} sampled={}",
+                 no_target={} sampled={} samples_lost={}",
                 dir.port(),
                 k.judged(i),
                 k.to_user[i],
@@ -177,7 +177,8 @@ pub fn final_report(
                 k.closed_dropped[i],
                 k.unserved[i],
                 k.no_target[i],
-                k.sampled[i]
+                k.sampled[i],
+                k.samples_lost[i]
             );
         }
     }

@@ -90,7 +90,8 @@ struct gg_counter {
 #define L_SAMPLED 3
 #define L_UNSERVED 4   /* dropped: would go up, but no socket serves the queue while greguard runs */
 #define L_NO_TARGET 5  /* dropped: the redirect target (other port or socket) was missing */
-#define L_COUNT 6
+#define L_SAMPLE_LOST 6 /* a kernel drop to sample, but the sample ring was full */
+#define L_COUNT 7
 
 struct gg_sample {
 	__u8 port;
@@ -334,13 +335,15 @@ static __always_inline int gre_header(struct gg_config *cfg, void *gre, void *en
 	return 0;
 }
 
-/* Copies the first SNAP bytes of a dropped frame into the ring buffer; a full ring loses the
- * sample (counted as L_SAMPLED only when it was written). */
+/* Copies the first SNAP bytes of a dropped frame into the ring buffer: counted as L_SAMPLED
+ * when it was written, as L_SAMPLE_LOST when the ring was full. */
 static __always_inline void sample(struct xdp_md *ctx, __u32 port, __u8 reason, __u64 len)
 {
 	struct gg_sample *s = bpf_ringbuf_reserve(&gg_samples, sizeof(*s), 0);
-	if (!s)
+	if (!s) {
+		add(&gg_lane, port * L_COUNT + L_SAMPLE_LOST, len);
 		return;
+	}
 	__u32 cap = len < SNAP ? len : SNAP;
 	s->port = port;
 	s->verdict = V_DROP;

@@ -183,31 +183,27 @@ pub fn test_run(prog: i32, frame: &[u8], ifindex: u32, queue: u32) -> io::Result
     Ok(opts.retval)
 }
 
-/// The number of possible CPUs (the length of a per-CPU map value), from
-/// `/sys/devices/system/cpu/possible` ("0-3", "0,2-5", ...), as libbpf's own
-/// `libbpf_num_possible_cpus` reads it (which libxdp-sys does not export). A file that is
-/// missing or unreadable is an error: guessing too few would overflow the buffer a per-CPU
-/// map is read into.
+/// The number of possible CPUs (the length of a per-CPU map value), from libbpf's
+/// `libbpf_num_possible_cpus` (which reads `/sys/devices/system/cpu/possible`). A failure is
+/// an error: guessing too few would overflow the buffer a per-CPU map is read into.
 pub fn possible_cpus() -> io::Result<usize> {
-    const PATH: &str = "/sys/devices/system/cpu/possible";
-    let text = std::fs::read_to_string(PATH)
-        .map_err(|e| io::Error::new(e.kind(), format!("reading {PATH}: {e}")))?;
-    parse_cpu_list(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{PATH} holds {:?}, not a CPU list", text.trim()),
-        )
-    })
-}
-
-/// The highest CPU of a list such as "0-3" or "0,2-5", plus one.
-fn parse_cpu_list(text: &str) -> Option<usize> {
-    let mut highest = None;
-    for part in text.trim().split(',') {
-        let last = part.rsplit('-').next()?.trim().parse::<usize>().ok()?;
-        highest = Some(highest.map_or(last, |h: usize| h.max(last)));
+    extern "C" {
+        // In the libbpf that libxdp-sys links; its bindings leave it out.
+        fn libbpf_num_possible_cpus() -> std::os::raw::c_int;
     }
-    highest.map(|h| h + 1)
+    // SAFETY: takes no arguments; libbpf caches the count after the first call.
+    let n = unsafe { libbpf_num_possible_cpus() };
+    if n > 0 {
+        Ok(n as usize)
+    } else {
+        Err(io::Error::new(
+            io::Error::from_raw_os_error(-n).kind(),
+            format!(
+                "libbpf could not count the possible CPUs (/sys/devices/system/cpu/possible): {}",
+                io::Error::from_raw_os_error(-n)
+            ),
+        ))
+    }
 }
 
 /// libbpf's `-errno` convention as a Result.
@@ -221,14 +217,25 @@ fn errno(rc: i32) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cpu_list;
+    /// The highest CPU of a list such as "0-3" or "0,2-5", plus one.
+    fn parse_cpu_list(text: &str) -> Option<usize> {
+        let mut highest = None;
+        for part in text.trim().split(',') {
+            let last = part.rsplit('-').next()?.trim().parse::<usize>().ok()?;
+            highest = Some(highest.map_or(last, |h: usize| h.max(last)));
+        }
+        highest.map(|h| h + 1)
+    }
 
     #[test]
-    fn cpu_lists_give_the_highest_cpu_plus_one() {
-        assert_eq!(parse_cpu_list("0\n"), Some(1));
+    fn libbpf_counts_the_possible_cpus_as_sysfs_lists_them() {
         assert_eq!(parse_cpu_list("0-3\n"), Some(4));
         assert_eq!(parse_cpu_list("0,2-5"), Some(6));
-        assert_eq!(parse_cpu_list(""), None);
         assert_eq!(parse_cpu_list("x-y"), None);
+        let listed = std::fs::read_to_string("/sys/devices/system/cpu/possible").unwrap();
+        assert_eq!(
+            super::possible_cpus().unwrap(),
+            parse_cpu_list(&listed).unwrap()
+        );
     }
 }

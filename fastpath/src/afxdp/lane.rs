@@ -33,7 +33,7 @@ pub const PROGRAM_NAME: &str = "greguard_xdp";
 pub const MAX_QUEUES: u32 = 256;
 
 /// The program's lane counters per port (`L_*` in the C source).
-const LANES: usize = 6;
+const LANES: usize = 7;
 
 /// How often greguard pushes its heartbeat deadline forward, and how far: once the deadline
 /// has passed (greguard killed, frozen), queues without a socket fail open or closed.
@@ -138,6 +138,8 @@ pub struct LaneCounters {
     pub unserved: [u64; 2],
     /// Per port: dropped because the other port was missing from the program's DEVMAP.
     pub no_target: [u64; 2],
+    /// Per port: kernel drops to be sampled that found the sample ring full (not sampled).
+    pub samples_lost: [u64; 2],
     /// Per port: kernel drops handed up as samples (already counted in `packets`).
     pub sampled: [u64; 2],
 }
@@ -355,6 +357,7 @@ impl FastLane {
             closed_dropped: [0; 2],
             unserved: [0; 2],
             no_target: [0; 2],
+            samples_lost: [0; 2],
             sampled: [0; 2],
         };
         let mut values = vec![[0u64; 2]; self.cpus];
@@ -381,6 +384,7 @@ impl FastLane {
             c.sampled[port] = lane[3];
             c.unserved[port] = lane[4];
             c.no_target[port] = lane[5];
+            c.samples_lost[port] = lane[6];
         }
         c
     }
