@@ -311,15 +311,17 @@ static __always_inline int gre_header(struct gg_config *cfg, void *gre, void *en
 		return 1;
 	}
 	if (version == 0) {
-		/* RFC 2784 §2.3: R (0x4000), s (0x0800), recursion (0x0700) MUST be discarded... as
-		 * user space's V0_MUST_DISCARD: the bits RFC 1701 defined and RFC 2784 removed. */
-		if (fv & 0x4f00) {
+		/* RFC 2784 §2.3: bits 1-5 other than K and S (R 0x4000, s 0x0800, recursion bit 5
+		 * 0x0400) MUST be discarded: user space's V0_MUST_DISCARD. Bits 6-12 (0x03f8) are
+		 * reserved, "MUST be ignored on receipt": V0_RESERVED, dropped only with
+		 * reserved_bits = "drop". */
+		if (fv & 0x4c00) {
 			if (!cfg->invalid_drop)
 				return 0;
 			p->reason = R_BAD_FLAGS;
 			return 1;
 		}
-		if (cfg->drop_reserved && (fv & 0x00f8)) {
+		if (cfg->drop_reserved && (fv & 0x03f8)) {
 			p->reason = R_RESERVED_BITS;
 			return 1;
 		}
