@@ -243,10 +243,8 @@ static __always_inline int daemon_alive(struct gg_config *cfg)
 }
 
 struct parsed {
-	__u8 gre;       /* IP protocol 47 (or an IPv6 extension chain that may lead to it) */
 	__u8 decided;   /* the kernel can judge it */
 	__u8 reason;
-	__u8 verdict;
 };
 
 static __always_inline int is_vlan(__u16 proto /* network order */)
@@ -382,7 +380,7 @@ int greguard_xdp(struct xdp_md *ctx)
 		     bpf_map_lookup_elem(&gg_xsks, &slot) != NULL;
 	/* Gone: no socket, and greguard's heartbeat has stopped (or a bypass by hand). */
 	int gone = !served && !daemon_alive(cfg);
-	struct parsed p = { .gre = 0, .decided = 0, .reason = 0, .verdict = V_DROP };
+	struct parsed p = { .decided = 0, .reason = 0 };
 
 	/* Ethernet and up to two VLAN tags. */
 	struct ethhdr *eth = data;
@@ -415,7 +413,6 @@ int greguard_xdp(struct xdp_md *ctx)
 			p.reason = R_NON_GRE;
 			goto judged;
 		}
-		p.gre = 1;
 		if (gone)
 			goto judged;
 		__u32 hl = (ip[0] & 0xf) * 4;
@@ -461,7 +458,6 @@ int greguard_xdp(struct xdp_md *ctx)
 			p.reason = R_NON_GRE;
 			goto judged;
 		}
-		p.gre = 1;
 		if (gone)
 			goto judged;
 		if ((void *)ip + 40 + bpf_ntohs(*(__u16 *)(ip + 4)) > end)

@@ -115,17 +115,17 @@ impl Buckets {
         offset_ns: u64,
         budget: Option<Arc<dyn Cell>>,
     ) -> Buckets {
-        let fresh = |rate, cell: Option<Arc<dyn Cell>>| {
-            let cell = cell.unwrap_or_else(|| Arc::new(std::sync::atomic::AtomicU64::new(0)));
-            Policer::in_cell(rate, cell, offset_ns).filled(now_ns)
-        };
+        let rate_limit = policy.defaults().rate_limit;
         Buckets {
             tunnels: policy
                 .specs()
                 .iter()
-                .map(|s| s.rate.map(|r| fresh(r, None)))
+                .map(|s| s.rate.map(|r| Policer::new_at(r, offset_ns, now_ns)))
                 .collect(),
-            budget: fresh(policy.defaults().rate_limit, budget),
+            budget: match budget {
+                Some(cell) => Policer::in_cell(rate_limit, cell, offset_ns).filled(now_ns),
+                None => Policer::new_at(rate_limit, offset_ns, now_ns),
+            },
         }
     }
 
@@ -187,11 +187,6 @@ impl Classifier {
     /// A classifier that polices with `buckets`, which other classifiers may share.
     pub fn with_buckets(buckets: Buckets) -> Classifier {
         Classifier { buckets }
-    }
-
-    /// The buckets this classifier polices with.
-    pub fn buckets(&self) -> &Buckets {
-        &self.buckets
     }
 
     /// Classifies a batch: `out[i]` receives the decision for `frames[i]`. `now_ns` is read once

@@ -490,14 +490,14 @@ impl FastLane {
                 err,
             })?;
         let map = std::sync::Arc::new(map);
-        beat(&map, monotonic_ns() + HEARTBEAT_GRACE.as_nanos() as u64)?;
+        beat(&map, grace_deadline())?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (flag, fd) = (stop.clone(), map.clone());
         let thread = std::thread::Builder::new()
             .name("greguard-heartbeat".into())
             .spawn(move || {
                 while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                    let _ = beat(&fd, monotonic_ns() + HEARTBEAT_GRACE.as_nanos() as u64);
+                    let _ = beat(&fd, grace_deadline());
                     std::thread::park_timeout(HEARTBEAT_EVERY);
                 }
             })
@@ -535,6 +535,11 @@ impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.stop_beating();
     }
+}
+
+/// The deadline one heartbeat sets: [`HEARTBEAT_GRACE`] from now, in CLOCK_MONOTONIC ns.
+fn grace_deadline() -> u64 {
+    monotonic_ns() + HEARTBEAT_GRACE.as_nanos() as u64
 }
 
 /// Writes the heartbeat deadline (CLOCK_MONOTONIC ns).

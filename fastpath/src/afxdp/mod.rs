@@ -507,16 +507,10 @@ impl DataPath {
             .collect();
         self.links.iter().find_map(|l| {
             let count = l.rx_queues();
-            let missing: Vec<String> = (0..count)
-                .filter(|q| !served.contains(q))
-                .map(|q| q.to_string())
-                .collect();
-            (!missing.is_empty()).then(|| {
+            unserved(count, &served).map(|missing| {
                 format!(
-                    "{} interface {} now has {count} RX queues; queues {} have no worker",
-                    l.port,
-                    l.name,
-                    missing.join(", ")
+                    "{} interface {} now has {count} RX queues; queues {missing} have no worker",
+                    l.port, l.name
                 )
             })
         })
@@ -732,19 +726,25 @@ fn check_queues(list: &[u32], links: &[Link; 2], counts: [u32; 2]) -> Result<(),
                 max: lane::MAX_QUEUES,
             });
         }
-        let unserved: Vec<String> = (0..count)
-            .filter(|q| !list.contains(q))
-            .map(|q| q.to_string())
-            .collect();
-        if !unserved.is_empty() {
+        if let Some(unserved) = unserved(count, list) {
             return Err(Error::UnservedQueues {
                 port: l.port,
                 name: l.name.clone(),
                 count,
-                unserved: unserved.join(", "),
+                unserved,
                 served: list.len() as u32,
             });
         }
     }
     Ok(())
+}
+
+/// The queues of an interface with `count` RX queues that are not in `served`, as a list
+/// ("1, 2, 3"); `None` when every one is served.
+fn unserved(count: u32, served: &[u32]) -> Option<String> {
+    let missing: Vec<String> = (0..count)
+        .filter(|q| !served.contains(q))
+        .map(|q| q.to_string())
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
 }
