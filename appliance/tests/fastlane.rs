@@ -13,16 +13,6 @@ use traffic::Class;
 
 const TUNNELS: &str = traffic::LAB_TUNNELS;
 
-/// Only the berlin-branch tunnel of the lab (the generator builds its frames from a policy).
-const BERLIN: &str = r#"
-[[tunnel]]
-name      = "berlin-branch"
-peer      = "203.0.113.7"
-local     = "198.51.100.10"
-key       = 1001
-protocols = ["ipv4", "ipv6", "keepalive"]
-"#;
-
 #[test]
 fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator() {
     let mut t = Topology::new(1);
@@ -104,7 +94,7 @@ fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator
 fn a_reload_changes_the_kernel_verdicts() {
     let mut t = Topology::new(1);
     let policy = t.policy("", TUNNELS);
-    let berlin = t.policy("", BERLIN);
+    let berlin = t.policy("", &common::berlin(""));
     let gre_box = t.start_box(&policy);
     let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
     let send = |t: &Topology| {

@@ -10,14 +10,6 @@ use fastpath::afxdp::Link;
 use fastpath::build::{payload, FrameBuilder, Gre};
 use fastpath::{Classifier, Direction, Reason, Verdict};
 
-const TUNNEL: &str = r#"
-[[tunnel]]
-name  = "berlin-branch"
-peer  = "203.0.113.7"
-local = "198.51.100.10"
-key   = 1001
-"#;
-
 /// What the kernel did with one frame: decided (verdict, reason), or handed it up.
 #[derive(Debug, PartialEq, Eq)]
 enum Kernel {
@@ -61,7 +53,10 @@ fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
             &[0; 32],
         );
         for reserved in ["drop", "ignore"] {
-            let text = format!("[defaults]\nreserved_bits = \"{reserved}\"\n{TUNNEL}");
+            let text = format!(
+                "[defaults]\nreserved_bits = \"{reserved}\"\n{}",
+                common::berlin("")
+            );
             let policy = config::load_str(&text, "policy").unwrap().policy;
             let mut lane = FastLane::load().expect("load the fast lane");
             lane.configure(&links[0], &links[1], &policy, OnFailure::Closed, 0, true)

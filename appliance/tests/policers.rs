@@ -8,21 +8,11 @@ use std::time::Instant;
 use common::netns::Topology;
 use traffic::Class;
 
-/// One tunnel (one outer address pair: its frames land on one RX queue) with a policer.
-const POLICED: &str = r#"
-[[tunnel]]
-name      = "berlin-branch"
-peer      = "203.0.113.7"
-local     = "198.51.100.10"
-key       = 1001
-protocols = ["ipv4", "ipv6", "keepalive"]
-rate      = { pps = 2000, burst = 200 }
-"#;
-
 #[test]
 fn a_tunnel_gets_its_whole_rate_on_a_box_with_two_workers() {
     let mut t = Topology::new(2);
-    let policy = t.policy("", POLICED);
+    // One tunnel (one outer address pair: its frames land on one RX queue) with a policer.
+    let policy = t.policy("", &common::berlin("rate = { pps = 2000, burst = 200 }\n"));
     let gre_box = t.start_box(&policy);
     assert!(gre_box.log.join("\n").contains("queue 1: AF_XDP"));
     let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);

@@ -19,6 +19,16 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The lab's berlin-branch tunnel alone (the generator builds its frames from a policy), with
+/// `extra` lines added to its table.
+pub fn berlin(extra: &str) -> String {
+    format!(
+        "[[tunnel]]\nname      = \"berlin-branch\"\npeer      = \"203.0.113.7\"\n\
+         local     = \"198.51.100.10\"\nkey       = 1001\n\
+         protocols = [\"ipv4\", \"ipv6\", \"keepalive\"]\n{extra}"
+    )
+}
+
 /// Runs `greguard` with `args`.
 pub fn greguard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_greguard"))
