@@ -1,4 +1,4 @@
-//! The command line (DESIGN §3).
+//! The command line (the README's Commands).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! Errors with their exit code (DESIGN §3): 1 bad input, 2 runtime failure.
+//! Errors with their exit code (the README's Commands): 1 bad input, 2 runtime failure.
 
 use std::fmt;
 

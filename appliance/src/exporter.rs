@@ -1,4 +1,4 @@
-//! The Prometheus endpoint (DESIGN §6): `GET /metrics` on `[metrics] listen`, served by
+//! The Prometheus endpoint (the README's Metrics): `GET /metrics` on `[metrics] listen`, served by
 //! `metrics-exporter-prometheus` on a thread of its own.
 //!
 //! The workers never call into the metrics library. The main thread copies their published

@@ -303,7 +303,8 @@ fn every_frame_is_counted_once_per_port_and_no_umem_frame_is_lost() {
     ] {
         let ring = format!("ring {port}:");
         let received = s.value(&ring, "received");
-        // DESIGN §5: every frame received on a port has exactly one verdict and one reason.
+        // The README's Verdicts and reasons: every frame received on a port has exactly one verdict
+        // and one reason.
         let counted = s.verdict_total(port, "forward") + s.verdict_total(port, "drop");
         let kernel = s.value(&format!("invariant {port}:"), "kernel_judged");
         assert_eq!(

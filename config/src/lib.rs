@@ -1,5 +1,5 @@
-//! greguard's policy file (DESIGN §4): the TOML schema, validation with `FILE:LINE:COL: message`
-//! errors, and compilation into [`fastpath::Policy`] tables.
+//! greguard's policy file (the README's Policy reference): the TOML schema, validation with
+//! `FILE:LINE:COL: message` errors, and compilation into [`fastpath::Policy`] tables.
 //!
 //! Loading goes text → serde (structs that refuse unknown keys and keep the span of every value)
 //! → semantic checks → a plain [`PolicyModel`] plus the compiled [`fastpath::Policy`]. A policy

@@ -1,8 +1,9 @@
 //! `greguard nft`: a policy as an nftables ruleset for a Linux bridge between the two ports —
 //! the fallback where greguard cannot run, and its peer in the benchmarks.
 //!
-//! The ruleset follows DESIGN §5's check order with raw payload matches on the transport
-//! header (`@th`, the GRE header; Debian 12's nftables 1.0.6 has no `gre` expression):
+//! The ruleset follows the check order of the README's Verdicts and reasons with raw payload
+//! matches on the transport header (`@th`, the GRE header; Debian 12's nftables 1.0.6 has no `gre`
+//! expression):
 //!
 //! ```text
 //! forward:   non_gre (by ethertype, then IP protocol) → gre
@@ -29,7 +30,8 @@ use fastpath::{
 
 use crate::Loaded;
 
-/// The checks of DESIGN §5 this ruleset does not make, or makes only in part.
+/// The checks of the README's Verdicts and reasons this ruleset does not make, or makes only in
+/// part.
 pub const UNEXPRESSED: &[&str] = &[
     "bad_ip, truncated: the kernel does not parse a broken outer IP header (version, IHL, total \
      length, header checksum) or a cut-off frame as IP, so such frames get the non_gre verdict",
@@ -370,7 +372,8 @@ fn match_addresses(
                 );
             }
         } else {
-            // Most specific first (DESIGN §4): longest peer prefix, then longest local prefix.
+            // Most specific first (the README's Policy reference): longest peer prefix, then
+            // longest local prefix.
             let mut ordered = family.clone();
             ordered.sort_by_key(|(_, g)| {
                 (
@@ -412,8 +415,8 @@ fn fragment_chain(o: &mut String, groups: &[Group], sides: &Sides) {
     let _ = writeln!(o, "\t}}\n");
 }
 
-/// Chooses among the tunnels of one address pair by key (DESIGN §4): `key = N` for key N
-/// (a version-1 packet's call ID), `key = "none"` for no key, no `key` for either.
+/// Chooses among the tunnels of one address pair by key (the README's Policy reference): `key = N`
+/// for key N (a version-1 packet's call ID), `key = "none"` for no key, no `key` for either.
 fn addr_chain(o: &mut String, n: usize, group: &Group, tunnels: &[Arc<TunnelSpec>]) {
     let _ = writeln!(o, "\tchain addr_{n} {{");
     let by = |rule: KeyRule| {
@@ -463,7 +466,7 @@ fn allowed_types(t: &TunnelSpec) -> Vec<String> {
     types.iter().map(|p| format!("{p:#06x}")).collect()
 }
 
-/// One tunnel's rules (DESIGN §5 stage 5) and policer.
+/// One tunnel's rules (the README's Verdicts and reasons stage 5) and policer.
 fn tunnel_chain(o: &mut String, i: usize, t: &TunnelSpec) {
     let name: String = t
         .name

@@ -1,5 +1,6 @@
 //! From what serde read to a [`PolicyModel`] and a compiled [`Policy`]: every range, spelling and
-//! cross-field rule of DESIGN §4, each failure tied to the span of the value at fault.
+//! cross-field rule of the README's Policy reference, each failure tied to the span of the value at
+//! fault.
 //!
 //! All checks run and collect their problems; the one earliest in the file is reported. That
 //! makes the answer deterministic and the same one an operator fixing the file top to bottom

@@ -1,4 +1,4 @@
-//! What a policy means when it leaves things out (DESIGN §4).
+//! What a policy means when it leaves things out (the README's Policy reference).
 
 use std::net::SocketAddr;
 

@@ -5,14 +5,14 @@
  *
  *   - not IP protocol 47: redirected to the other port (DEVMAP) or dropped, as
  *     `[defaults] non_gre` says; it never reaches user space;
- *   - GRE failing the cheap checks of DESIGN §5 in their order — outer IPv4 header checksum
- *     (RFC 791 §3.1), bogon outer source, version (RFC 2784 §2.1 / RFC 2637 §4.1), the RFC 2784
- *     §2.3 MUST-discard bits, the reserved bits, the RFC 2637 §4.1 version-1 rules — dropped
- *     with that reason when the policy drops it;
+ *   - GRE failing the cheap checks of the README's Verdicts and reasons in their order — outer IPv4
+ *     header checksum (RFC 791 §3.1), bogon outer source, version (RFC 2784 §2.1 / RFC 2637 §4.1),
+ *     the RFC 2784 §2.3 MUST-discard bits, the reserved bits, the RFC 2637 §4.1 version-1 rules —
+ *     dropped with that reason when the policy drops it;
  *   - GRE whose outer addresses can match no tunnel (LPM tries of every peer and local prefix):
  *     dropped as `unknown_tunnel`, or (rate-limit) dropped as `rate_limited` while the shared
  *     budget has no room, else passed up for user space to charge the budget.
- *     The checksum and inner-packet checks, which DESIGN §5 runs before the tunnel match, are
+ *     The checksum and inner-packet checks, which the validator runs before the tunnel match, are
  *     not run for it: a frame that would fail them is counted as unknown_tunnel, not as
  *     bad_checksum or bad_inner. Its verdict is the same, because the kernel decides this only
  *     when invalid_gre is "drop" too;
@@ -294,7 +294,8 @@ static __always_inline int budget_has_room(struct gg_config *cfg)
 	return ahead <= 0 || (__u64)ahead <= cfg->rate_tolerance;
 }
 
-/* GRE header checks, DESIGN §5 stage 2 (without the checksum, which stays in user space). */
+/* GRE header checks, stage 2 of the README's Verdicts and reasons (without the checksum, which
+ * stays in user space). */
 static __always_inline int gre_header(struct gg_config *cfg, void *gre, void *end, struct parsed *p)
 {
 	if (gre + 4 > end)

@@ -1,6 +1,6 @@
-//! Source addresses that can never be a real sender (DESIGN §4 `bogons`): IPv4 0/8 ("this
-//! network", RFC 1122 §3.2.1.3), 127/8 (loopback), 224/4 (multicast, never a source), 240/4
-//! (reserved, including the limited broadcast 255.255.255.255); IPv6 :: (unspecified), ::1
+//! Source addresses that can never be a real sender (the README's Policy reference `bogons`): IPv4
+//! 0/8 ("this network", RFC 1122 §3.2.1.3), 127/8 (loopback), 224/4 (multicast, never a source),
+//! 240/4 (reserved, including the limited broadcast 255.255.255.255); IPv6 :: (unspecified), ::1
 //! (loopback) and ff00::/8 (multicast) — RFC 4291 §2.5.2, §2.5.3, §2.7.
 
 /// True when `src` can never be the source of a real packet.

@@ -1,6 +1,6 @@
-//! The classifier: one verdict and one reason per frame (DESIGN §5). It reads like the reason
-//! table: one small function per stage, in the order the checks run, each returning
-//! `Result<_, Reason>`:
+//! The classifier: one verdict and one reason per frame (the README's Verdicts and reasons). It
+//! reads like the reason table: one small function per stage, in the order the checks run, each
+//! returning `Result<_, Reason>`:
 //!
 //! frame and outer IP → GRE header → inner packet → tunnel match → tunnel rules → policers.
 //!
@@ -240,7 +240,8 @@ impl Classifier {
         }
         let header = match gre_header(outer.gre, d.drop_reserved_bits) {
             Ok(h) => h,
-            // DESIGN §5: reserved bits are judged by `reserved_bits` alone, not `invalid_gre`.
+            // The README's Verdicts and reasons: reserved bits are judged by `reserved_bits` alone,
+            // not `invalid_gre`.
             Err(Reason::ReservedBits) => return Decision::new(Verdict::Drop, Reason::ReservedBits),
             Err(r) => return self.invalid(policy, now_ns, r),
         };

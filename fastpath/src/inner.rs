@@ -1,6 +1,6 @@
-//! Inner-payload sanity (DESIGN §5 `bad_inner`): is the payload what the GRE protocol type says?
-//! This is where the 2016–17 backscatter is caught: well-formed GRE headers around payloads that
-//! are no packet of the announced type.
+//! Inner-payload sanity (the README's Verdicts and reasons `bad_inner`): is the payload what the
+//! GRE protocol type says? This is where the 2016–17 backscatter is caught: well-formed GRE headers
+//! around payloads that are no packet of the announced type.
 
 use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::protocols::ProtoClass;

@@ -1,5 +1,5 @@
-//! GRE protocol types grouped into the classes a policy names (DESIGN §4 `protocols`), and the
-//! per-tunnel set of allowed ones.
+//! GRE protocol types grouped into the classes a policy names (the README's Policy reference
+//! `protocols`), and the per-tunnel set of allowed ones.
 
 use crate::wire::gre::proto;
 

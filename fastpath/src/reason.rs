@@ -1,5 +1,6 @@
 //! Verdicts and reasons: the single source of the names used in `replay` output, metrics labels and
-//! logs (DESIGN §5). The discriminants are stable and dense so counters can be plain arrays.
+//! logs (the README's Verdicts and reasons). The discriminants are stable and dense so counters can
+//! be plain arrays.
 
 use core::fmt;
 

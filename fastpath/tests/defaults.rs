@@ -1,5 +1,6 @@
-//! The `[defaults]` actions of DESIGN §4 through the classifier: non_gre, unknown_tunnel,
-//! invalid_gre and their shared rate-limit budget, fragments, reserved_bits, bogons.
+//! The `[defaults]` actions of the README's Policy reference through the classifier: non_gre,
+//! unknown_tunnel, invalid_gre and their shared rate-limit budget, fragments, reserved_bits,
+//! bogons.
 
 mod common;
 

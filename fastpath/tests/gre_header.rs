@@ -85,8 +85,8 @@ fn accepts_version_0_reserved_bits_when_defaults_say_ignore() {
 
 #[test]
 fn reserved_bits_are_judged_by_their_own_setting_not_invalid_gre() {
-    // DESIGN §5: reserved_bits is "per defaults.reserved_bits"; a rate-limited invalid_gre
-    // budget does not let them through.
+    // The README's Verdicts and reasons: reserved_bits is "per defaults.reserved_bits"; a
+    // rate-limited invalid_gre budget does not let them through.
     let p = standard_policy_with(defaults(|d| {
         d.invalid_gre = Action::RateLimit;
         d.rate_limit = rate(1000, 100);

@@ -1,5 +1,5 @@
-//! The inner-packet stage (DESIGN §5 `bad_inner`): for each protocol class a payload that is what
-//! the protocol type says, and payloads that are not.
+//! The inner-packet stage (the README's Verdicts and reasons `bad_inner`): for each protocol class
+//! a payload that is what the protocol type says, and payloads that are not.
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Properties of the classifier over random and mutated input: it never panics, every decision
-//! fits the reason table of DESIGN §5 under the policy's defaults, a truncated GRE frame is never
-//! forwarded as tunnel traffic, and a batch decides as frames one by one do.
+//! fits the reason table of the README's Verdicts and reasons under the policy's defaults, a
+//! truncated GRE frame is never forwarded as tunnel traffic, and a batch decides as frames one by
+//! one do.
 
 mod common;
 

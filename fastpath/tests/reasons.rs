@@ -1,5 +1,6 @@
-//! One or more tests per reason of DESIGN §5, through the public classifier, with frames from
-//! `fastpath::build`: both directions, IPv4 and IPv6 outer, untagged, 802.1Q and QinQ.
+//! One or more tests per reason of the README's Verdicts and reasons, through the public
+//! classifier, with frames from `fastpath::build`: both directions, IPv4 and IPv6 outer, untagged,
+//! 802.1Q and QinQ.
 
 mod common;
 

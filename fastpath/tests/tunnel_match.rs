@@ -1,5 +1,5 @@
-//! Tunnel selection (DESIGN §4): orientation by port, prefixes, the most specific tunnel (longest
-//! peer, then longest local), and the key among equally specific ones.
+//! Tunnel selection (the README's Policy reference): orientation by port, prefixes, the most
+//! specific tunnel (longest peer, then longest local), and the key among equally specific ones.
 
 mod common;
 

@@ -463,8 +463,8 @@ impl Worker {
             if let Ok(x) = port.rx.fd().xdp_statistics() {
                 // In copy mode the kernel drops a frame longer than a UMEM frame with
                 // `rx_dropped` (and a frame it had no fill buffer for, which it also counts as
-                // `rx_fill_ring_empty_descs`). The rest is DESIGN §5's `oversize`: count it
-                // there so every frame that reached the port has a reason.
+                // `rx_fill_ring_empty_descs`). The rest is the README's `oversize` (Verdicts and
+                // reasons): count it there so every frame that reached the port has a reason.
                 let oversize = x.rx_dropped().saturating_sub(x.rx_fill_ring_empty_descs());
                 let new = oversize.saturating_sub(pc.kernel_oversize);
                 pc.kernel_oversize = pc.kernel_oversize.max(oversize);

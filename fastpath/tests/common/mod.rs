@@ -121,7 +121,7 @@ pub fn standard_policy() -> Policy {
     standard_policy_with(Defaults::default())
 }
 
-/// Defaults with every action at its DESIGN default except as changed by `f`.
+/// Defaults with every action at its documented default except as changed by `f`.
 pub fn defaults(f: impl FnOnce(&mut Defaults)) -> Defaults {
     let mut d = Defaults::default();
     f(&mut d);
@@ -226,7 +226,8 @@ pub fn reversed(mut b: FrameBuilder) -> FrameBuilder {
     b
 }
 
-/// Whether `verdict` and `tunnel` fit `reason` under `policy`, per DESIGN §5 and §4.
+/// Whether `verdict` and `tunnel` fit `reason` under `policy`, per the README's Verdicts and
+/// reasons and Policy reference.
 pub fn consistent(policy: &Policy, d: Decision) -> Result<(), String> {
     let defs = policy.defaults();
     let has_tunnel = d.tunnel != NO_TUNNEL;
