@@ -139,9 +139,12 @@ def small_site():
     for src in ("127.0.0.9", "0.1.2.3", "224.0.0.5", "255.255.255.255"):
         c.add(eth() / IP(src=src, dst="198.51.100.10") / GRE() / inner_udp(), "drop", "bogon")
     c.add(eth() / IP(**berlin) / GRE(key_present=1, key=1001) / inner_udp(src="127.0.0.1"), "drop", "bogon")
-    # Fragments of GRE are not reassembled.
-    c.add(eth() / IP(flags="MF", **berlin) / GRE(key_present=1, key=1001) / inner_udp(), "drop", "fragment")
-    c.add(eth() / IP(frag=100, proto=47, **berlin) / Raw(b"\x00" * 64), "drop", "fragment")
+    # Fragments of GRE are not reassembled; those of a tunnel's addresses are forwarded within
+    # its policer (fragments = "tunnel", the default), the first one after its header checks.
+    c.add(eth() / IP(flags="MF", **berlin) / GRE(key_present=1, key=1001) / inner_udp(),
+          "forward", "fragment", "berlin-branch")
+    c.add(eth() / IP(frag=100, proto=47, **berlin) / Raw(b"\x00" * 64),
+          "forward", "fragment", "berlin-branch")
     # Tunnel rules.
     c.add(eth() / IP(**berlin) / GRE(key_present=1, key=999) / inner_udp(), "drop", "key_mismatch", "berlin-branch")
     c.add(eth() / IP(**berlin) / GRE() / inner_udp(), "drop", "key_mismatch", "berlin-branch")

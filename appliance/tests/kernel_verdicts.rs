@@ -1,36 +1,413 @@
-//! The fast lane's XDP program decides a frame only as the validator would: run on the box's
-//! real interfaces with BPF_PROG_RUN (nothing is sent), each frame's kernel verdict and reason
-//! are compared with the `Classifier`'s for the same frame and policy. Needs root.
+//! The fast lane's XDP program decides a frame only as the validator would. The program runs
+//! with BPF_PROG_RUN on the box's real interfaces (nothing is sent; no socket serves the queue
+//! and greguard's heartbeat is current, so what it would hand up is counted as `unserved`), and
+//! each frame's kernel verdict and reason, read from its counters, is compared with the
+//! `Classifier`'s for the same frame, port and policy:
+//!
+//! - over every frame of the property-test generators and their mutations, the frames of the
+//!   reason tests and of `captures/`, under random `[defaults]` and tunnel tables;
+//! - bit by bit over the version-0 flags, under both `reserved_bits` settings.
+//!
+//! Where the kernel decides, it must reach the validator's verdict and reason; where it hands a
+//! frame up, the README's fast-lane table must say it does. Needs root.
 
 mod common;
+#[path = "../../fastpath/tests/common/mod.rs"]
+mod validator;
+
+use std::fmt::Write as _;
 
 use common::netns::Topology;
+use common::policies::{random_policy, seed, Draw};
 use fastpath::afxdp::lane::{FastLane, LaneCounters, OnFailure};
 use fastpath::afxdp::Link;
 use fastpath::build::{payload, FrameBuilder, Gre};
-use fastpath::{Classifier, Direction, Reason, Verdict};
+use fastpath::wire::numbers::{ethertype, gre_flags, gre_proto, ipv6_next_header};
+use fastpath::{Classifier, Decision, Direction, IpPrefix, Policy, ProtoClass, Reason, Verdict};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use validator::generators::*;
 
 /// What the kernel did with one frame: decided (verdict, reason), or handed it up.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     Decided(Verdict, Reason),
     HandedUp,
 }
 
-/// The one verdict counter or the `unserved` (handed up, no socket) count that moved.
-fn what_moved(before: &LaneCounters, after: &LaneCounters) -> Kernel {
-    if after.unserved[0] > before.unserved[0] {
+/// XDP actions (linux/bpf.h).
+const XDP_DROP: u32 = 1;
+const XDP_REDIRECT: u32 = 4;
+
+/// Runs the program on `frame` as arriving on `port` and reads what it did from its counters:
+/// the one verdict counter that moved, or `unserved` (handed up, no socket).
+fn kernel(lane: &FastLane, links: &[Link; 2], port: usize, frame: &[u8]) -> Kernel {
+    let before = lane.counters();
+    let action = lane.test_run(&links[port], 0, frame).expect("BPF_PROG_RUN");
+    let after = lane.counters();
+    let moved = what_moved(port, &before, &after);
+    let expected_action = match moved {
+        Kernel::Decided(Verdict::Forward, _) => XDP_REDIRECT,
+        _ => XDP_DROP,
+    };
+    assert_eq!(
+        action, expected_action,
+        "{moved:?} with XDP action {action}"
+    );
+    moved
+}
+
+fn what_moved(port: usize, before: &LaneCounters, after: &LaneCounters) -> Kernel {
+    if after.unserved[port] > before.unserved[port] {
         return Kernel::HandedUp;
     }
     for r in Reason::ALL {
         for v in Verdict::ALL {
-            let at = |c: &LaneCounters| c.verdicts.packets[0][r as usize][v as usize];
+            let at = |c: &LaneCounters| c.verdicts.packets[port][r as usize][v as usize];
             if at(after) > at(before) {
                 return Kernel::Decided(v, r);
             }
         }
     }
     panic!("the frame moved no counter");
+}
+
+/// The parts of a frame the README's fast-lane table names when it says what goes up.
+#[derive(Debug, Default)]
+struct Shape {
+    /// IPv6 whose first next header is an extension header the validator walks.
+    ipv6_extensions: bool,
+    /// An outer header the program does not parse: IPv4 with options, IPv6 extension headers.
+    outer_unparsed: bool,
+    /// The outer source is a bogon.
+    outer_bogon: bool,
+    /// The outer (source, destination) addresses.
+    addresses: Option<(IpPrefix, IpPrefix)>,
+    /// A version-0 GRE body the program does not check: a GRE checksum, a payload other than
+    /// IPv4, IPv6 without extension headers, keepalive or a numeric type.
+    body_unchecked: bool,
+}
+
+impl Shape {
+    fn of(f: &[u8]) -> Shape {
+        let mut s = Shape::default();
+        let be16 = |at: usize| f.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let mut at = 12;
+        let mut ty = be16(at).unwrap_or(0);
+        for _ in 0..ethertype::MAX_VLAN_TAGS {
+            if !ethertype::VLAN_TPIDS.contains(&ty) {
+                break;
+            }
+            at += 4;
+            ty = be16(at).unwrap_or(0);
+        }
+        let l3 = at + 2;
+        let gre = match ty {
+            ethertype::IPV4 => {
+                let ihl = usize::from(f.get(l3).copied().unwrap_or(0) & 0xF) * 4;
+                s.outer_unparsed = ihl != 20;
+                if let Some(a) = f.get(l3 + 12..l3 + 20) {
+                    let src = u32::from_be_bytes(a[..4].try_into().unwrap());
+                    let dst = u32::from_be_bytes(a[4..].try_into().unwrap());
+                    s.outer_bogon = fastpath::bogon::is_bogon_v4(src);
+                    s.addresses = Some((IpPrefix::V4(src, 32), IpPrefix::V4(dst, 32)));
+                }
+                l3 + ihl
+            }
+            ethertype::IPV6 => {
+                let nh = f.get(l3 + 6).copied().unwrap_or(0);
+                s.ipv6_extensions = ipv6_next_header::WALKED.contains(&nh);
+                s.outer_unparsed = s.ipv6_extensions;
+                if let Some(a) = f.get(l3 + 8..l3 + 40) {
+                    let src = u128::from_be_bytes(a[..16].try_into().unwrap());
+                    let dst = u128::from_be_bytes(a[16..].try_into().unwrap());
+                    s.outer_bogon = fastpath::bogon::is_bogon_v6(src);
+                    s.addresses = Some((IpPrefix::V6(src, 128), IpPrefix::V6(dst, 128)));
+                }
+                l3 + 40
+            }
+            _ => return s,
+        };
+        let (Some(fv), Some(protocol)) = (be16(gre), be16(gre + 2)) else {
+            return s;
+        };
+        if fv & gre_flags::VERSION == 0 {
+            let fields = [gre_flags::C, gre_flags::K, gre_flags::S]
+                .iter()
+                .filter(|&&b| fv & b != 0)
+                .count();
+            let inner = gre + 4 + 4 * fields;
+            let inner_extensions = protocol == gre_proto::IPV6
+                && f.get(inner + 6)
+                    .is_some_and(|nh| ipv6_next_header::WALKED.contains(nh));
+            s.body_unchecked = fv & gre_flags::C != 0
+                || inner_extensions
+                || !matches!(
+                    ProtoClass::of(protocol),
+                    ProtoClass::Ipv4 | ProtoClass::Ipv6 | ProtoClass::Keepalive | ProtoClass::Other
+                );
+        }
+        s
+    }
+
+    /// Whether the peer is in some tunnel's `peer` and the local end in some tunnel's `local`
+    /// (not necessarily the same tunnel's): what the program's prefix tries tell.
+    fn in_tries(&self, policy: &Policy, dir: Direction) -> bool {
+        let Some((src, dst)) = self.addresses else {
+            return false;
+        };
+        let (peer, local) = match dir {
+            Direction::FromOutside => (src, dst),
+            Direction::FromInside => (dst, src),
+        };
+        let specs = policy.specs();
+        specs.iter().any(|t| t.peer.contains(&peer))
+            && specs.iter().any(|t| t.local.contains(&local))
+    }
+}
+
+/// Whether the README's fast-lane table says the program hands `frame` up, given the
+/// validator's decision for it: GRE it forwards (the program forwards no GRE) or judges past
+/// the tunnel match, rate-limit actions, what the program does not parse or check, and GRE
+/// whose addresses are in its prefix tries.
+fn may_go_up(frame: &[u8], dir: Direction, policy: &Policy, d: Decision) -> bool {
+    if d.verdict == Verdict::Forward && d.reason != Reason::NonGre {
+        return true;
+    }
+    let shape = Shape::of(frame);
+    let tries = shape.in_tries(policy, dir);
+    match d.reason {
+        Reason::NonGre => shape.ipv6_extensions,
+        Reason::Truncated
+        | Reason::BadIp
+        | Reason::BadChecksum
+        | Reason::KeyMismatch
+        | Reason::ProtocolDenied
+        | Reason::NestedGre
+        | Reason::ChecksumPolicy
+        | Reason::SequencePolicy
+        | Reason::RateLimited
+        | Reason::Tunnel => true,
+        Reason::BadVersion | Reason::BadFlags | Reason::ReservedBits => shape.outer_unparsed,
+        Reason::Fragment => {
+            shape.outer_unparsed || (policy.defaults().fragments_to_tunnel && tries)
+        }
+        Reason::Bogon => shape.outer_unparsed || (!shape.outer_bogon && shape.body_unchecked),
+        Reason::BadInner => shape.outer_unparsed || shape.body_unchecked,
+        Reason::UnknownTunnel => shape.outer_unparsed || shape.body_unchecked || tries,
+        Reason::Oversize => false,
+    }
+}
+
+/// One value of a strategy.
+fn draw<S: Strategy>(runner: &mut TestRunner, s: S) -> S::Value {
+    s.new_tree(runner).expect("generate").current()
+}
+
+/// A frame to judge: where it comes from (for the report), the port it arrives on, its bytes.
+type Case = (String, Direction, Vec<u8>);
+
+/// The fixed frames: the generators' corpus from both sides, the reason tests' non-GRE frames
+/// and fragments, and every frame of `captures/` from both sides.
+fn fixed_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (name, b) in corpus() {
+        cases.push((format!("corpus {name}"), Direction::FromOutside, b.build()));
+        if !matches!(
+            b.network,
+            fastpath::build::Network::Ipv4(_) | fastpath::build::Network::Ipv6(_)
+        ) {
+            continue;
+        }
+        cases.push((
+            format!("corpus {name}, reversed"),
+            Direction::FromInside,
+            validator::reversed(b).build(),
+        ));
+    }
+    for (name, f) in non_gre_frames() {
+        cases.push((format!("non-GRE {name}"), Direction::FromOutside, f));
+    }
+    for (name, b, _) in fragments() {
+        cases.push((
+            format!("fragment {name}"),
+            Direction::FromOutside,
+            b.build(),
+        ));
+    }
+    for (file, frames) in common::capture_frames() {
+        for (i, f) in frames.into_iter().enumerate() {
+            for dir in [Direction::FromOutside, Direction::FromInside] {
+                cases.push((format!("{file} frame {}", i + 1), dir, f.clone()));
+            }
+        }
+    }
+    cases
+}
+
+/// Random frames: mutated corpus frames, random GRE behind valid outer headers, random tunnel
+/// frames and random bytes after an Ethernet header.
+fn random_cases(runner: &mut TestRunner, n: usize) -> Vec<Case> {
+    let corpus = corpus();
+    let mut cases = Vec::new();
+    let dir = |reverse: bool| {
+        if reverse {
+            Direction::FromInside
+        } else {
+            Direction::FromOutside
+        }
+    };
+    for i in 0..n {
+        let case = match i % 8 {
+            0..=2 => {
+                let (kind, mutations) = draw(
+                    runner,
+                    (0..corpus.len(), proptest::collection::vec(mutation(), 1..5)),
+                );
+                let (name, b) = &corpus[kind];
+                let mut f = b.build();
+                for m in &mutations {
+                    apply(&mut f, m);
+                }
+                (format!("mutated {name}"), Direction::FromOutside, f)
+            }
+            3..=5 => {
+                let ((src, dst), tags, start, rest, reverse) = draw(
+                    runner,
+                    (
+                        endpoints(),
+                        0..3usize,
+                        proptest::option::of(gre_start()),
+                        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+                        proptest::prelude::any::<bool>(),
+                    ),
+                );
+                let mut gre = start.map(|s| s.to_vec()).unwrap_or_default();
+                gre.extend_from_slice(&rest);
+                let b = if reverse {
+                    FrameBuilder::ip(dst, src)
+                } else {
+                    FrameBuilder::ip(src, dst)
+                };
+                let f = tagged(b, tags).raw(47, gre).build();
+                ("random GRE".to_string(), dir(reverse), f)
+            }
+            6 => {
+                let (b, d, _) = draw(runner, tunnel_frame()).build();
+                ("tunnel frame".to_string(), d, b.build())
+            }
+            _ => {
+                let (ty, rest) = draw(
+                    runner,
+                    (
+                        proptest::sample::select(vec![0x0800u16, 0x86DD, 0x8100, 0x88A8]),
+                        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+                    ),
+                );
+                let f = FrameBuilder::ethernet(ty, rest).build();
+                ("random bytes".to_string(), Direction::FromOutside, f)
+            }
+        };
+        cases.push(case);
+    }
+    cases
+}
+
+/// Judges every case under `policy` in the kernel and in the validator; returns the number
+/// judged and a report line per disagreement.
+fn compare(
+    lane: &FastLane,
+    links: &[Link; 2],
+    policy: &Policy,
+    cases: &[Case],
+) -> (usize, Vec<String>) {
+    let mut judged = 0;
+    let mut bad = Vec::new();
+    for (what, dir, frame) in cases {
+        // BPF_PROG_RUN refuses frames shorter than an Ethernet header, which no port delivers.
+        if frame.len() < 14 {
+            continue;
+        }
+        judged += 1;
+        let user = Classifier::new(policy, 0).classify(policy, 0, *dir, frame);
+        let port = *dir as usize;
+        let k = kernel(lane, links, port, frame);
+        let ok = match k {
+            Kernel::Decided(v, r) => (v, r) == (user.verdict, user.reason),
+            Kernel::HandedUp => may_go_up(frame, *dir, policy, user),
+        };
+        if !ok {
+            let mut hex = String::new();
+            for b in frame {
+                let _ = write!(hex, "{b:02x}");
+            }
+            bad.push(format!(
+                "{what} from {}: validator {}/{}, kernel {k:?}\n  frame {hex}",
+                dir.port(),
+                user.verdict,
+                user.reason
+            ));
+        }
+    }
+    (judged, bad)
+}
+
+/// The differential test: at least 50 random policies and 10 000 frames per run.
+#[test]
+fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies() {
+    let t = Topology::new(1);
+    let (out_if, in_if) = (t.box_out.clone(), t.box_in.clone());
+    common::netns::in_netns(&t.box_ns, move || {
+        let links = [
+            Link::open("outside", &out_if).unwrap(),
+            Link::open("inside", &in_if).unwrap(),
+        ];
+        let seed = seed();
+        let mut d = Draw::new(seed);
+        let mut rng_seed = [0u8; 32];
+        rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed),
+        );
+        let fixed = fixed_cases();
+        let (mut policies, mut frames) = (0, 0);
+        let mut report = String::new();
+        while policies < 60 {
+            let text = random_policy(&mut d);
+            let Ok(loaded) = config::load_str(&text, "policy") else {
+                continue; // two tunnels alike: draw again
+            };
+            let policy = &loaded.policy;
+            let mut lane = FastLane::load().expect("load the fast lane");
+            lane.configure(&links[0], &links[1], policy, OnFailure::Closed, 0, true)
+                .unwrap();
+            let _alive = lane.heartbeat().unwrap();
+            let mut cases = random_cases(&mut runner, 240);
+            cases.extend(fixed.iter().cloned());
+            let (judged, bad) = compare(&lane, &links, policy, &cases);
+            policies += 1;
+            frames += judged;
+            if !bad.is_empty() {
+                let _ = writeln!(
+                    report,
+                    "--- policy {policies} ({} disagreements; the first 5):\n{text}",
+                    bad.len()
+                );
+                for line in bad.iter().take(5) {
+                    let _ = writeln!(report, "{line}");
+                }
+            }
+        }
+        eprintln!("{frames} frames judged by kernel and validator under {policies} policies");
+        assert!(frames >= 10_000, "only {frames} frames");
+        assert!(
+            report.is_empty(),
+            "kernel and validator disagree:\n{report}"
+        );
+    })
+    .join()
+    .expect("kernel against validator");
 }
 
 /// RFC 2784 §2.3 on receipt, bit by bit: R, s and recursion bit 5 are discarded; recursion
@@ -64,8 +441,8 @@ fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
             let _alive = lane.heartbeat().unwrap();
             for bit in 3..=14 {
                 let flag = 1u16 << bit;
-                if flag == 0x2000 {
-                    continue; // K: the key is there
+                if flag == gre_flags::K {
+                    continue; // the key is there
                 }
                 let frame = FrameBuilder::ipv4(
                     "203.0.113.7".parse().unwrap(),
@@ -79,22 +456,18 @@ fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
                     Direction::FromOutside,
                     &frame,
                 );
-                let before = lane.counters();
-                lane.test_run(&links[0], 0, &frame).unwrap();
-                let kernel = what_moved(&before, &lane.counters());
+                let k = kernel(&lane, &links, 0, &frame);
                 let context = format!(
                     "flag {flag:#06x}, reserved_bits = {reserved}: validator {:?}/{:?}, \
-                     kernel {kernel:?}, frame {frame:02x?}",
+                     kernel {k:?}, frame {frame:02x?}",
                     user.verdict, user.reason
                 );
-                match kernel {
+                match k {
                     Kernel::Decided(v, r) => {
                         assert_eq!((v, r), (user.verdict, user.reason), "{context}")
                     }
-                    // Handed up only what the validator must see: here, what it forwards or
-                    // judges past the header (a C or S bit without its field is truncated).
                     Kernel::HandedUp => assert!(
-                        !matches!(user.reason, Reason::BadFlags | Reason::ReservedBits),
+                        may_go_up(&frame, Direction::FromOutside, &policy, user),
                         "{context}"
                     ),
                 }

@@ -100,8 +100,8 @@ fn queues_added_after_the_start_are_judged_in_the_kernel_and_never_bypassed() {
     ]);
     std::thread::sleep(Duration::from_millis(1500));
     let (sent, got) = send_mix(&mut t, &policy);
-    // Frames a worker would have to judge (GRE of a tunnel's addresses, here with a broken
-    // inner packet), sent from CPU 1: a packet socket sends on the TX queue of its CPU, and a
+    // Frames a worker would have to judge (GRE of a tunnel's addresses, here with a wrong GRE
+    // checksum, which only the validator verifies), sent from CPU 1: a packet socket sends on the TX queue of its CPU, and a
     // veth delivers on the RX queue of that number, queue 1, which has no worker. (A veth runs
     // native XDP only on the queues it had when the program was attached; its new queues hand
     // frames to the box's own stack, which forwards nothing. The kernel program's decisions on
@@ -112,7 +112,10 @@ fn queues_added_after_the_start_are_judged_in_the_kernel_and_never_bypassed() {
                 std::net::Ipv4Addr::new(192, 0, 2, i),
                 "198.51.100.10".parse().unwrap(),
             )
-            .gre(Gre::v0(0x0800), vec![0x45; 40])
+            .gre(
+                Gre::v0(0x0800).checksum_with(fastpath::build::Checksum::Wrong),
+                inner_udp(),
+            )
             .macs(traffic::mix::DST_MAC, Class::Invalid.mac(0))
             .build()
         })
@@ -213,7 +216,7 @@ fn the_kernel_program_judges_an_unserved_queue_by_the_state_of_greguard() {
             "100.64.7.7".parse().unwrap(),
             "198.51.100.10".parse().unwrap(),
         )
-        .gre(Gre::v0(0x0800), vec![0x45; 40])
+        .gre(Gre::v0(0x0800), inner_udp())
         .build();
         let non_gre = FrameBuilder::ipv4(
             "192.0.2.9".parse().unwrap(),
@@ -229,7 +232,7 @@ fn the_kernel_program_judges_an_unserved_queue_by_the_state_of_greguard() {
             if let Some(e) = ext {
                 b = b.ipv6_ext(e);
             }
-            b.gre(Gre::v0(0x0800), vec![0x45; 40]).build()
+            b.gre(Gre::v0(0x0800), inner_udp()).build()
         };
         // What the program cannot parse down to a GRE header, and hands up while greguard runs.
         let unparsed = [
@@ -285,12 +288,23 @@ fn the_kernel_program_judges_an_unserved_queue_by_the_state_of_greguard() {
     .expect("kernel program checks");
 }
 
+/// A valid inner IPv4/UDP packet.
+fn inner_udp() -> Vec<u8> {
+    fastpath::build::payload::ipv4_udp(
+        "10.1.0.1".parse().unwrap(),
+        "10.2.0.1".parse().unwrap(),
+        4500,
+        4500,
+        &[0; 12],
+    )
+}
+
 /// A GRE frame of the spread tunnel, changed by `f`.
 fn tunnel_with(f: impl FnOnce(FrameBuilder) -> FrameBuilder) -> Vec<u8> {
     f(FrameBuilder::ipv4(
         "192.0.2.9".parse().unwrap(),
         "198.51.100.10".parse().unwrap(),
     )
-    .gre(Gre::v0(0x0800), vec![0x45; 40]))
+    .gre(Gre::v0(0x0800), inner_udp()))
     .build()
 }

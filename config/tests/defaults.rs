@@ -47,7 +47,7 @@ fn defaults_table_matches_the_design() {
             burst: 100
         }
     );
-    assert!(!d.fragments_to_tunnel);
+    assert!(d.fragments_to_tunnel);
     assert!(d.drop_reserved_bits);
     assert!(d.drop_bogons);
 }
@@ -60,7 +60,7 @@ non_gre        = "drop"
 unknown_tunnel = "rate-limit"
 invalid_gre    = "rate-limit"
 rate_limit     = { pps = 5, burst = 2 }
-fragments      = "tunnel"
+fragments      = "drop"
 reserved_bits  = "ignore"
 bogons         = "ignore"
 "#;
@@ -72,7 +72,7 @@ bogons         = "ignore"
             unknown_tunnel: Action::RateLimit,
             invalid_gre: Action::RateLimit,
             rate_limit: Rate { pps: 5, burst: 2 },
-            fragments_to_tunnel: true,
+            fragments_to_tunnel: false,
             drop_reserved_bits: false,
             drop_bogons: false,
         }

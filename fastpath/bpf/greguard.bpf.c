@@ -1,28 +1,29 @@
 // SPDX-License-Identifier: (GPL-2.0 OR MIT)
 /*
- * greguard's fast lane: an XDP program on both ports that decides in the kernel what needs no
- * full validation, and hands the rest to the AF_XDP socket of its queue.
+ * greguard's fast lane: an XDP program on both ports that decides in the kernel what it can
+ * judge exactly as the validator would, and hands the rest to the AF_XDP socket of its queue.
  *
  *   - not IP protocol 47: redirected to the other port (DEVMAP) or dropped, as
  *     `[defaults] non_gre` says; it never reaches user space;
- *   - GRE failing the cheap checks of the README's Verdicts and reasons in their order — outer IPv4
- *     header checksum (RFC 791 §3.1), bogon outer source, version (RFC 2784 §2.1 / RFC 2637 §4.1),
- *     the RFC 2784 §2.3 MUST-discard bits, the reserved bits, the RFC 2637 §4.1 version-1 rules —
- *     dropped with that reason when the policy drops it;
+ *   - GRE failing the checks of the README's Verdicts and reasons that the program runs, in
+ *     their order — outer IPv4 header checksum (RFC 791 §3.1), bogon outer source, version
+ *     (RFC 2784 §2.1 / RFC 2637 §4.1), the RFC 2784 §2.3 MUST-discard bits, the reserved bits,
+ *     the RFC 2637 §4.1 version-1 rules — dropped with that reason when the policy drops it;
+ *   - fragments: dropped as `fragment` under fragments = "drop", or when their outer addresses
+ *     can match no tunnel; a first fragment is held to the header checks above first;
  *   - GRE whose outer addresses can match no tunnel (LPM tries of every peer and local prefix):
- *     dropped as `unknown_tunnel`, or (rate-limit) dropped as `rate_limited` while the shared
- *     budget has no room, else passed up for user space to charge the budget.
- *     The checksum and inner-packet checks, which the validator runs before the tunnel match, are
- *     not run for it: a frame that would fail them is counted as unknown_tunnel, not as
- *     bad_checksum or bad_inner. Its verdict is the same, because the kernel decides this only
- *     when invalid_gre is "drop" too;
+ *     dropped as `unknown_tunnel` (or, rate-limit, as `rate_limited` while the shared budget
+ *     has no room) — but only once the program has run every check the validator runs before
+ *     the tunnel match: the optional fields fit, no GRE checksum (which it does not verify),
+ *     and a payload it can check (IPv4, IPv6 without extension headers, keepalive, numeric
+ *     types; an inner bogon source is dropped as `bogon`). Anything else goes up;
  *   - everything else: the XSKMAP socket of (port, queue), for the full validator.
  *
  * Every frame meets one of three states of its queue:
  *   - served: a socket of greguard's is in the XSKMAP slot of (port, queue);
  *   - unserved while greguard runs (a worker died, `ethtool -L` raised the channels): the
  *     kernel still decides what it can, and what it would hand up is dropped and counted
- *     (L_UNSERVED). greguard is alive while the deadline in `gg_alive`, which its heartbeat
+ *     (GG_L_UNSERVED). greguard is alive while the deadline in `gg_alive`, which its heartbeat
  *     pushes forward every 100 ms, lies in the future;
  *   - greguard gone (killed, even with kill -9: the heartbeat stops; or a bypass by hand,
  *     `active` = 0): with on_failure = open every frame is redirected to the other port; with
@@ -36,91 +37,18 @@
  * pcap files, the drop log and the top-sources view keep seeing the storm, and no frame is
  * counted twice.
  *
- * Anything the program cannot parse with certainty goes to user space, whose validator has the
- * final word: the kernel only ever decides what user space would decide the same way.
+ * The validator is the authority: the program decides a frame only where it reaches the
+ * validator's verdict and reason exactly (a differential test runs both over generated frames
+ * and random policies), and hands up everything else.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
-#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-/* Must match fastpath/src/afxdp/lane.rs and reason.rs. */
-#define GG_REASONS 19
-#define R_NON_GRE 0
-#define R_BOGON 3
-#define R_BAD_VERSION 5
-#define R_BAD_FLAGS 6
-#define R_RESERVED_BITS 7
-#define R_UNKNOWN_TUNNEL 10
-#define R_RATE_LIMITED 16
-#define V_FORWARD 0
-#define V_DROP 1
-#define MAX_QUEUES 256
-#define SNAP 256
-
-#define ACT_PASS_UP 0 /* let user space decide */
-#define ACT_DROP 1
-#define ACT_RATE_LIMIT 2
-
-struct gg_config {
-	__u32 outside_ifindex;
-	__u32 sample_every;      /* 1 in N kernel drops go up marked (0 = none) */
-	__u8 non_gre_forward;    /* 1: redirect, 0: drop */
-	__u8 unknown_action;     /* ACT_* */
-	__u8 invalid_drop;       /* invalid_gre = "drop" */
-	__u8 drop_reserved;      /* reserved_bits = "drop" */
-	__u8 drop_bogons;        /* bogons = "drop" */
-	__u8 fail_open;          /* on_failure = "open" */
-	__u8 active;             /* 0: bypass only (no daemon expected) */
-	__u8 pad;
-	__u64 rate_interval;     /* the rate-limit budget, in policer ticks (fastpath/src/policer.rs) */
-	__u64 rate_tolerance;
-};
-
-struct gg_counter {
-	__u64 packets;
-	__u64 bytes;
-};
-
-/* Per port: handed to a socket, bypassed (daemon gone, open), dropped closed, sampled up. */
-#define L_TO_USER 0
-#define L_BYPASS 1
-#define L_CLOSED_DROP 2
-#define L_SAMPLED 3
-#define L_UNSERVED 4   /* dropped: would go up, but no socket serves the queue while greguard runs */
-#define L_NO_TARGET 5  /* dropped: the redirect target (other port or socket) was missing */
-#define L_SAMPLE_LOST 6 /* a kernel drop to sample, but the sample ring was full */
-#define L_COUNT 7
-
-struct gg_sample {
-	__u8 port;
-	__u8 verdict;
-	__u8 reason;
-	__u8 pad;
-	__u32 len;     /* on the wire */
-	__u64 at_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u32 caplen;
-	__u32 pad2;
-	__u8 data[SNAP];
-};
-
-struct lpm_v4 {
-	__u32 prefixlen;
-	__u8 addr[4];
-};
-
-struct lpm_v6 {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
-
-struct bucket {
-	__u64 skip;   /* kernel drops until the next sample */
-};
-
-/* Policer ticks per nanosecond (TICKS_PER_NS of fastpath/src/policer.rs). */
-#define TICKS_PER_NS 16
+/* Every constant, struct and small predicate shared with the validator, generated at build time
+ * from its Rust definitions (fastpath/build.rs). */
+#include "gg_shared.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -139,7 +67,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, 2 * MAX_QUEUES);
+	__uint(max_entries, 2 * GG_MAX_QUEUES);
 	__type(key, __u32);
 	__type(value, __u32);
 } gg_xsks SEC(".maps");
@@ -153,14 +81,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * 2 * GG_REASONS);
+	__uint(max_entries, GG_VERDICT_KEYS);
 	__type(key, __u32);
 	__type(value, struct gg_counter);
 } gg_verdicts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * L_COUNT);
+	__uint(max_entries, 2 * GG_LANES);
 	__type(key, __u32);
 	__type(value, struct gg_counter);
 } gg_lane SEC(".maps");
@@ -210,7 +138,7 @@ static __always_inline void add(void *map, __u32 idx, __u64 len)
 	}
 }
 
-/* Redirects to the other port; counts the frame as `lane` there, or as L_NO_TARGET when the
+/* Redirects to the other port; counts the frame as `lane` there, or as GG_L_NO_TARGET when the
  * other port is missing from the DEVMAP (it is dropped: a frame counted as passed was passed). */
 static __always_inline int to_peer(struct xdp_md *ctx, void *counters, __u32 idx, __u32 port,
 				   __u64 len)
@@ -219,7 +147,7 @@ static __always_inline int to_peer(struct xdp_md *ctx, void *counters, __u32 idx
 	if (act == XDP_REDIRECT)
 		add(counters, idx, len);
 	else
-		add(&gg_lane, port * L_COUNT + L_NO_TARGET, len);
+		add(&gg_lane, port * GG_LANES + GG_L_NO_TARGET, len);
 	return act;
 }
 
@@ -229,8 +157,8 @@ static __always_inline int unserved(struct xdp_md *ctx, struct gg_config *cfg, _
 				    int not_gre, __u64 len)
 {
 	if (cfg->fail_open || not_gre)
-		return to_peer(ctx, &gg_lane, port * L_COUNT + L_BYPASS, port, len);
-	add(&gg_lane, port * L_COUNT + L_CLOSED_DROP, len);
+		return to_peer(ctx, &gg_lane, port * GG_LANES + GG_L_BYPASS, port, len);
+	add(&gg_lane, port * GG_LANES + GG_L_CLOSED_DROP, len);
 	return XDP_DROP;
 }
 
@@ -242,31 +170,16 @@ static __always_inline int daemon_alive(struct gg_config *cfg)
 	return cfg->active && deadline && bpf_ktime_get_ns() < *deadline;
 }
 
+/* What a stage found: the frame is decided (with p->reason), passes the stage, or needs the
+ * validator. */
+#define DECIDED 1
+#define PASSES 0
+#define UP 2
+
 struct parsed {
 	__u8 decided;   /* the kernel can judge it */
 	__u8 reason;
 };
-
-static __always_inline int is_vlan(__u16 proto /* network order */)
-{
-	return proto == bpf_htons(0x8100) || proto == bpf_htons(0x88a8) || proto == bpf_htons(0x9100);
-}
-
-static __always_inline int bogon_v4(__u32 src /* host order */)
-{
-	__u32 top = src >> 24;
-	return top == 0 || top == 127 || top >= 224;
-}
-
-static __always_inline int bogon_v6(const __u8 *a)
-{
-	if (a[0] == 0xff)
-		return 1;
-	for (int i = 0; i < 15; i++)
-		if (a[i])
-			return 0;
-	return a[15] <= 1;
-}
 
 /* RFC 791 §3.1 header checksum of a 20-byte header. */
 static __always_inline int ipv4_sum_ok(const __u16 *h)
@@ -289,77 +202,208 @@ static __always_inline int budget_has_room(struct gg_config *cfg)
 	__u64 *tat = bpf_map_lookup_elem(&gg_budget, &zero);
 	if (!tat)
 		return 1;
-	__u64 now = bpf_ktime_get_ns() * TICKS_PER_NS;
+	__u64 now = bpf_ktime_get_ns() * GG_TICKS_PER_NS;
 	__s64 ahead = (__s64)(*(volatile __u64 *)tat - now);
 	return ahead <= 0 || (__u64)ahead <= cfg->rate_tolerance;
 }
 
-/* GRE header checks, stage 2 of the README's Verdicts and reasons (without the checksum, which
- * stays in user space). */
-static __always_inline int gre_header(struct gg_config *cfg, void *gre, void *end, struct parsed *p)
+/* A GRE check failed with `reason`, which `invalid_gre` judges: dropped when it says drop,
+ * else the validator charges the shared budget. */
+static __always_inline int invalid(struct gg_config *cfg, struct parsed *p, __u8 reason)
 {
-	if (gre + 4 > end)
-		return 0; /* truncated: user space says so */
-	__u16 fv = bpf_ntohs(*(__u16 *)gre);
-	__u16 proto = bpf_ntohs(*(__u16 *)(gre + 2));
-	__u8 version = fv & 7;
-	if (version > 1) {
-		if (!cfg->invalid_drop)
-			return 0;
-		p->reason = R_BAD_VERSION;
-		return 1;
-	}
-	if (version == 0) {
-		/* RFC 2784 §2.3: bits 1-5 other than K and S (R 0x4000, s 0x0800, recursion bit 5
-		 * 0x0400) MUST be discarded: user space's V0_MUST_DISCARD. Bits 6-12 (0x03f8) are
-		 * reserved, "MUST be ignored on receipt": V0_RESERVED, dropped only with
-		 * reserved_bits = "drop". */
-		if (fv & 0x4c00) {
-			if (!cfg->invalid_drop)
-				return 0;
-			p->reason = R_BAD_FLAGS;
-			return 1;
-		}
-		if (cfg->drop_reserved && (fv & 0x03f8)) {
-			p->reason = R_RESERVED_BITS;
-			return 1;
-		}
-		return 0;
-	}
-	/* Version 1, RFC 2637 §4.1: C, R, s, recursion, flags clear; K set; protocol PPP. */
-	if ((fv & 0xcf78) || !(fv & 0x2000) || proto != 0x880b) {
-		if (!cfg->invalid_drop)
-			return 0;
-		p->reason = R_BAD_FLAGS;
-		return 1;
-	}
-	return 0;
+	if (!cfg->invalid_drop)
+		return UP;
+	p->reason = reason;
+	return DECIDED;
 }
 
-/* Copies the first SNAP bytes of a dropped frame into the ring buffer: counted as L_SAMPLED
- * when it was written, as L_SAMPLE_LOST when the ring was full. */
+/* The bits of the first GRE word, stage 2 of the README's Verdicts and reasons: version, the
+ * RFC 2784 §2.3 MUST-discard bits and reserved bits of version 0, the RFC 2637 §4.1 rules of
+ * version 1. Reserved bits are judged by `reserved_bits` alone. */
+static __always_inline int gre_bits(struct gg_config *cfg, __u16 fv, __u16 proto,
+				    struct parsed *p)
+{
+	__u8 version = fv & GG_GRE_VERSION;
+	if (version > 1)
+		return invalid(cfg, p, GG_R_BAD_VERSION);
+	if (version == 0) {
+		if (fv & GG_GRE_V0_MUST_DISCARD)
+			return invalid(cfg, p, GG_R_BAD_FLAGS);
+		if (cfg->drop_reserved && (fv & GG_GRE_V0_RESERVED)) {
+			p->reason = GG_R_RESERVED_BITS;
+			return DECIDED;
+		}
+		return PASSES;
+	}
+	if ((fv & GG_GRE_V1_MUST_BE_CLEAR) || !(fv & GG_GRE_K) || proto != GG_PROTO_PPP)
+		return invalid(cfg, p, GG_R_BAD_FLAGS);
+	return PASSES;
+}
+
+/* Inner IPv4 in [in, iend) (stage 3, `ipv4`): version 4, IHL >= 5, total length within. */
+static __always_inline int inner_ipv4(struct gg_config *cfg, __u8 *in, void *iend, void *end,
+				      struct parsed *p)
+{
+	if ((void *)(in + 20) > iend || (void *)(in + 20) > end)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	__u32 hl = (in[0] & 0xf) * 4;
+	__u16 total = bpf_ntohs(*(__u16 *)(in + 2));
+	if ((in[0] >> 4) != 4 || hl < 20 || total < hl || (void *)in + total > iend)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	if (cfg->drop_bogons && gg_bogon_v4(bpf_ntohl(*(__u32 *)(in + 12)))) {
+		p->reason = GG_R_BOGON;
+		return DECIDED;
+	}
+	return PASSES;
+}
+
+/* Inner IPv6 (stage 3, `ipv6`): version 6, payload length within. Extension headers, which
+ * the validator walks for nested GRE, go up. */
+static __always_inline int inner_ipv6(struct gg_config *cfg, __u8 *in, void *iend, void *end,
+				      struct parsed *p)
+{
+	if ((void *)(in + 40) > iend || (void *)(in + 40) > end)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	__u16 plen = bpf_ntohs(*(__u16 *)(in + 4));
+	if ((in[0] >> 4) != 6 || (void *)in + 40 + plen > iend)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	if (gg_ipv6_walked(in[6]))
+		return UP;
+	if (cfg->drop_bogons && gg_bogon_v6(in + 8)) {
+		p->reason = GG_R_BOGON;
+		return DECIDED;
+	}
+	return PASSES;
+}
+
+/* A PPP payload of PPTP (stage 3, `ppp`; RFC 1661 §2): an optional FF 03, then a protocol
+ * number with an odd low byte and an even high byte, or one odd byte (compressed). */
+static __always_inline int inner_ppp(struct gg_config *cfg, __u8 *in, void *iend, void *end,
+				     struct parsed *p)
+{
+	if ((void *)(in + 2) <= iend && (void *)(in + 2) <= end && in[0] == 0xff && in[1] == 0x03)
+		in += 2;
+	if ((void *)(in + 1) > iend || (void *)(in + 1) > end)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	if (in[0] & 1)
+		return PASSES;
+	if ((void *)(in + 2) > iend || (void *)(in + 2) > end || !(in[1] & 1))
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	return PASSES;
+}
+
+/* Stages 2 and 3 of a whole (unfragmented) GRE packet in [gre, gend): the header bits, the
+ * optional fields (RFC 2784 §2, RFC 2890 §2; RFC 2637 §4.1), and the payload for the classes
+ * the program checks. A GRE checksum, which it does not verify, and other classes go up. */
+static __always_inline int gre_checks(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
+				      struct parsed *p)
+{
+	/* Cut short anywhere: the validator names it (`truncated`). */
+	if ((void *)(gre + 4) > gend || (void *)(gre + 4) > end)
+		return UP;
+	__u16 fv = bpf_ntohs(*(__u16 *)gre);
+	__u16 proto = bpf_ntohs(*(__u16 *)(gre + 2));
+	int r = gre_bits(cfg, fv, proto, p);
+	if (r != PASSES)
+		return r;
+	if (fv & GG_GRE_VERSION) {
+		/* PPTP: 8 bytes, + 4 if S, + 4 if A, then payload-length bytes of PPP. */
+		if ((void *)(gre + 8) > gend || (void *)(gre + 8) > end)
+			return UP;
+		__u32 hlen = 8 + ((fv & GG_GRE_S) ? 4 : 0) + ((fv & GG_GRE_A) ? 4 : 0);
+		__u16 plen = bpf_ntohs(*(__u16 *)(gre + 4));
+		__u8 *in = gre + hlen;
+		if ((void *)in + plen > gend)
+			return UP;
+		if (plen == 0 && (fv & GG_GRE_A))
+			return PASSES; /* an acknowledgment alone */
+		return inner_ppp(cfg, in, (void *)in + plen, end, p);
+	}
+	if (fv & GG_GRE_C)
+		return UP;
+	__u32 hlen = 4 + ((fv & GG_GRE_K) ? 4 : 0) + ((fv & GG_GRE_S) ? 4 : 0);
+	__u8 *in = gre + hlen;
+	if ((void *)in > gend)
+		return UP;
+	switch (gg_proto_class(proto)) {
+	case GG_CLASS_IPV4:
+		return inner_ipv4(cfg, in, gend, end, p);
+	case GG_CLASS_IPV6:
+		return inner_ipv6(cfg, in, gend, end, p);
+	case GG_CLASS_KEEPALIVE:
+	case GG_CLASS_OTHER:
+		return PASSES;
+	default:
+		return UP;
+	}
+}
+
+/* The start of GRE in a first fragment: held to the checks its bytes allow (the version and
+ * flag bits), as the validator does. Fewer than 4 bytes: nothing to check. */
+static __always_inline int first_fragment(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
+					  struct parsed *p)
+{
+	if ((void *)(gre + 4) > gend || (void *)(gre + 4) > end)
+		return PASSES;
+	return gre_bits(cfg, bpf_ntohs(*(__u16 *)gre), bpf_ntohs(*(__u16 *)(gre + 2)), p);
+}
+
+/* Copies the first GG_SNAP bytes of a dropped frame into the ring buffer: counted as
+ * GG_L_SAMPLED when it was written, as GG_L_SAMPLE_LOST when the ring was full. */
 static __always_inline void sample(struct xdp_md *ctx, __u32 port, __u8 reason, __u64 len)
 {
 	struct gg_sample *s = bpf_ringbuf_reserve(&gg_samples, sizeof(*s), 0);
 	if (!s) {
-		add(&gg_lane, port * L_COUNT + L_SAMPLE_LOST, len);
+		add(&gg_lane, port * GG_LANES + GG_L_SAMPLE_LOST, len);
 		return;
 	}
-	__u32 cap = len < SNAP ? len : SNAP;
+	__u32 cap = len < GG_SNAP ? len : GG_SNAP;
 	s->port = port;
-	s->verdict = V_DROP;
+	s->verdict = GG_V_DROP;
 	s->reason = reason;
 	s->pad = 0;
 	s->len = len;
 	s->at_ns = bpf_ktime_get_ns();
 	s->pad2 = 0;
-	/* 1..SNAP in a form the verifier can bound (len is at least an Ethernet header here). */
-	cap = ((cap - 1) & (SNAP - 1)) + 1;
+	/* 1..GG_SNAP in a form the verifier can bound (len is at least an Ethernet header here). */
+	cap = ((cap - 1) & (GG_SNAP - 1)) + 1;
 	if (bpf_xdp_load_bytes(ctx, 0, s->data, cap) != 0)
 		cap = 0;
 	s->caplen = cap;
 	bpf_ringbuf_submit(s, 0);
-	add(&gg_lane, port * L_COUNT + L_SAMPLED, len);
+	add(&gg_lane, port * GG_LANES + GG_L_SAMPLED, len);
+}
+
+/* After the outer header of GRE: a fragment, or the GRE checks, then the tunnel match.
+ * `known` says whether the outer addresses can match a tunnel (both tries hit). */
+static __always_inline int after_outer(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
+				       int fragment, int first, int known, struct parsed *p)
+{
+	int r;
+	if (fragment) {
+		if (first) {
+			r = first_fragment(cfg, gre, gend, end, p);
+			if (r != PASSES)
+				return r;
+		}
+		/* Forwarded within a tunnel's policer, which user space keeps. */
+		if (cfg->fragments_to_tunnel && known)
+			return UP;
+		p->reason = GG_R_FRAGMENT;
+		return DECIDED;
+	}
+	r = gre_checks(cfg, gre, gend, end, p);
+	if (r != PASSES)
+		return r;
+	if (known || cfg->unknown_action == GG_ACT_PASS_UP)
+		return UP;
+	p->reason = GG_R_UNKNOWN_TUNNEL;
+	if (cfg->unknown_action == GG_ACT_RATE_LIMIT) {
+		if (budget_has_room(cfg))
+			return UP; /* within the budget: user space takes the token */
+		p->reason = GG_R_RATE_LIMITED;
+	}
+	return DECIDED;
 }
 
 SEC("xdp")
@@ -374,44 +418,45 @@ int greguard_xdp(struct xdp_md *ctx)
 	__u32 port = ctx->ingress_ifindex == cfg->outside_ifindex ? 0 : 1;
 	__u64 len = end - data;
 	__u32 queue = ctx->rx_queue_index;
-	__u32 slot = port * MAX_QUEUES + (queue & (MAX_QUEUES - 1));
+	__u32 slot = port * GG_MAX_QUEUES + (queue & (GG_MAX_QUEUES - 1));
 	/* A queue id beyond the map has no slot of its own: never served (greguard refuses to
 	 * start with one; `ethtool -L` may add one later). */
-	int served = cfg->active && queue < MAX_QUEUES &&
+	int served = cfg->active && queue < GG_MAX_QUEUES &&
 		     bpf_map_lookup_elem(&gg_xsks, &slot) != NULL;
 	/* Gone: no socket, and greguard's heartbeat has stopped (or a bypass by hand). */
 	int gone = !served && !daemon_alive(cfg);
 	struct parsed p = { .decided = 0, .reason = 0 };
+	int r;
 
-	/* Ethernet and up to two VLAN tags. */
+	/* Ethernet and up to GG_MAX_VLAN_TAGS VLAN tags. */
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		goto up;
-	__u16 proto = eth->h_proto;
+	__u16 proto = bpf_ntohs(eth->h_proto);
 	void *l3 = eth + 1;
 #pragma unroll
-	for (int i = 0; i < 2; i++) {
-		if (!is_vlan(proto))
+	for (int i = 0; i < GG_MAX_VLAN_TAGS; i++) {
+		if (!gg_is_vlan_tpid(proto))
 			break;
 		if (l3 + 4 > end)
 			goto up;
-		proto = *(__u16 *)(l3 + 2);
+		proto = bpf_ntohs(*(__u16 *)(l3 + 2));
 		l3 += 4;
 	}
-	/* A third tag is not looked into: user space calls it non-GRE too, but with greguard
+	/* A further tag is not looked into: user space calls it non-GRE too, but with greguard
 	 * gone and closed it is not known to be free of GRE. */
-	if (gone && is_vlan(proto))
+	if (gone && gg_is_vlan_tpid(proto))
 		goto up;
 
-	if (proto == bpf_htons(ETH_P_IP)) {
+	if (proto == GG_ETH_P_IPV4) {
 		__u8 *ip = l3;
 		if ((void *)(ip + 20) > end)
 			goto up;
 		if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5)
 			goto up;
-		if (ip[9] != IPPROTO_GRE) {
+		if (ip[9] != GG_IPPROTO_GRE) {
 			p.decided = 1;
-			p.reason = R_NON_GRE;
+			p.reason = GG_R_NON_GRE;
 			goto judged;
 		}
 		if (gone)
@@ -422,90 +467,75 @@ int greguard_xdp(struct xdp_md *ctx)
 			goto up;
 		if (!ipv4_sum_ok((const __u16 *)ip))
 			goto up;
-		__u32 src = bpf_ntohl(*(__u32 *)(ip + 12));
-		if (cfg->drop_bogons && bogon_v4(src)) {
+		if (cfg->drop_bogons && gg_bogon_v4(bpf_ntohl(*(__u32 *)(ip + 12)))) {
 			p.decided = 1;
-			p.reason = R_BOGON;
+			p.reason = GG_R_BOGON;
 			goto judged;
 		}
-		/* Fragments (MF or an offset) stay with user space. */
-		if (bpf_ntohs(*(__u16 *)(ip + 6)) & 0x3fff)
-			goto up;
-		if (gre_header(cfg, ip + 20, end, &p)) {
-			p.decided = 1;
-			goto judged;
-		}
-		if (cfg->unknown_action == ACT_PASS_UP || !cfg->invalid_drop)
-			goto up;
+		__u16 frag = bpf_ntohs(*(__u16 *)(ip + 6));
 		struct lpm_v4 peer = { .prefixlen = 32 }, local = { .prefixlen = 32 };
 		__builtin_memcpy(port == 0 ? peer.addr : local.addr, ip + 12, 4);
 		__builtin_memcpy(port == 0 ? local.addr : peer.addr, ip + 16, 4);
-		if (bpf_map_lookup_elem(&gg_peers4, &peer) && bpf_map_lookup_elem(&gg_locals4, &local))
+		int known = bpf_map_lookup_elem(&gg_peers4, &peer) &&
+			    bpf_map_lookup_elem(&gg_locals4, &local);
+		r = after_outer(cfg, ip + 20, (void *)ip + total, end, frag & GG_IPV4_FRAGMENT,
+				!(frag & GG_IPV4_OFFSET), known, &p);
+		if (r != DECIDED)
 			goto up;
-		goto unknown;
+		p.decided = 1;
+		goto judged;
 	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
+	if (proto == GG_ETH_P_IPV6) {
 		__u8 *ip = l3;
 		if ((void *)(ip + 40) > end)
 			goto up;
 		if ((ip[0] >> 4) != 6)
 			goto up;
 		__u8 nh = ip[6];
-		if (nh != IPPROTO_GRE) {
+		if (nh != GG_IPPROTO_GRE) {
 			/* Extension headers that may lead to GRE: user space walks them. */
-			if (nh == 0 || nh == 43 || nh == 44 || nh == 60)
+			if (gg_ipv6_walked(nh))
 				goto up;
 			p.decided = 1;
-			p.reason = R_NON_GRE;
+			p.reason = GG_R_NON_GRE;
 			goto judged;
 		}
 		if (gone)
 			goto judged;
-		if ((void *)ip + 40 + bpf_ntohs(*(__u16 *)(ip + 4)) > end)
+		__u16 plen = bpf_ntohs(*(__u16 *)(ip + 4));
+		if ((void *)ip + 40 + plen > end)
 			goto up;
-		if (cfg->drop_bogons && bogon_v6(ip + 8)) {
+		if (cfg->drop_bogons && gg_bogon_v6(ip + 8)) {
 			p.decided = 1;
-			p.reason = R_BOGON;
+			p.reason = GG_R_BOGON;
 			goto judged;
 		}
-		if (gre_header(cfg, ip + 40, end, &p)) {
-			p.decided = 1;
-			goto judged;
-		}
-		if (cfg->unknown_action == ACT_PASS_UP || !cfg->invalid_drop)
-			goto up;
 		struct lpm_v6 peer = { .prefixlen = 128 }, local = { .prefixlen = 128 };
 		__builtin_memcpy(port == 0 ? peer.addr : local.addr, ip + 8, 16);
 		__builtin_memcpy(port == 0 ? local.addr : peer.addr, ip + 24, 16);
-		if (bpf_map_lookup_elem(&gg_peers6, &peer) && bpf_map_lookup_elem(&gg_locals6, &local))
+		int known = bpf_map_lookup_elem(&gg_peers6, &peer) &&
+			    bpf_map_lookup_elem(&gg_locals6, &local);
+		r = after_outer(cfg, ip + 40, (void *)ip + 40 + plen, end, 0, 0, known, &p);
+		if (r != DECIDED)
 			goto up;
-		goto unknown;
+		p.decided = 1;
+		goto judged;
 	}
 	/* Not IP: ARP, LLDP, ... */
 	p.decided = 1;
-	p.reason = R_NON_GRE;
-	goto judged;
-
-unknown:
-	p.decided = 1;
-	p.reason = R_UNKNOWN_TUNNEL;
-	if (cfg->unknown_action == ACT_RATE_LIMIT) {
-		if (budget_has_room(cfg))
-			goto up; /* within the budget: user space takes the token */
-		p.reason = R_RATE_LIMITED;
-	}
+	p.reason = GG_R_NON_GRE;
 
 judged:
 	if (gone)
-		return unserved(ctx, cfg, port, p.decided && p.reason == R_NON_GRE, len);
+		return unserved(ctx, cfg, port, p.decided && p.reason == GG_R_NON_GRE, len);
 	if (!p.decided)
 		goto up;
-	if (p.reason == R_NON_GRE && cfg->non_gre_forward)
-		return to_peer(ctx, &gg_verdicts, (port * GG_REASONS + R_NON_GRE) * 2 + V_FORWARD,
+	if (p.reason == GG_R_NON_GRE && cfg->non_gre_forward)
+		return to_peer(ctx, &gg_verdicts, GG_VERDICT_KEY(port, GG_R_NON_GRE, GG_V_FORWARD),
 			       port, len);
 	/* A kernel drop. 1 in sample_every is copied to the slow path's ring buffer. */
-	add(&gg_verdicts, (port * GG_REASONS + p.reason) * 2 + V_DROP, len);
-	if (cfg->sample_every && p.reason != R_NON_GRE) {
+	add(&gg_verdicts, GG_VERDICT_KEY(port, p.reason, GG_V_DROP), len);
+	if (cfg->sample_every && p.reason != GG_R_NON_GRE) {
 		struct bucket *b = bpf_map_lookup_elem(&gg_bucket, &zero);
 		if (b) {
 			if (b->skip <= 1) {
@@ -523,16 +553,16 @@ up:
 		return unserved(ctx, cfg, port, 0, len);
 	if (!served) {
 		/* greguard runs, but no socket serves this queue: dropped, never passed unjudged. */
-		add(&gg_lane, port * L_COUNT + L_UNSERVED, len);
+		add(&gg_lane, port * GG_LANES + GG_L_UNSERVED, len);
 		return XDP_DROP;
 	}
 	/* The socket may have closed since the lookup: then the frame is dropped, not passed to
 	 * the host's stack. */
 	if (bpf_redirect_map(&gg_xsks, slot, XDP_DROP) != XDP_REDIRECT) {
-		add(&gg_lane, port * L_COUNT + L_UNSERVED, len);
+		add(&gg_lane, port * GG_LANES + GG_L_UNSERVED, len);
 		return XDP_DROP;
 	}
-	add(&gg_lane, port * L_COUNT + L_TO_USER, len);
+	add(&gg_lane, port * GG_LANES + GG_L_TO_USER, len);
 	return XDP_REDIRECT;
 }
 

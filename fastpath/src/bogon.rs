@@ -3,17 +3,32 @@
 //! 240/4 (reserved, including the limited broadcast 255.255.255.255); IPv6 :: (unspecified), ::1
 //! (loopback) and ff00::/8 (multicast) — RFC 4291 §2.5.2, §2.5.3, §2.7.
 
+/// The IPv4 bogon prefixes (address, length). The XDP program's test is generated from this
+/// table (`fastpath/build.rs`).
+pub const BOGONS_V4: [(u32, u8); 4] = [
+    (0x0000_0000, 8),
+    (0x7F00_0000, 8),
+    (0xE000_0000, 4),
+    (0xF000_0000, 4),
+];
+
+/// The IPv6 bogon prefixes (address, length).
+pub const BOGONS_V6: [(u128, u8); 3] = [(0, 128), (1, 128), (0xFF << 120, 8)];
+
 /// True when `src` can never be the source of a real packet.
 #[inline]
 pub fn is_bogon_v4(src: u32) -> bool {
-    let top = src >> 24;
-    (top == 0) | (top == 127) | (top >= 224)
+    BOGONS_V4.iter().fold(false, |hit, &(net, len)| {
+        hit | ((src ^ net) >> (32 - u32::from(len)) == 0)
+    })
 }
 
 /// True when `src` can never be the source of a real packet.
 #[inline]
 pub fn is_bogon_v6(src: u128) -> bool {
-    (src <= 1) | (src >> 120 == 0xFF)
+    BOGONS_V6.iter().fold(false, |hit, &(net, len)| {
+        hit | ((src ^ net) >> (128 - u32::from(len)) == 0)
+    })
 }
 
 #[cfg(test)]

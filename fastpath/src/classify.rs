@@ -55,7 +55,8 @@ impl OuterAddr for u128 {
 }
 
 /// What the outer stage found of a GRE packet: addresses, the GRE bytes (bounded by the IP
-/// length) and whether it is a fragment.
+/// length; in a fragment, the start of GRE a first fragment carries, none for a later one) and
+/// whether it is a fragment.
 #[derive(Clone, Copy, Debug)]
 struct OuterGre<'a, A> {
     src: A,
@@ -236,7 +237,7 @@ impl Classifier {
             return Decision::new(Verdict::Drop, Reason::Bogon);
         }
         if outer.fragment {
-            return self.fragment(policy, now_ns, outer.find(policy, dir, None));
+            return self.fragment(policy, now_ns, dir, outer);
         }
         let header = match gre_header(outer.gre, d.drop_reserved_bits) {
             Ok(h) => h,
@@ -325,16 +326,37 @@ impl Classifier {
         }
     }
 
-    /// GRE in a fragment: dropped, or with `fragments = "tunnel"` forwarded when the outer
-    /// addresses match a tunnel (any key: a later fragment carries no GRE header), within that
-    /// tunnel's policer.
-    fn fragment(&mut self, policy: &Policy, now_ns: u64, hit: Hit) -> Decision {
+    /// GRE in a fragment. A first fragment is held to the header checks its bytes allow
+    /// ([`first_fragment`]); then, with `fragments = "tunnel"`, a fragment whose outer addresses
+    /// match a tunnel is forwarded within that tunnel's policer (a later fragment carries no
+    /// key, so it matches with any key), and everything else is dropped as `fragment`.
+    fn fragment<A: OuterAddr>(
+        &mut self,
+        policy: &Policy,
+        now_ns: u64,
+        dir: Direction,
+        outer: OuterGre<'_, A>,
+    ) -> Decision {
+        let d = policy.defaults();
+        let key = match first_fragment(outer.gre, d.drop_reserved_bits) {
+            Ok(key) => key,
+            Err(Reason::ReservedBits) => return Decision::new(Verdict::Drop, Reason::ReservedBits),
+            Err(r) => return self.invalid(policy, now_ns, r),
+        };
         let drop = Decision::new(Verdict::Drop, Reason::Fragment);
-        if !policy.defaults().fragments_to_tunnel {
+        if !d.fragments_to_tunnel {
             return drop;
         }
+        let hit = match key {
+            FragmentKey::Held(key) => outer.find(policy, dir, key),
+            // Any key: the tunnel the addresses match stands for all.
+            FragmentKey::NotHeld => match outer.find(policy, dir, None) {
+                Hit::KeyMismatch(t) => Hit::Tunnel(t, HotRule::default()),
+                hit => hit,
+            },
+        };
         match hit {
-            Hit::Tunnel(t, _) | Hit::KeyMismatch(t) => match self.police(t, now_ns) {
+            Hit::Tunnel(t, _) => match self.police(t, now_ns) {
                 Reason::Tunnel => Decision {
                     verdict: Verdict::Forward,
                     reason: Reason::Fragment,
@@ -345,6 +367,11 @@ impl Classifier {
                     reason: r,
                     tunnel: t,
                 },
+            },
+            Hit::KeyMismatch(t) => Decision {
+                verdict: Verdict::Drop,
+                reason: Reason::KeyMismatch,
+                tunnel: t,
             },
             Hit::None => drop,
         }
@@ -401,6 +428,7 @@ fn outer_v4(buf: &[u8]) -> Result<Outer<'_>, Reason> {
         return Err(Reason::BadIp);
     }
     let gre = ip.payload().ok_or(Reason::Truncated)?;
+    let gre = if ip.is_later_fragment() { &[][..] } else { gre };
     Ok(Outer::V4(OuterGre {
         src: ip.source(),
         dst: ip.destination(),
@@ -459,6 +487,51 @@ fn gre_header(bytes: &[u8], drop_reserved: bool) -> Result<Header<'_>, Reason> {
     }
 }
 
+/// The key of a fragment's GRE header, as far as the fragment tells.
+#[derive(Clone, Copy, Debug)]
+enum FragmentKey {
+    /// The fragment holds the K bit and, when set, the key (RFC 2890 §2.1; a PPTP call ID).
+    Held(Option<u32>),
+    /// A later fragment, or a first one that ends before the key: any key.
+    NotHeld,
+}
+
+/// The start of GRE in a first fragment (`bytes`, empty for a later fragment): the version and
+/// flag checks of [`gre_header`] where the first 4 bytes are there, and the key where its field
+/// is. The rest of the header and the payload are in later fragments, which only the far end
+/// reassembles.
+#[inline(always)]
+fn first_fragment(bytes: &[u8], drop_reserved: bool) -> Result<FragmentKey, Reason> {
+    let Ok(gre) = GrePacket::new_checked(bytes) else {
+        return Ok(FragmentKey::NotHeld);
+    };
+    let fv = gre.flags_version();
+    match gre.version() {
+        0 => {
+            if fv & flags::V0_MUST_DISCARD != 0 {
+                return Err(Reason::BadFlags);
+            }
+            if drop_reserved && fv & flags::V0_RESERVED != 0 {
+                return Err(Reason::ReservedBits);
+            }
+            Ok(match gre.key_if_held() {
+                Some(key) => FragmentKey::Held(Some(key)),
+                None if gre.has_key() => FragmentKey::NotHeld,
+                None => FragmentKey::Held(None),
+            })
+        }
+        1 => {
+            gre_v1_flags(fv, gre.protocol())?;
+            Ok(
+                PptpPacket::new_checked(bytes).map_or(FragmentKey::NotHeld, |p| {
+                    FragmentKey::Held(Some(u32::from(p.call_id())))
+                }),
+            )
+        }
+        _ => Err(Reason::BadVersion),
+    }
+}
+
 /// Version 0: RFC 2784 §2.3 MUST-discard bits, the bits it says to ignore (per policy), the
 /// optional fields of RFC 2784 §2 / RFC 2890 §2, and the checksum (RFC 2784 §2.5).
 #[inline(always)]
@@ -488,10 +561,7 @@ fn gre_v0(gre: GrePacket<'_>, fv: u16, drop_reserved: bool) -> Result<Header<'_>
 /// sequence and acknowledgment fields and `payload_len` bytes of PPP.
 #[inline(always)]
 fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
-    let must_be_clear = flags::C | flags::R | flags::STRICT | flags::RECURSION | flags::FLAGS_0078;
-    if (fv & must_be_clear != 0) | (fv & flags::K == 0) | (protocol != proto::PPP) {
-        return Err(Reason::BadFlags);
-    }
+    gre_v1_flags(fv, protocol)?;
     let pptp = PptpPacket::new_checked(bytes).map_err(|_| Reason::Truncated)?;
     let payload = pptp.payload().ok_or(Reason::Truncated)?;
     Ok(Header {
@@ -503,6 +573,15 @@ fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
         ack_only: payload.is_empty() && pptp.has_ack(),
         payload,
     })
+}
+
+/// RFC 2637 §4.1: C, R, s, recursion and flags clear, K set, protocol PPP.
+#[inline(always)]
+fn gre_v1_flags(fv: u16, protocol: u16) -> Result<(), Reason> {
+    if (fv & flags::V1_MUST_BE_CLEAR != 0) | (fv & flags::K == 0) | (protocol != proto::PPP) {
+        return Err(Reason::BadFlags);
+    }
+    Ok(())
 }
 
 /// Stage 5, tunnel rules: version and protocol type, nesting, C and S rules. Reads the hot rule

@@ -58,7 +58,7 @@ impl Default for Defaults {
                 pps: 1000,
                 burst: 100,
             },
-            fragments_to_tunnel: false,
+            fragments_to_tunnel: true,
             drop_reserved_bits: true,
             drop_bogons: true,
         }

@@ -80,7 +80,7 @@ impl ProtoClass {
 }
 
 /// The known protocol types and their classes.
-const KNOWN: [(u16, ProtoClass); 11] = [
+pub(crate) const KNOWN: [(u16, ProtoClass); 11] = [
     (proto::IPV4, ProtoClass::Ipv4),
     (proto::IPV6, ProtoClass::Ipv6),
     (proto::TEB, ProtoClass::Teb),

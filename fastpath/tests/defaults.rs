@@ -26,13 +26,13 @@ fn run(p: &Policy, c: &mut Classifier, now: u64, f: &[u8]) -> Decision {
 }
 
 #[test]
-fn design_defaults_forward_non_gre_and_drop_the_rest() {
+fn design_defaults_forward_non_gre_and_tunnel_fragments_and_drop_the_rest() {
     let d = fastpath::Defaults::default();
     assert_eq!(d.non_gre, Verdict::Forward);
     assert_eq!(d.unknown_tunnel, Action::Drop);
     assert_eq!(d.invalid_gre, Action::Drop);
     assert_eq!(d.rate_limit, rate(1000, 100));
-    assert!(!d.fragments_to_tunnel && d.drop_reserved_bits && d.drop_bogons);
+    assert!(d.fragments_to_tunnel && d.drop_reserved_bits && d.drop_bogons);
 }
 
 #[test]
@@ -228,6 +228,7 @@ fn bogons_and_fragments_keep_their_own_actions_under_rate_limit() {
     let p = standard_policy_with(defaults(|d| {
         d.invalid_gre = Action::RateLimit;
         d.unknown_tunnel = Action::Forward;
+        d.fragments_to_tunnel = false;
     }));
     let f = FrameBuilder::ipv4("127.0.0.2".parse().unwrap(), LOCAL)
         .gre(Gre::v0(proto::IPV4), udp4())

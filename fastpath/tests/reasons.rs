@@ -4,22 +4,13 @@
 
 mod common;
 
+use common::generators::{fragments, non_gre_frames, tagged};
 use common::*;
 use fastpath::build::{payload, Checksum, FrameBuilder, Gre, Ipv6Ext, Vlan};
 use fastpath::wire::gre::{flags, proto};
 use fastpath::{Classifier, Direction, Reason, TunnelSpec, Verdict};
 
 /// The three tagging variants every address test runs under.
-fn tagged(b: FrameBuilder, tags: usize) -> FrameBuilder {
-    match tags {
-        0 => b,
-        1 => b.vlan(42),
-        _ => b.qinq(100, 42),
-    }
-}
-
-// ----- tunnel -----
-
 #[test]
 fn forwards_matching_tunnel_traffic_in_both_directions_families_and_taggings() {
     let p = standard_policy();
@@ -104,76 +95,6 @@ fn accepts_legacy_9100_vlan_tag() {
 }
 
 // ----- non_gre -----
-
-fn non_gre_frames() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (
-            "arp",
-            FrameBuilder::arp_request(LOCAL, PEER).pad_to(60).build(),
-        ),
-        (
-            "icmp",
-            FrameBuilder::ipv4(PEER, LOCAL)
-                .echo_request(1, 1, [0; 8])
-                .build(),
-        ),
-        (
-            "tcp",
-            FrameBuilder::ipv4(PEER, LOCAL)
-                .tcp(1234, 443, 0x02, [])
-                .build(),
-        ),
-        (
-            "udp ike",
-            FrameBuilder::ipv4(PEER, LOCAL)
-                .udp(500, 500, [0; 28])
-                .build(),
-        ),
-        (
-            "esp",
-            FrameBuilder::ipv4(PEER, LOCAL)
-                .esp(0x1000, 1, [0; 32])
-                .build(),
-        ),
-        (
-            "icmpv6",
-            FrameBuilder::ipv6(PEER6, LOCAL6)
-                .echo_request(1, 1, [0; 8])
-                .build(),
-        ),
-        (
-            "ipv6 hop-by-hop then udp",
-            FrameBuilder::ipv6(PEER6, LOCAL6)
-                .ipv6_ext(Ipv6Ext::hop_by_hop())
-                .udp(1, 2, [0; 4])
-                .build(),
-        ),
-        (
-            "ipv6 later fragment of udp",
-            FrameBuilder::ipv6(PEER6, LOCAL6)
-                .ipv6_ext(Ipv6Ext::fragment(100, false))
-                .udp(1, 2, [0; 4])
-                .build(),
-        ),
-        ("lldp", FrameBuilder::ethernet(0x88CC, [0u8; 46]).build()),
-        ("third vlan tag", good_with_tags(&[0x88A8, 0x8100, 0x8100])),
-        (
-            "tagged udp",
-            FrameBuilder::ipv4(PEER, LOCAL)
-                .qinq(1, 2)
-                .udp(1, 2, [])
-                .build(),
-        ),
-    ]
-}
-
-fn good_with_tags(tpids: &[u16]) -> Vec<u8> {
-    let mut b = gre4(Gre::v0(proto::IPV4), udp4());
-    for &tpid in tpids {
-        b = b.vlan_tag(Vlan { tpid, tci: 5 });
-    }
-    b.build()
-}
 
 #[test]
 fn forwards_non_gre_by_default_from_both_ports() {
@@ -468,54 +389,9 @@ fn ignores_bogons_when_defaults_say_ignore() {
 
 // ----- fragment -----
 
-fn fragments() -> Vec<(&'static str, FrameBuilder, u32)> {
-    vec![
-        (
-            "ipv4 first fragment",
-            gre4(Gre::v0(proto::IPV4), udp4()).ipv4_fragment(true, 0),
-            T_V4,
-        ),
-        (
-            "ipv4 middle fragment",
-            gre4(Gre::v0(proto::IPV4), udp4()).ipv4_fragment(true, 100),
-            T_V4,
-        ),
-        (
-            "ipv4 last fragment",
-            FrameBuilder::ipv4(PEER, LOCAL)
-                .raw(47, [0xAB; 100])
-                .ipv4_fragment(false, 185),
-            T_V4,
-        ),
-        (
-            "ipv6 first fragment",
-            gre6(Gre::v0(proto::IPV4), udp4()).ipv6_ext(Ipv6Ext::fragment(0, true)),
-            T_V6,
-        ),
-        (
-            "ipv6 atomic fragment",
-            gre6(Gre::v0(proto::IPV4), udp4()).ipv6_ext(Ipv6Ext::fragment(0, false)),
-            T_V6,
-        ),
-        (
-            "ipv6 later fragment",
-            FrameBuilder::ipv6(PEER6, LOCAL6)
-                .ipv6_ext(Ipv6Ext::destination_options())
-                .ipv6_ext(Ipv6Ext::fragment(181, false))
-                .raw(47, [0xAB; 100]),
-            T_V6,
-        ),
-        (
-            "ipv6 fragment with a garbage gre header",
-            gre6(Gre::v0(proto::IPV4).version(6), []).ipv6_ext(Ipv6Ext::fragment(0, true)),
-            T_V6,
-        ),
-    ]
-}
-
 #[test]
-fn drops_gre_fragments_by_default() {
-    let p = standard_policy();
+fn drops_gre_fragments_when_fragments_say_drop() {
+    let p = standard_policy_with(defaults(|d| d.fragments_to_tunnel = false));
     for (name, b, _) in fragments() {
         for tags in 0..3 {
             assert_eq!(
@@ -528,8 +404,8 @@ fn drops_gre_fragments_by_default() {
 }
 
 #[test]
-fn forwards_fragments_of_known_tunnels_when_fragments_go_to_tunnel() {
-    let p = standard_policy_with(defaults(|d| d.fragments_to_tunnel = true));
+fn forwards_fragments_of_known_tunnels_by_default() {
+    let p = standard_policy();
     for (name, b, t) in fragments() {
         assert_eq!(
             outside(&p, &b.build()),
@@ -571,11 +447,61 @@ fn a_fragment_matches_a_keyed_tunnel_whatever_its_key() {
             },
         ],
     );
+    // A first fragment holds its key.
     let f = gre4(Gre::v0(proto::IPV4).key(6), udp4())
         .ipv4_fragment(true, 0)
         .build();
-    // Later fragments carry no key, so the first tunnel of the pair stands for all.
+    expect(outside(&p, &f), Verdict::Forward, Reason::Fragment, Some(1));
+    let f = gre4(Gre::v0(proto::IPV4).key(7), udp4())
+        .ipv4_fragment(true, 0)
+        .build();
+    expect(outside(&p, &f), Verdict::Drop, Reason::KeyMismatch, Some(0));
+    // Later fragments carry no key, so the first tunnel of the pair stands for all; so does a
+    // first fragment that ends before its key field.
+    let f = FrameBuilder::ipv4(PEER, LOCAL)
+        .raw(47, [0xAB; 64])
+        .ipv4_fragment(false, 100)
+        .build();
     expect(outside(&p, &f), Verdict::Forward, Reason::Fragment, Some(0));
+    let f = FrameBuilder::ipv4(PEER, LOCAL)
+        .raw(47, [0x20, 0, 8, 0, 0, 0])
+        .ipv4_fragment(true, 0)
+        .build();
+    expect(outside(&p, &f), Verdict::Forward, Reason::Fragment, Some(0));
+}
+
+/// A first fragment is held to the header checks its bytes allow: the version and flag bits
+/// (RFC 2784 §2.3, RFC 2637 §4.1), whatever `fragments` says.
+#[test]
+fn a_first_fragment_is_held_to_the_gre_header_checks() {
+    for tunnel_fragments in [true, false] {
+        let p = standard_policy_with(defaults(|d| d.fragments_to_tunnel = tunnel_fragments));
+        let first = |gre: Gre| gre4(gre, udp4()).ipv4_fragment(true, 0).build();
+        expect_drop(
+            outside(&p, &first(Gre::v0(proto::IPV4).version(6))),
+            Reason::BadVersion,
+        );
+        expect_drop(
+            outside(&p, &first(Gre::v0(proto::IPV4).set_flags(0x4000))),
+            Reason::BadFlags,
+        );
+        expect_drop(
+            outside(&p, &first(Gre::v0(proto::IPV4).set_flags(0x0100))),
+            Reason::ReservedBits,
+        );
+        let v6 = gre6(Gre::v0(proto::IPV4).version(6), [])
+            .ipv6_ext(Ipv6Ext::fragment(0, true))
+            .build();
+        expect_drop(outside(&p, &v6), Reason::BadVersion);
+        // A later fragment has no header to check.
+        let later = FrameBuilder::ipv4(PEER, LOCAL)
+            .raw(47, [0xFF; 64])
+            .ipv4_fragment(false, 100)
+            .build();
+        let d = outside(&p, &later);
+        assert_eq!(d.reason, Reason::Fragment);
+        assert_eq!(d.verdict == Verdict::Forward, tunnel_fragments);
+    }
 }
 
 #[test]

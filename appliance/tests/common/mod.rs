@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod policies;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -117,4 +118,37 @@ pub fn replay_verdicts(
     let o = greguard(&args);
     assert!(o.status.success(), "{args:?}: {:?}", text(&o));
     read_verdicts(&csv)
+}
+
+/// Every frame of the captures in `captures/` (pcap and pcapng), by file name.
+pub fn capture_frames() -> Vec<(String, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("captures"))
+        .expect("captures/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut frames = Vec::new();
+        if name.ends_with(".pcap") {
+            let file = std::fs::File::open(&path).expect("open capture");
+            let mut r = pcap_file::pcap::PcapReader::new(file).expect("a pcap");
+            while let Some(p) = r.next_packet() {
+                frames.push(p.expect("packet").data.into_owned());
+            }
+        } else if name.ends_with(".pcapng") {
+            let file = std::fs::File::open(&path).expect("open capture");
+            let mut r = pcap_file::pcapng::PcapNgReader::new(file).expect("a pcapng");
+            while let Some(block) = r.next_block() {
+                if let pcap_file::pcapng::Block::EnhancedPacket(p) = block.expect("block") {
+                    frames.push(p.data.into_owned());
+                }
+            }
+        } else {
+            continue;
+        }
+        out.push((name, frames));
+    }
+    out
 }

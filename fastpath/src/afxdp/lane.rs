@@ -29,40 +29,14 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/greguard.bpf.o"
 /// The program's name, which tells greguard's program from anyone else's.
 pub const PROGRAM_NAME: &str = "greguard_xdp";
 
-/// Queues per port the XSKMAP has room for (`MAX_QUEUES` in the C source).
-pub const MAX_QUEUES: u32 = 256;
-
-/// The program's lane counters per port (`L_*` in the C source).
-const LANES: usize = 7;
+/// Queues per port the XSKMAP has room for.
+pub use super::kernel_abi::MAX_QUEUES;
+use super::kernel_abi::{self, action, lane, Config};
 
 /// How often greguard pushes its heartbeat deadline forward, and how far: once the deadline
 /// has passed (greguard killed, frozen), queues without a socket fail open or closed.
 pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 pub const HEARTBEAT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
-
-/// `struct gg_config` of the C source.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Config {
-    outside_ifindex: u32,
-    sample_every: u32,
-    non_gre_forward: u8,
-    unknown_action: u8,
-    invalid_drop: u8,
-    drop_reserved: u8,
-    drop_bogons: u8,
-    fail_open: u8,
-    active: u8,
-    pad: u8,
-    /// The budget of the rate-limit actions, in policer ticks ([`crate::policer`]).
-    rate_interval: u64,
-    rate_tolerance: u64,
-}
-
-/// `ACT_*` of the C source.
-const ACT_PASS_UP: u8 = 0;
-const ACT_DROP: u8 = 1;
-const ACT_RATE_LIMIT: u8 = 2;
 
 /// What the program does with GRE when no socket serves the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,13 +228,14 @@ impl FastLane {
         let d = policy.defaults();
         self.config.non_gre_forward = u8::from(d.non_gre == Verdict::Forward);
         self.config.unknown_action = match d.unknown_tunnel {
-            Action::Drop => ACT_DROP,
-            Action::RateLimit => ACT_RATE_LIMIT,
-            Action::Forward => ACT_PASS_UP,
+            Action::Drop => action::DROP,
+            Action::RateLimit => action::RATE_LIMIT,
+            Action::Forward => action::PASS_UP,
         };
         self.config.invalid_drop = u8::from(d.invalid_gre == Action::Drop);
         self.config.drop_reserved = u8::from(d.drop_reserved_bits);
         self.config.drop_bogons = u8::from(d.drop_bogons);
+        self.config.fragments_to_tunnel = u8::from(d.fragments_to_tunnel);
         self.config.rate_interval = d.rate_limit.interval_ticks();
         self.config.rate_tolerance = d.rate_limit.tolerance_ticks();
         self.config.sample_every = sample_every;
@@ -363,28 +338,30 @@ impl FastLane {
         let mut values = vec![[0u64; 2]; self.cpus];
         for port in 0..2 {
             for reason in 0..Reason::COUNT {
-                for verdict in 0..Verdict::COUNT {
-                    let key = ((port * Reason::COUNT + reason) * 2 + verdict) as u32;
+                for verdict in Verdict::ALL {
+                    let key = kernel_abi::verdict_key(port, Reason::ALL[reason], verdict);
                     if self.read_percpu(self.verdicts_fd, key, &mut values) {
-                        c.verdicts.packets[port][reason][verdict] =
-                            values.iter().map(|v| v[0]).sum();
-                        c.verdicts.bytes[port][reason][verdict] = values.iter().map(|v| v[1]).sum();
+                        let v = verdict as usize;
+                        c.verdicts.packets[port][reason][v] = values.iter().map(|v| v[0]).sum();
+                        c.verdicts.bytes[port][reason][v] = values.iter().map(|v| v[1]).sum();
                     }
                 }
             }
-            let mut lane = [0u64; LANES];
-            for (l, slot) in lane.iter_mut().enumerate() {
-                if self.read_percpu(self.lane_fd, (port * LANES + l) as u32, &mut values) {
-                    *slot = values.iter().map(|v| v[0]).sum();
+            let mut read = |l: u32| {
+                let key = port as u32 * lane::COUNT + l;
+                if self.read_percpu(self.lane_fd, key, &mut values) {
+                    values.iter().map(|v| v[0]).sum()
+                } else {
+                    0
                 }
-            }
-            c.to_user[port] = lane[0];
-            c.bypassed[port] = lane[1];
-            c.closed_dropped[port] = lane[2];
-            c.sampled[port] = lane[3];
-            c.unserved[port] = lane[4];
-            c.no_target[port] = lane[5];
-            c.samples_lost[port] = lane[6];
+            };
+            c.to_user[port] = read(lane::TO_USER);
+            c.bypassed[port] = read(lane::BYPASS);
+            c.closed_dropped[port] = read(lane::CLOSED_DROP);
+            c.sampled[port] = read(lane::SAMPLED);
+            c.unserved[port] = read(lane::UNSERVED);
+            c.no_target[port] = read(lane::NO_TARGET);
+            c.samples_lost[port] = read(lane::SAMPLE_LOST);
         }
         c
     }
@@ -569,17 +546,16 @@ unsafe fn update<K: ?Sized, V: ?Sized>(
     unsafe { bpf::update(fd, key, value) }.map_err(|err| LaneError::Map { map, err })
 }
 
-/// Bytes of a frame the kernel copies into a sample (`SNAP` in the C source).
-pub const KERNEL_SNAPLEN: usize = 256;
+/// Bytes of a frame the kernel copies into a sample.
+pub const KERNEL_SNAPLEN: usize = kernel_abi::SNAP;
 
 /// `BPF_RINGBUF_BUSY_BIT`, `BPF_RINGBUF_DISCARD_BIT` and `BPF_RINGBUF_HDR_SZ` (linux/bpf.h).
 const RINGBUF_BUSY: u32 = 1 << 31;
 const RINGBUF_DISCARD: u32 = 1 << 30;
 const RINGBUF_HDR: usize = 8;
 
-/// `struct gg_sample` of the C source, before its data: port, verdict, reason, pad, len,
-/// at_ns, caplen, pad2.
-const SAMPLE_HEADER: usize = 24;
+/// `struct gg_sample` before its data.
+const SAMPLE_HEADER: usize = std::mem::offset_of!(kernel_abi::KernelSample, data);
 
 /// The slow path's end of the fast lane's sample ring (a BPF ring buffer mapped into this
 /// process): the kernel drops it sampled, with the kernel's verdict and reason.
@@ -680,19 +656,22 @@ impl KernelSamples {
     }
 
     fn decode(&self, b: &[u8]) -> Option<super::Sample> {
+        use kernel_abi::KernelSample as S;
+        use std::mem::offset_of;
         let u32_at = |i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
-        let at = u64::from_ne_bytes(b.get(8..16)?.try_into().ok()?);
-        let caplen = (u32_at(16)? as usize).min(KERNEL_SNAPLEN);
+        let at_ns = offset_of!(S, at_ns);
+        let at = u64::from_ne_bytes(b.get(at_ns..at_ns + 8)?.try_into().ok()?);
+        let caplen = (u32_at(offset_of!(S, caplen))? as usize).min(KERNEL_SNAPLEN);
         let data = b.get(SAMPLE_HEADER..SAMPLE_HEADER + caplen)?.to_vec();
-        let reason = *Reason::ALL.get(usize::from(*b.get(2)?))?;
+        let reason = *Reason::ALL.get(usize::from(*b.get(offset_of!(S, reason))?))?;
         Some(super::Sample {
-            port: if b[0] == 1 {
+            port: if *b.get(offset_of!(S, port))? == 1 {
                 Direction::FromInside
             } else {
                 Direction::FromOutside
             },
             decision: crate::reason::Decision::new(Verdict::Drop, reason),
-            len: u32_at(4)?,
+            len: u32_at(offset_of!(S, len))?,
             at_ns: at.saturating_sub(self.epoch_ns),
             data,
         })

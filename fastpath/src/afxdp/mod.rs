@@ -13,6 +13,7 @@
 pub mod bpf;
 pub mod cores;
 pub mod error;
+pub mod kernel_abi;
 pub mod lane;
 pub mod link;
 pub mod log;

@@ -18,17 +18,7 @@ pub mod field {
 }
 
 /// EtherType values the box looks at.
-pub mod ethertype {
-    pub const IPV4: u16 = 0x0800;
-    pub const ARP: u16 = 0x0806;
-    pub const IPV6: u16 = 0x86DD;
-    /// IEEE 802.1Q customer VLAN tag.
-    pub const VLAN: u16 = 0x8100;
-    /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
-    pub const QINQ: u16 = 0x88A8;
-    /// Pre-standard QinQ tag still sent by some switches.
-    pub const QINQ_LEGACY: u16 = 0x9100;
-}
+pub use super::numbers::ethertype;
 
 /// A view over an Ethernet II header.
 #[derive(Clone, Copy, Debug)]

@@ -29,53 +29,10 @@ pub mod field {
 }
 
 /// Bits of the flags/version word.
-pub mod flags {
-    /// Checksum present (RFC 2784 §2.2).
-    pub const C: u16 = 0x8000;
-    /// Routing present (RFC 1701; RFC 2784 MUST discard).
-    pub const R: u16 = 0x4000;
-    /// Key present (RFC 2890 §2.1).
-    pub const K: u16 = 0x2000;
-    /// Sequence number present (RFC 2890 §2.2).
-    pub const S: u16 = 0x1000;
-    /// Strict source route (RFC 1701).
-    pub const STRICT: u16 = 0x0800;
-    /// Recursion control (RFC 1701), 3 bits.
-    pub const RECURSION: u16 = 0x0700;
-    /// Acknowledgment present (RFC 2637, version 1 only).
-    pub const A: u16 = 0x0080;
-    /// Bits 9–12 (RFC 1701 "Flags"): must be zero in version 1; Linux drops them in version 0.
-    pub const FLAGS_0078: u16 = 0x0078;
-    /// Version field.
-    pub const VERSION: u16 = 0x0007;
-    /// RFC 2784 §2.3: bits 1–5 minus K and S (RFC 2890) — R, s and recursion bit 5.
-    pub const V0_MUST_DISCARD: u16 = 0x4C00;
-    /// RFC 2784 §2.3: bits 6–12, reserved, "MUST be ignored on receipt" (greguard drops them by
-    /// default, as Linux does for 0x0078; `reserved_bits = "ignore"` follows the RFC).
-    pub const V0_RESERVED: u16 = 0x03F8;
-}
+pub use super::numbers::gre_flags as flags;
 
 /// Protocol types (EtherTypes) the box knows.
-pub mod proto {
-    /// Cisco keepalive reply and other "no payload" uses.
-    pub const KEEPALIVE: u16 = 0x0000;
-    pub const IPV4: u16 = 0x0800;
-    pub const IPV6: u16 = 0x86DD;
-    /// Transparent Ethernet Bridging (RFC 1701 §3).
-    pub const TEB: u16 = 0x6558;
-    /// PPP, carried by PPTP enhanced GRE (RFC 2637 §4.1).
-    pub const PPP: u16 = 0x880B;
-    pub const MPLS_UNICAST: u16 = 0x8847;
-    pub const MPLS_MULTICAST: u16 = 0x8848;
-    /// ERSPAN type I and II.
-    pub const ERSPAN2: u16 = 0x88BE;
-    /// ERSPAN type III.
-    pub const ERSPAN3: u16 = 0x22EB;
-    /// NHRP (RFC 2332), as used by DMVPN.
-    pub const NHRP: u16 = 0x2001;
-    /// WCCP redirection.
-    pub const WCCP: u16 = 0x883E;
-}
+pub use super::numbers::gre_proto as proto;
 
 /// A view over a version-0 GRE header.
 #[derive(Clone, Copy, Debug)]
@@ -157,6 +114,14 @@ impl<'a> GrePacket<'a> {
     pub fn key(&self) -> Option<u32> {
         let at = 4 + 4 * usize::from(self.has_checksum());
         self.has_key().then(|| be32(self.buf, at))
+    }
+
+    /// The key, if K is set and the buffer holds its field (a first fragment may end before).
+    #[inline]
+    pub fn key_if_held(&self) -> Option<u32> {
+        let at = 4 + 4 * usize::from(self.has_checksum());
+        let field = self.buf.get(at..at + 4)?;
+        self.has_key().then(|| be32(field, 0))
     }
 
     /// The sequence number, if S is set.

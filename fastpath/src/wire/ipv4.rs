@@ -36,19 +36,10 @@ pub mod field {
 }
 
 /// IP protocol numbers the box looks at.
-pub mod protocol {
-    pub const ICMP: u8 = 1;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    /// GRE (RFC 2784).
-    pub const GRE: u8 = 47;
-    pub const ESP: u8 = 50;
-}
+pub use super::numbers::ip_protocol as protocol;
 
-/// More-fragments flag within the flags/fragment-offset word.
-pub const FLAG_MF: u16 = 0x2000;
-/// Fragment offset mask within the flags/fragment-offset word.
-pub const FRAG_OFFSET_MASK: u16 = 0x1FFF;
+/// More-fragments flag and fragment offset mask within the flags/fragment-offset word.
+pub use super::numbers::ipv4_fragment::{MF as FLAG_MF, OFFSET_MASK as FRAG_OFFSET_MASK};
 
 /// A view over an IPv4 header.
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +87,13 @@ impl<'a> Ipv4Packet<'a> {
     #[inline]
     pub fn is_fragment(&self) -> bool {
         self.flags_frag() & (FLAG_MF | FRAG_OFFSET_MASK) != 0
+    }
+
+    /// True for a fragment other than the first (a non-zero offset): its payload does not
+    /// start with the upper-layer header.
+    #[inline]
+    pub fn is_later_fragment(&self) -> bool {
+        self.flags_frag() & FRAG_OFFSET_MASK != 0
     }
 
     /// The protocol of the payload.

@@ -27,16 +27,10 @@ pub mod field {
 }
 
 /// Extension header numbers walked by the box.
-pub mod next_header {
-    pub const HOP_BY_HOP: u8 = 0;
-    pub const ROUTING: u8 = 43;
-    pub const FRAGMENT: u8 = 44;
-    pub const DESTINATION_OPTIONS: u8 = 60;
-    pub const GRE: u8 = 47;
-}
+pub use super::numbers::ipv6_next_header as next_header;
 
 /// The longest extension-header chain the box walks.
-pub const MAX_EXTENSION_HEADERS: usize = 4;
+pub use super::numbers::ipv6_next_header::MAX_EXTENSION_HEADERS;
 
 /// A view over the fixed IPv6 header.
 #[derive(Clone, Copy, Debug)]
@@ -120,8 +114,7 @@ impl<'a> Ipv6Packet<'a> {
 /// True for the extension headers the box walks.
 #[inline]
 pub fn is_walked_extension(nh: u8) -> bool {
-    use next_header::*;
-    matches!(nh, HOP_BY_HOP | ROUTING | FRAGMENT | DESTINATION_OPTIONS)
+    next_header::WALKED.contains(&nh)
 }
 
 /// Walks extension headers starting with `nh` over `payload`.

@@ -7,6 +7,7 @@ pub mod ethernet;
 pub mod gre;
 pub mod ipv4;
 pub mod ipv6;
+pub mod numbers;
 pub mod ppp;
 pub mod pptp;
 pub mod vlan;

@@ -59,8 +59,8 @@ impl<'a> VlanTag<'a> {
 /// True for the TPIDs the box treats as VLAN tags.
 #[inline]
 pub fn is_vlan_tpid(ethertype: u16) -> bool {
-    use super::ethernet::ethertype::{QINQ, QINQ_LEGACY, VLAN};
-    (ethertype == VLAN) | (ethertype == QINQ) | (ethertype == QINQ_LEGACY)
+    let [a, b, c] = super::ethernet::ethertype::VLAN_TPIDS;
+    (ethertype == a) | (ethertype == b) | (ethertype == c)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod generators;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use fastpath::build::{payload, FrameBuilder, Gre};
