@@ -4,9 +4,11 @@
 
 use crate::bogon::{is_bogon_v4, is_bogon_v6};
 use crate::protocols::ProtoClass;
+use crate::wire::ethernet::ethertype;
 use crate::wire::gre::proto;
 use crate::wire::ipv4::{protocol::GRE, Ipv4Packet};
 use crate::wire::ipv6::{Ipv6Packet, Upper};
+use crate::wire::vlan::{is_vlan_tpid, VlanTag};
 use crate::wire::{be16, byte, erspan, ethernet, ppp};
 
 /// What the classifier needs to know of a sane inner packet.
@@ -34,6 +36,13 @@ const NHRP_PKTSZ: usize = 10;
 const NHRP_OP_VERSION: usize = 16;
 /// WCCPv2 redirect header length.
 const WCCP_REDIRECT_LEN: usize = 4;
+/// An MPLS label stack entry (RFC 3032 §2.1): label, traffic class, S (bottom of stack), TTL.
+const MPLS_ENTRY_LEN: usize = 4;
+/// The S bit of a label stack entry's third byte.
+const MPLS_BOTTOM: u8 = 0x01;
+/// The deepest label stack walked; a deeper one is refused (`bad_inner`), as is one whose
+/// bottom is not in the frame.
+pub const MPLS_MAX_LABELS: usize = 16;
 
 /// The payload is not what the protocol type says (reason `bad_inner`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,10 +71,10 @@ fn check_class(
     match class {
         ProtoClass::Ipv4 => ipv4(payload),
         ProtoClass::Ipv6 => ipv6(payload),
-        ProtoClass::Teb => at_least(payload, ethernet::field::HEADER_LEN),
+        ProtoClass::Teb => ethernet_carrier(payload),
         ProtoClass::Ppp if ack_only => Ok(PLAIN),
         ProtoClass::Ppp => ppp::protocol(payload).map(|_| PLAIN).ok_or(()),
-        ProtoClass::Mpls => at_least(payload, 4),
+        ProtoClass::Mpls => mpls(payload),
         ProtoClass::Erspan2 if erspan_type1 => at_least(payload, ethernet::field::HEADER_LEN),
         ProtoClass::Erspan2 => {
             let ok = payload.len() >= erspan::TYPE2_HEADER_LEN + ethernet::field::HEADER_LEN
@@ -73,9 +82,16 @@ fn check_class(
             ok.then_some(PLAIN).ok_or(())
         }
         ProtoClass::Erspan3 => {
+            let header = erspan::type3_header_len(payload);
+            // A mirrored Ethernet frame (FT 0) is at least an Ethernet header, as for type II.
+            let frame = if erspan::type3_frame_type(payload) == erspan::FRAME_TYPE_ETHERNET {
+                ethernet::field::HEADER_LEN
+            } else {
+                0
+            };
             let ok = payload.len() >= erspan::TYPE3_HEADER_LEN
                 && erspan::version(payload) == erspan::VERSION_TYPE3
-                && payload.len() >= erspan::type3_header_len(payload);
+                && payload.len() >= header + frame;
             ok.then_some(PLAIN).ok_or(())
         }
         ProtoClass::Nhrp => {
@@ -129,7 +145,10 @@ fn ipv4(payload: &[u8]) -> Result<Inner, ()> {
     })
 }
 
-/// IPv6 inside: version 6 and the payload length within the payload.
+/// IPv6 inside: version 6 and the payload length within the payload, and an extension-header
+/// chain the walk can follow to its end: GRE behind inner extension headers is nested GRE as
+/// well, so a chain the walk cannot follow (longer than it walks, or running past the payload)
+/// fails closed rather than hiding GRE from `nested = false`.
 #[inline(always)]
 fn ipv6(payload: &[u8]) -> Result<Inner, ()> {
     let p = Ipv6Packet::new_checked(payload).map_err(|_| ())?;
@@ -137,21 +156,101 @@ fn ipv6(payload: &[u8]) -> Result<Inner, ()> {
         return Err(());
     }
     let inner = p.payload().ok_or(())?;
-    // GRE behind inner extension headers is nested GRE as well.
-    let (gre, body) = match p.walk(inner) {
-        Upper::Protocol {
-            protocol,
-            payload,
-            fragment,
-        } => (protocol == GRE, if fragment { &[][..] } else { payload }),
-        Upper::LaterFragment { protocol } => (protocol == GRE, &[][..]),
-        Upper::ChainTooLong | Upper::Truncated => (false, &[][..]),
-    };
+    let (gre, body) = ipv6_upper(p.walk(inner))?;
     let (nested, keepalive) = nested_kind(gre, body);
     Ok(Inner {
         bogon: is_bogon_v6(p.source()),
         nested,
         keepalive,
+    })
+}
+
+/// Whether an IPv6 extension walk ends at GRE, and the GRE bytes when they are a whole packet's
+/// (a fragment's are not); `Err` when the walk could not reach the upper layer.
+#[inline(always)]
+fn ipv6_upper(upper: Upper<'_>) -> Result<(bool, &[u8]), ()> {
+    match upper {
+        Upper::Protocol {
+            protocol,
+            payload,
+            fragment,
+        } => Ok((protocol == GRE, if fragment { &[][..] } else { payload })),
+        Upper::LaterFragment { protocol } => Ok((protocol == GRE, &[][..])),
+        Upper::ChainTooLong | Upper::Truncated => Err(()),
+    }
+}
+
+/// Transparent Ethernet bridging: at least an Ethernet header, and GRE one carrier deep — an
+/// IP packet in the bridged frame (behind up to two VLAN tags) that carries GRE is nested GRE.
+#[inline(always)]
+fn ethernet_carrier(payload: &[u8]) -> Result<Inner, ()> {
+    let eth = ethernet::EthernetFrame::new_checked(payload).map_err(|_| ())?;
+    let mut ethertype = eth.ethertype();
+    let mut rest = eth.payload();
+    for _ in 0..ethertype::MAX_VLAN_TAGS {
+        if !is_vlan_tpid(ethertype) {
+            break;
+        }
+        let Ok(tag) = VlanTag::new_checked(rest) else {
+            return Ok(PLAIN);
+        };
+        ethertype = tag.ethertype();
+        rest = tag.payload();
+    }
+    match ethertype {
+        ethertype::IPV4 => Ok(carried_ip(4, rest)?),
+        ethertype::IPV6 => Ok(carried_ip(6, rest)?),
+        _ => Ok(PLAIN),
+    }
+}
+
+/// MPLS (RFC 3032 §2.1): a label stack whose bottom entry (S set) is in the frame and is
+/// followed by something, within [`MPLS_MAX_LABELS`] entries; then GRE one carrier deep — an
+/// IPv4 or IPv6 packet after the stack (told by its first nibble, as label switching routers
+/// do) that carries GRE is nested GRE.
+#[inline(always)]
+fn mpls(payload: &[u8]) -> Result<Inner, ()> {
+    let mut at = 0;
+    for _ in 0..MPLS_MAX_LABELS {
+        let entry = payload.get(at..at + MPLS_ENTRY_LEN).ok_or(())?;
+        at += MPLS_ENTRY_LEN;
+        if entry[2] & MPLS_BOTTOM != 0 {
+            let rest = payload.get(at..).unwrap_or(&[]);
+            if rest.is_empty() {
+                return Err(());
+            }
+            return match byte(rest, 0) >> 4 {
+                4 => carried_ip(4, rest),
+                6 => carried_ip(6, rest),
+                _ => Ok(PLAIN),
+            };
+        }
+    }
+    Err(())
+}
+
+/// An IP packet one carrier deep (in a bridged frame or behind a label stack): not checked for
+/// sanity — the carrier's own rules do not ask it to be a whole packet — only for the GRE it
+/// may carry. A version-6 packet whose extension chain cannot be followed fails closed.
+#[inline(always)]
+fn carried_ip(version: u8, packet: &[u8]) -> Result<Inner, ()> {
+    let gre = match version {
+        4 => match Ipv4Packet::new_checked(packet) {
+            Ok(p) if p.version() == 4 => p.protocol() == GRE,
+            _ => false,
+        },
+        _ => match Ipv6Packet::new_checked(packet) {
+            Ok(p) if p.version() == 6 => {
+                let inner = p.payload().unwrap_or(&packet[packet.len().min(40)..]);
+                ipv6_upper(p.walk(inner))?.0
+            }
+            _ => false,
+        },
+    };
+    Ok(Inner {
+        bogon: false,
+        nested: gre,
+        keepalive: false,
     })
 }
 

@@ -25,6 +25,9 @@ pub const VERSION_TYPE2: u8 = 1;
 /// Version field value of type III.
 pub const VERSION_TYPE3: u8 = 2;
 
+/// Type III frame type (FT) of a mirrored Ethernet frame; 2 is an IP packet.
+pub const FRAME_TYPE_ETHERNET: u8 = 0;
+
 /// The version field (top 4 bits) of an ERSPAN header.
 #[inline]
 pub fn version(header: &[u8]) -> u8 {
@@ -35,6 +38,12 @@ pub fn version(header: &[u8]) -> u8 {
 #[inline]
 pub fn type3_header_len(header: &[u8]) -> usize {
     TYPE3_HEADER_LEN + TYPE3_PLATFORM_LEN * usize::from(byte(header, 11) & 1)
+}
+
+/// The frame type (FT, 5 bits) of a type III header: what follows it.
+#[inline]
+pub fn type3_frame_type(header: &[u8]) -> u8 {
+    (byte(header, 10) >> 2) & 0x1F
 }
 
 #[cfg(test)]
@@ -49,6 +58,9 @@ mod tests {
         assert_eq!(type3_header_len(&h), 12);
         h[11] = 1;
         assert_eq!(type3_header_len(&h), 20);
+        assert_eq!(type3_frame_type(&h), FRAME_TYPE_ETHERNET);
+        h[10] = 2 << 2;
+        assert_eq!(type3_frame_type(&h), 2);
         assert_eq!(version(&[0x10]), VERSION_TYPE2);
         assert_eq!(version(&[]), 0);
     }
