@@ -207,8 +207,8 @@ fn draw<S: Strategy>(runner: &mut TestRunner, s: S) -> S::Value {
 /// A frame to judge: where it comes from (for the report), the port it arrives on, its bytes.
 type Case = (String, Direction, Vec<u8>);
 
-/// The fixed frames: the generators' corpus from both sides, the reason tests' non-GRE frames
-/// and fragments, and every frame of `captures/` from both sides.
+/// The fixed frames: the generators' corpus from both sides, the reason tests' non-GRE frames,
+/// fragments and fail-closed frames, and every frame of `captures/` from both sides.
 fn fixed_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for (name, b) in corpus() {

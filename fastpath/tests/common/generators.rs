@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::*;
 use fastpath::build::{payload, FrameBuilder, Gre, Ipv6Ext, Vlan};
 use fastpath::wire::gre::proto;
-use fastpath::{Action, Defaults, Direction, KeyRule, Policy, TunnelSpec, Verdict};
+use fastpath::{Action, Defaults, Direction, KeyRule, Policy, Reason, TunnelSpec, Verdict};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -541,4 +541,101 @@ impl TunnelFrame {
             (b, Direction::FromOutside, t)
         }
     }
+}
+
+/// The peer and local ends of the tunnel the fail-closed frames belong to (with `nested =
+/// false` and protocols ipv4, ipv6, teb, mpls, erspan2, erspan3).
+pub const FAIL_CLOSED_PEER: &str = "198.51.100.7";
+pub const FAIL_CLOSED_LOCAL: &str = "203.0.113.1";
+
+/// Frames that once passed `nested = false` or the inner checks, from FAIL_CLOSED_PEER to
+/// FAIL_CLOSED_LOCAL, and the reason each must get: an inner IPv6 chain too long to walk or
+/// running past its payload, GRE in a bridged frame or behind a label stack, a label stack that
+/// never ends, an ERSPAN III Ethernet frame shorter than an Ethernet header.
+pub fn fail_closed_frames() -> Vec<(&'static str, Vec<u8>, Reason)> {
+    let peer: Ipv4Addr = FAIL_CLOSED_PEER.parse().unwrap();
+    let local: Ipv4Addr = FAIL_CLOSED_LOCAL.parse().unwrap();
+    let gre = |protocol: Gre, payload: Vec<u8>| {
+        FrameBuilder::ipv4(peer, local)
+            .gre(protocol, payload)
+            .build()
+    };
+    // Inner IPv6 with five destination-options headers, the last leading to GRE: one more
+    // than the walk follows (from the outer IPv4 header on).
+    let hex = concat!(
+        "4500008c00010000402f1406c6336407cb007101000086dd60000000004c0040",
+        "20010db800000000000000000000000120010db8000000000000000000000002",
+        "3c000104000000003c000104000000003c000104000000003c00010400000000",
+        "2f00010400000000000008004500002000070000401166c40a0000010a000002",
+        "f230ee48000c469361626364",
+    );
+    let ip: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let long_chain = FrameBuilder::ethernet(0x0800, ip).build();
+    // A hop-by-hop header claiming 88 bytes in a 16-byte payload.
+    let mut hbh = vec![17u8, 10, 0, 0, 0, 0, 0, 0];
+    hbh.extend_from_slice(&[0; 8]);
+    let past_payload = payload::ipv6(IN6_A, IN6_B, 0, &hbh);
+    let inner_gre = gre4(Gre::v0(proto::IPV4), udp4()).build_ip();
+    let inner_gre6 = gre6(Gre::v0(proto::IPV4), udp4()).build_ip();
+    let mut tagged = payload::ethernet([2; 6], [4; 6], 0x8100, &[]);
+    tagged.extend_from_slice(&[0, 5, 0x08, 0x00]);
+    tagged.extend_from_slice(&inner_gre);
+    vec![
+        ("inner IPv6 chain of five", long_chain, Reason::BadInner),
+        (
+            "inner IPv6 extension header past the payload",
+            gre(Gre::v0(proto::IPV6), past_payload),
+            Reason::BadInner,
+        ),
+        (
+            "IPv4/GRE in a bridged frame",
+            gre(
+                Gre::v0(proto::TEB),
+                payload::ethernet([2; 6], [4; 6], 0x0800, &inner_gre),
+            ),
+            Reason::NestedGre,
+        ),
+        (
+            "IPv4/GRE in a VLAN-tagged bridged frame",
+            gre(Gre::v0(proto::TEB), tagged),
+            Reason::NestedGre,
+        ),
+        (
+            "IPv4/GRE behind a label stack",
+            gre(
+                Gre::v0(proto::MPLS_UNICAST),
+                payload::mpls(100, 64, &inner_gre),
+            ),
+            Reason::NestedGre,
+        ),
+        (
+            "IPv6/GRE behind a label stack",
+            gre(
+                Gre::v0(proto::MPLS_UNICAST),
+                payload::mpls(100, 64, &inner_gre6),
+            ),
+            Reason::NestedGre,
+        ),
+        (
+            "a label stack without its bottom",
+            gre(Gre::v0(proto::MPLS_UNICAST), vec![0x00, 0x06, 0x40, 0x40]),
+            Reason::BadInner,
+        ),
+        (
+            "a label stack ending the frame",
+            gre(Gre::v0(proto::MPLS_UNICAST), payload::mpls(100, 64, &[])),
+            Reason::BadInner,
+        ),
+        (
+            "ERSPAN III with 13 bytes of Ethernet frame",
+            gre(
+                Gre::v0(proto::ERSPAN3).sequence(1),
+                payload::erspan3(1, 2, None, &[0u8; 13]),
+            ),
+            Reason::BadInner,
+        ),
+    ]
 }
