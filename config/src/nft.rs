@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! forward:   non_gre (by ethertype, then IP protocol) → gre
-//! gre:       outer bogon → fragment → bad_version / bad_flags / reserved_bits → by GRE
+//! gre:       outer bogon → bad_version / bad_flags / reserved_bits → fragment → by GRE
 //!            header length (C, K, S bits) to v0_at_4 … v0_at_16, version 1 on to tunnels
 //! v0_at_L:   inner IPv4/IPv6 version and IHL (bad_inner), inner bogon, keepalive and nested
 //!            GRE marked for the tunnel rules
@@ -40,9 +40,12 @@ pub const UNEXPRESSED: &[&str] = &[
      the inner total length, TEB, ERSPAN or MPLS lengths, PPP protocol numbers (RFC 1661 §2) or \
      the PPTP payload length",
     "keepalive and nested GRE are recognised behind an inner IPv4 header without options or an \
-     IPv6 header without extension headers only",
+     IPv6 header without extension headers only: not behind inner extension headers, in inner \
+     fragments, in bridged (TEB) frames or behind MPLS label stacks; an inner IPv6 \
+     extension chain is not walked",
     "fragment: an IPv6 fragment after the first is not seen as GRE (it meets the non_gre rule); \
-     with fragments = \"tunnel\" fragments are forwarded without the tunnel's policer",
+     with fragments = \"tunnel\" fragments are forwarded without the tunnel's policer, and a \
+     first fragment's key does not choose among the tunnels of its addresses",
     "GRE inside VLAN tags that the kernel has not taken off the frame is treated as non_gre",
     "rate limits are per rule (nftables' token buckets), not per greguard worker",
 ];
@@ -180,8 +183,11 @@ fn forward_chain(o: &mut String, d: &Defaults) {
     } else {
         "drop"
     };
-    rule(o, "ip frag-off & 0x3fff != 0", fragment, "fragment");
-    rule(o, "exthdr frag exists", fragment, "fragment");
+    // A fragment after the first carries no GRE header, but nftables reads its first bytes as
+    // one (`@th`): it is judged before the header rules. A first fragment is held to them, as
+    // greguard holds it.
+    rule(o, "ip frag-off & 0x1fff != 0", fragment, "fragment");
+    rule(o, "frag frag-off != 0", fragment, "fragment");
     // The version is the low 3 bits of the first 16 (RFC 2784 §2.1).
     rule(o, "@th,13,3 > 1", invalid, "bad_version");
     // RFC 2784 §2.3: R, s and recursion bits, MUST discard.
@@ -198,6 +204,8 @@ fn forward_chain(o: &mut String, d: &Defaults) {
     rule(o, "@th,13,3 1 @th,0,16 & 0xcf78 != 0", invalid, "bad_flags");
     rule(o, "@th,13,3 1 @th,2,1 0", invalid, "bad_flags");
     rule(o, "@th,13,3 1 @th,16,16 != 0x880b", invalid, "bad_flags");
+    rule(o, "ip frag-off & 0x3fff != 0", fragment, "fragment");
+    rule(o, "exthdr frag exists", fragment, "fragment");
     // Version 0: the header is 4 bytes plus 4 for each of C, K and S (RFC 2890 §2).
     let _ = writeln!(
         o,
