@@ -50,9 +50,10 @@ class Capture:
             wrpcap(path, self.frames)
         with open(os.path.join(HERE, f"{self.name}.expected.csv"), "w") as out:
             out.write(f"# policy: {self.policy}\n")
-            out.write("frame,verdict,reason,tunnel\n")
+            out.write("frame,port,verdict,reason,tunnel\n")
+            # The tests replay every capture --from outside: each frame arrived on that port.
             for i, (v, r, t) in enumerate(self.expected, 1):
-                out.write(f"{i},{v},{r},{t}\n")
+                out.write(f"{i},outside,{v},{r},{t}\n")
         print(f"{path}: {len(self.frames)} frames")
 
 

@@ -4,11 +4,15 @@
 //! Linux cooked captures (SLL, SLL2) and raw-IP captures carry no Ethernet header; a synthetic one
 //! (zero MAC addresses, the EtherType the capture names) is put in front so the same classifier
 //! runs on them.
+//!
+//! A pcap header's link-type field is read as libpcap reads it: the link type is its low 16 bits,
+//! and an FCS the field declares is taken off the end of every whole frame.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
@@ -49,6 +53,9 @@ pub struct Frame<'a> {
     pub data: Cow<'a, [u8]>,
     /// True when the capture holds fewer bytes than were on the wire.
     pub cut: bool,
+    /// The `if_name` of the pcapng interface the frame was captured on, when the capture names
+    /// it (pcap captures name none): `replay --port` maps it to a port of the box.
+    pub interface: Option<Arc<str>>,
 }
 
 /// Pcap magic numbers (both byte orders, micro and nanosecond).
@@ -61,10 +68,19 @@ const PCAP_MAGICS: [[u8; 4]; 4] = [
 /// Pcapng section header block type.
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
+/// The link type within a pcap header's link-type field (libpcap's `LT_LINKTYPE`).
+const LT_LINKTYPE: u32 = 0x0000_FFFF;
+/// Set when the field's top four bits give an FCS length (libpcap's `LT_FCS_LENGTH_PRESENT`).
+const LT_FCS_LENGTH_PRESENT: u32 = 0x0400_0000;
+/// Where the FCS length sits, in 16-bit words (libpcap's `LT_FCS_LENGTH`).
+const LT_FCS_LENGTH_SHIFT: u32 = 28;
+
 enum Inner {
     Pcap {
         reader: PcapReader<BufReader<File>>,
         link: DataLink,
+        /// Bytes of FCS at the end of every whole frame, as the header's link-type field says.
+        fcs: usize,
         /// Nanosecond timestamps (magic a1b23c4d) rather than microseconds.
         nanos: bool,
     },
@@ -73,6 +89,9 @@ enum Inner {
         last_ts: u64,
         /// Frames of interfaces with a link type the box never sees.
         skipped: u64,
+        /// The `if_name` of every interface of the current section, by interface id: kept
+        /// from the blocks as they pass so a frame gets its name without an allocation.
+        names: Vec<Option<Arc<str>>>,
     },
 }
 
@@ -103,11 +122,13 @@ impl Capture {
         let inner = if got == 4 && PCAP_MAGICS.contains(&magic) {
             let reader = PcapReader::new(reader).map_err(corrupt)?;
             let header = reader.header();
-            check_link(path, header.datalink)?;
+            let (link, fcs) = split_link_field(header.datalink);
+            check_link(path, link)?;
             let nanos = header.ts_resolution == pcap_file::TsResolution::NanoSecond;
             Inner::Pcap {
                 reader,
-                link: header.datalink,
+                link,
+                fcs,
                 nanos,
             }
         } else if got == 4 && magic == PCAPNG_MAGIC {
@@ -115,6 +136,7 @@ impl Capture {
                 reader: PcapNgReader::new(reader).map_err(corrupt)?,
                 last_ts: 0,
                 skipped: 0,
+                names: Vec::new(),
             }
         } else {
             let magic = magic[..got]
@@ -139,6 +161,42 @@ impl Capture {
         })
     }
 
+    /// The interface names (`if_name`) of the whole capture, each once, in the order the
+    /// capture describes them; `None` for a pcap, which has no interfaces. A pcapng may describe
+    /// an interface after frames of others, so this reads the file once more from its start.
+    pub fn interface_names(&self) -> Result<Option<Vec<String>>, CaptureError> {
+        if let Inner::Pcap { .. } = self.inner {
+            return Ok(None);
+        }
+        let file = File::open(&self.path).map_err(|source| CaptureError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut frames = 0u64;
+        let corrupt = |frames: u64, e: pcap_file::PcapError| CaptureError::Corrupt {
+            path: self.path.clone(),
+            frames,
+            detail: e.to_string(),
+        };
+        let mut reader = PcapNgReader::new(BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| corrupt(0, e))?;
+        let mut names: Vec<String> = Vec::new();
+        while let Some(block) = reader.next_block() {
+            match block.map_err(|e| corrupt(frames, e))? {
+                Block::InterfaceDescription(idb) => {
+                    if let Some(name) = if_name(&idb.options) {
+                        if !names.iter().any(|n| n.as_str() == name) {
+                            names.push(name.to_string());
+                        }
+                    }
+                }
+                Block::EnhancedPacket(_) | Block::SimplePacket(_) | Block::Packet(_) => frames += 1,
+                _ => {}
+            }
+        }
+        Ok(Some(names))
+    }
+
     /// Frames skipped because their pcapng interface has a link type the box never sees.
     pub fn skipped(&self) -> u64 {
         match &self.inner {
@@ -161,6 +219,7 @@ impl Capture {
             Inner::Pcap {
                 reader,
                 link,
+                fcs,
                 nanos,
             } => {
                 // Raw records: pcap-file 2.0 refuses a record whose original length exceeds the
@@ -175,25 +234,32 @@ impl Capture {
                     u64::from(packet.ts_frac) * 1000
                 };
                 let ts_ns = u64::from(packet.ts_sec) * 1_000_000_000 + frac_ns;
-                let captured = packet.data.len();
-                let cut = (captured as u64) < u64::from(packet.orig_len);
+                let cut = (packet.data.len() as u64) < u64::from(packet.orig_len);
+                let captured = without_fcs(packet.data.len(), packet.orig_len, *fcs);
+                // What was taken off is FCS, on the wire as in the record.
+                let fcs_taken = u32::try_from(packet.data.len() - captured).unwrap_or(0);
+                let orig_len = packet.orig_len.saturating_sub(fcs_taken);
                 let data = match packet.data {
-                    Cow::Borrowed(b) => to_ethernet(*link, b),
-                    Cow::Owned(v) => Cow::Owned(to_ethernet(*link, &v).into_owned()),
+                    Cow::Borrowed(b) => to_ethernet(*link, b.get(..captured).unwrap_or(b)),
+                    Cow::Owned(v) => {
+                        Cow::Owned(to_ethernet(*link, v.get(..captured).unwrap_or(&v)).into_owned())
+                    }
                 };
                 *counter += 1;
                 Ok(Frame {
                     number: *counter,
                     ts_ns,
-                    orig_len: wire_len(packet.orig_len, captured, data.len()),
+                    orig_len: wire_len(orig_len, captured, data.len()),
                     data,
                     cut,
+                    interface: None,
                 })
             }
             Inner::PcapNg {
                 reader,
                 last_ts,
                 skipped,
+                names,
             } => loop {
                 let block = match reader.next_block()? {
                     Ok(b) => b,
@@ -214,6 +280,15 @@ impl Capture {
                         p.original_len,
                         p.data.into_owned(),
                     ),
+                    // Interface ids start again at 0 in every section (pcapng §4.1).
+                    Block::SectionHeader(_) => {
+                        names.clear();
+                        continue;
+                    }
+                    Block::InterfaceDescription(idb) => {
+                        names.push(if_name(&idb.options).map(Arc::from));
+                        continue;
+                    }
                     _ => continue,
                 };
                 *counter += 1;
@@ -254,6 +329,7 @@ impl Capture {
                     orig_len: wire_len(orig_len, data.len(), frame.len()),
                     data: Cow::Owned(frame),
                     cut,
+                    interface: names.get(iface as usize).cloned().flatten(),
                 });
             },
         };
@@ -266,6 +342,41 @@ impl Capture {
 fn wire_len(orig_len: u32, captured: usize, ethernet: usize) -> u32 {
     let delta = ethernet as i64 - captured as i64;
     u32::try_from((i64::from(orig_len) + delta).max(ethernet as i64)).unwrap_or(u32::MAX)
+}
+
+/// Splits a pcap header's link-type field as libpcap does (pcap/pcap.h's `LT_*` macros) into the
+/// link type and the bytes of FCS at the end of every frame. pcap-file takes the whole 32-bit
+/// field for the link type, so a header with FCS bits (or tcpdump's fuzzed captures, which set
+/// the top bits without the FCS flag) would read as an unknown link type. Bits 16–25 are
+/// reserved; libpcap ignores them, and so does this.
+fn split_link_field(field: DataLink) -> (DataLink, usize) {
+    let raw = u32::from(field);
+    let link = DataLink::from(raw & LT_LINKTYPE);
+    let fcs_words = if raw & LT_FCS_LENGTH_PRESENT != 0 {
+        raw >> LT_FCS_LENGTH_SHIFT
+    } else {
+        0
+    };
+    (link, fcs_words as usize * 2)
+}
+
+/// How many of a pcap record's `captured` bytes are the frame: all of them but the `fcs` bytes of
+/// FCS when the record holds the whole frame. A frame cut by the snap length lost its FCS with
+/// its tail, and a record shorter than the FCS holds none, so those keep every byte.
+fn without_fcs(captured: usize, orig_len: u32, fcs: usize) -> usize {
+    let whole = captured as u64 == u64::from(orig_len);
+    match captured.checked_sub(fcs) {
+        Some(frame) if whole => frame,
+        _ => captured,
+    }
+}
+
+/// The interface's `if_name` option, if it has one.
+fn if_name<'a>(options: &'a [InterfaceDescriptionOption<'_>]) -> Option<&'a str> {
+    options.iter().find_map(|o| match o {
+        InterfaceDescriptionOption::IfName(name) => Some(&**name),
+        _ => None,
+    })
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -375,6 +486,42 @@ mod tests {
         assert_eq!(scale_timestamp(1_500_000_000, 9), 1_500_000_000);
         assert_eq!(scale_timestamp(1 << 20, 0x80 | 20), 1_000_000_000);
         assert_eq!(scale_timestamp(15, 1), 1_500_000_000);
+    }
+
+    #[test]
+    fn the_link_type_field_splits_as_libpcap_splits_it() {
+        // tcpdump's fuzzed GRE captures: top bits set, FCS flag clear.
+        assert_eq!(
+            split_link_field(DataLink::from(0x3000_0001)),
+            (DataLink::ETHERNET, 0)
+        );
+        // FCS present, 2 words.
+        assert_eq!(
+            split_link_field(DataLink::from(0x0400_0000 | (2 << 28) | 1)),
+            (DataLink::ETHERNET, 4)
+        );
+        // Reserved bits are ignored; the largest FCS is 15 words.
+        assert_eq!(
+            split_link_field(DataLink::from(0xF7FF_0071)),
+            (DataLink::LINUX_SLL, 30)
+        );
+        assert_eq!(
+            split_link_field(DataLink::ETHERNET),
+            (DataLink::ETHERNET, 0)
+        );
+    }
+
+    #[test]
+    fn fcs_comes_off_whole_frames_only() {
+        assert_eq!(without_fcs(64, 64, 4), 60);
+        // Cut by the snap length: the FCS was not captured.
+        assert_eq!(without_fcs(40, 64, 4), 40);
+        // Shorter than the FCS it should hold.
+        assert_eq!(without_fcs(3, 3, 4), 3);
+        assert_eq!(without_fcs(4, 4, 4), 0);
+        assert_eq!(without_fcs(64, 64, 0), 64);
+        // A record claiming more than was on the wire is no whole frame either.
+        assert_eq!(without_fcs(64, 60, 4), 64);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fastpath::Direction;
 
 /// greguard: a transparent inline filter that keeps unwanted GRE away from VPN concentrators.
 ///
@@ -166,19 +167,79 @@ pub struct ReplayArgs {
     /// Write the dropped frames to this pcap file.
     #[arg(long, value_name = "OUT.pcap")]
     pub drop: Option<PathBuf>,
-    /// Write one CSV line per frame: frame,verdict,reason,tunnel (frame numbered from 1).
+    /// Write one CSV line per frame: frame,port,verdict,reason,tunnel (frame numbered from 1;
+    /// port is the side the frame was classified as arriving on).
     #[arg(long, value_name = "OUT.csv")]
     pub verdicts: Option<PathBuf>,
     /// The port the captured frames arrived on; decides which end of a tunnel is the peer.
     #[arg(long, value_enum, default_value_t = Port::Outside)]
     pub from: Port,
+    /// Frames of the pcapng interface IFNAME (its if_name) arrived on PORT (outside or inside);
+    /// repeatable. Frames of other interfaces arrive as --from says.
+    #[arg(long = "port", value_name = "IFNAME=PORT", value_parser = interface_port)]
+    pub ports: Vec<InterfacePort>,
 }
 
-/// A port of the box.
+/// A port of the box, or `auto` for replay to choose one per frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Port {
     /// Faces the tunnel peers / Internet: outer source is the peer.
     Outside,
     /// Faces the VPN concentrators: outer source is the local end.
     Inside,
+    /// Each frame from the side its outer addresses say: a tunnel's (local, peer) arrived
+    /// inside, everything else outside. For captures of both directions (tcpdump -i any).
+    Auto,
+}
+
+/// `--port IFNAME=PORT`: the port the frames of one capture interface arrived on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfacePort {
+    /// The interface's name in the capture (pcapng `if_name`).
+    pub name: String,
+    /// The port its frames arrived on.
+    pub port: Direction,
+}
+
+/// Parses `IFNAME=outside|inside`; an interface is on one port, so `auto` has no meaning here.
+fn interface_port(arg: &str) -> Result<InterfacePort, String> {
+    let (name, port) = arg
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{arg:?} is not IFNAME=PORT (for example eth0=outside)"))?;
+    if name.is_empty() {
+        return Err(format!("{arg:?} names no interface before '='"));
+    }
+    let port = match port {
+        "outside" => Direction::FromOutside,
+        "inside" => Direction::FromInside,
+        other => return Err(format!("port {other:?} is neither outside nor inside")),
+    };
+    Ok(InterfacePort {
+        name: name.to_owned(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_arguments_name_an_interface_and_a_port() {
+        assert_eq!(
+            interface_port("eth0=inside"),
+            Ok(InterfacePort {
+                name: "eth0".into(),
+                port: Direction::FromInside
+            })
+        );
+        // The last '=' splits, so a name may hold one.
+        assert_eq!(
+            interface_port("a=b=outside").map(|p| p.name),
+            Ok("a=b".to_string())
+        );
+        for bad in ["eth0", "=outside", "eth0=auto", "eth0=", "eth0=Outside"] {
+            assert!(interface_port(bad).is_err(), "{bad}");
+        }
+    }
 }

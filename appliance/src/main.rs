@@ -14,6 +14,7 @@ mod replay;
 mod report;
 mod run;
 mod samples;
+mod side;
 mod slow_path;
 mod top;
 

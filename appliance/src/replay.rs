@@ -1,20 +1,23 @@
 //! `greguard replay`: the data-path classifier over a capture, with a table by verdict and
 //! reason, optional pcaps of forwarded and dropped frames and a per-frame CSV.
+//!
+//! Every frame is classified as arriving on one port: its pcapng interface's (`--port`), else
+//! the one `--from` names, or with `--from auto` the one its outer addresses say.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{anyhow, Context};
 use fastpath::{Classifier, Counters, Decision, Direction, Policy, Verdict};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 
-use crate::capture::Capture;
+use crate::capture::{Capture, Frame};
 use crate::cli::{Port, ReplayArgs};
 use crate::exit::Failure;
-use crate::report;
+use crate::{report, side};
 
 /// The largest frame written to output pcaps (their snaplen).
 const OUT_SNAPLEN: u32 = 262_144;
@@ -24,19 +27,18 @@ pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
     let loaded = config::load_file(&opts.config).map_err(Failure::input)?;
     let policy = &loaded.policy;
     let mut capture = Capture::open(&opts.input).map_err(Failure::input)?;
+    // Before any output is created: a --port the capture cannot have ends the replay.
+    let sides = Sides::new(opts, &capture)?;
     let mut forward = opts.forward.as_deref().map(PcapOut::create).transpose()?;
     let mut drop = opts.drop.as_deref().map(PcapOut::create).transpose()?;
     let mut csv = opts.verdicts.as_deref().map(CsvOut::create).transpose()?;
-    let dir = match opts.from {
-        Port::Outside => Direction::FromOutside,
-        Port::Inside => Direction::FromInside,
-    };
 
     let mut counters = Counters::new(policy.tunnel_count());
     let mut classifier: Option<Classifier> = None;
     let mut cut = 0u64;
     while let Some(frame) = capture.next_frame() {
         let frame = frame.map_err(Failure::input)?;
+        let dir = sides.of(&frame, policy);
         let frame_no = frame.number;
         cut += u64::from(frame.cut);
         // Policers start full at the first frame's time, as a box started just before it.
@@ -53,7 +55,7 @@ pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
             out.write(frame.ts_ns, frame.orig_len, &frame.data)?;
         }
         if let Some(csv) = csv.as_mut() {
-            csv.write(frame_no, d, policy)?;
+            csv.write(frame_no, dir, d, policy)?;
         }
     }
     for out in [forward, drop].into_iter().flatten() {
@@ -63,7 +65,7 @@ pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
         csv.finish()?;
     }
 
-    print!("{}", summary(opts, policy, &counters, dir));
+    print!("{}", summary(opts, &sides, policy, &counters));
     if capture.skipped() > 0 {
         println!(
             "\nnote: {} frames of interfaces with other link types (loopback, wireless, ...) were skipped.",
@@ -77,6 +79,99 @@ pub fn run(opts: &ReplayArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// Which port each frame arrived on: the one `--port` gives its interface, else `--from`'s.
+struct Sides {
+    /// `--port`: interface name → port.
+    interfaces: Vec<(String, Direction)>,
+    /// `--from`, for frames of interfaces `--port` does not name.
+    from: Port,
+}
+
+impl Sides {
+    /// Checks `--port` against the capture's interfaces: a name the capture does not have is a
+    /// typo, which would otherwise silently classify that interface from the wrong side.
+    fn new(opts: &ReplayArgs, capture: &Capture) -> Result<Sides, Failure> {
+        let mut sides = Sides {
+            interfaces: Vec::new(),
+            from: opts.from,
+        };
+        if opts.ports.is_empty() {
+            return Ok(sides);
+        }
+        let input = opts.input.display();
+        let Some(names) = capture.interface_names().map_err(Failure::input)? else {
+            return Err(Failure::input(anyhow!(
+                "{input}: --port needs a pcapng capture: pcap has no interface names \
+                 (use --from, or one capture per port)"
+            )));
+        };
+        for p in &opts.ports {
+            if !names.contains(&p.name) {
+                let have = if names.is_empty() {
+                    "its interfaces have no names".to_string()
+                } else {
+                    format!("its interfaces are {}", names.join(", "))
+                };
+                return Err(Failure::input(anyhow!(
+                    "{input}: --port {}: the capture has no interface {} ({have})",
+                    p.name,
+                    p.name
+                )));
+            }
+            match sides.interfaces.iter().find(|(n, _)| *n == p.name) {
+                Some((_, was)) if *was != p.port => {
+                    return Err(Failure::input(anyhow!(
+                        "--port {} is given both as outside and as inside",
+                        p.name
+                    )));
+                }
+                Some(_) => {}
+                None => sides.interfaces.push((p.name.clone(), p.port)),
+            }
+        }
+        Ok(sides)
+    }
+
+    /// The port `frame` arrived on.
+    fn of(&self, frame: &Frame<'_>, policy: &Policy) -> Direction {
+        let by_interface = frame.interface.as_deref().and_then(|name| {
+            self.interfaces
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, dir)| *dir)
+        });
+        by_interface
+            .or_else(|| direction(self.from))
+            .unwrap_or_else(|| side::arrival(&frame.data, policy))
+    }
+
+    /// How the ports were chosen, for the summary's first line.
+    fn describe(&self) -> String {
+        let from = match direction(self.from) {
+            Some(dir) => format!("arrived on the {} port", dir.port()),
+            None => "each on the port its tunnel addresses say".to_string(),
+        };
+        if self.interfaces.is_empty() {
+            return from;
+        }
+        let ports: Vec<String> = self
+            .interfaces
+            .iter()
+            .map(|(name, dir)| format!("{name} on the {} port", dir.port()))
+            .collect();
+        format!("{}; frames of other interfaces {from}", ports.join(", "))
+    }
+}
+
+/// The direction a fixed port stands for; `None` for `auto`, which is chosen frame by frame.
+fn direction(port: Port) -> Option<Direction> {
+    match port {
+        Port::Outside => Some(Direction::FromOutside),
+        Port::Inside => Some(Direction::FromInside),
+        Port::Auto => None,
+    }
 }
 
 /// A pcap file of frames (Ethernet, nanosecond timestamps, original lengths).
@@ -142,14 +237,24 @@ impl CsvOut {
             path: path.to_owned(),
             writer: BufWriter::new(file),
         };
-        out.line(format_args!("frame,verdict,reason,tunnel"))?;
+        out.line(format_args!("frame,port,verdict,reason,tunnel"))?;
         Ok(out)
     }
 
-    fn write(&mut self, frame: u64, d: Decision, policy: &Policy) -> Result<(), Failure> {
+    fn write(
+        &mut self,
+        frame: u64,
+        dir: Direction,
+        d: Decision,
+        policy: &Policy,
+    ) -> Result<(), Failure> {
         let name = policy.tunnel_name(d.tunnel);
         let name = csv_field(name);
-        self.line(format_args!("{frame},{},{},{name}", d.verdict, d.reason))
+        let port = dir.port();
+        self.line(format_args!(
+            "{frame},{port},{},{},{name}",
+            d.verdict, d.reason
+        ))
     }
 
     fn line(&mut self, args: std::fmt::Arguments<'_>) -> Result<(), Failure> {
@@ -175,22 +280,26 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The table printed at the end: one row per (verdict, reason) seen, then per-tunnel counts.
-fn summary(opts: &ReplayArgs, policy: &Policy, c: &Counters, dir: Direction) -> String {
+/// The table printed at the end: one row per (port, verdict, reason) seen (a port's shares are of
+/// that port's frames), the totals of both ports, then per-tunnel counts.
+fn summary(opts: &ReplayArgs, sides: &Sides, policy: &Policy, c: &Counters) -> String {
     use std::fmt::Write as _;
-    let total = c.port_total(dir);
+    let total = c.total();
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} frames from {} (arrived on the {} port), policy {}\n",
+        "{} frames from {} ({}), policy {}\n",
         total,
         opts.input.display(),
-        dir.port(),
+        sides.describe(),
         opts.config.display()
     );
     let _ = writeln!(s, "{}", report::verdict_header("port"));
-    report::verdict_rows(&mut s, dir.port(), c, dir);
-    let forwarded = report::forwarded(c, dir);
+    let ports = [Direction::FromOutside, Direction::FromInside];
+    for dir in ports {
+        report::verdict_rows(&mut s, dir.port(), c, dir);
+    }
+    let forwarded: u64 = ports.iter().map(|&dir| report::forwarded(c, dir)).sum();
     for (label, n) in [("forwarded", forwarded), ("dropped", total - forwarded)] {
         let _ = writeln!(
             s,

@@ -40,7 +40,8 @@ key   = 1001
 rate  = { pps = 10, burst = 2 }
 "#;
 
-/// Compares replay's CSV with the expected CSV written by captures/make-captures.py (`*` = any).
+/// Compares replay's CSV with the expected CSV written by captures/make-captures.py (`*` = any
+/// verdict, reason and tunnel). The shipped captures are replayed from the outside port.
 fn check_shipped(capture: &str, expected: &str) {
     let csv_text = std::fs::read_to_string(root().join("captures").join(expected)).unwrap();
     let policy = csv_text
@@ -54,28 +55,34 @@ fn check_shipped(capture: &str, expected: &str) {
         &root().join("captures").join(capture),
         &[],
     );
-    let want: Vec<Vec<String>> = csv_text
+    assert_eq!(
+        csv_text.lines().nth(1),
+        Some("frame,port,verdict,reason,tunnel"),
+        "{expected}: header"
+    );
+    let want: Vec<CsvRow> = csv_text
         .lines()
         .skip(2)
-        .map(|l| l.split(',').skip(1).map(String::from).collect())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 5, "{expected}: {l}");
+            CsvRow::new(f[1], f[2], f[3], f[4])
+        })
         .collect();
     assert_eq!(got.len(), want.len(), "frame count of {capture}");
     let mut checked = 0;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        if w[0] == "*" {
+        assert_eq!(w.port, "outside", "{expected} frame {}", i + 1);
+        assert_eq!(g.port, w.port, "{capture} frame {}", i + 1);
+        if w.verdict == "*" {
             assert!(
-                fastpath::Reason::from_name(&g.1).is_some(),
+                fastpath::Reason::from_name(&g.reason).is_some(),
                 "frame {}: {g:?}",
                 i + 1
             );
             continue;
         }
-        assert_eq!(
-            (&g.0, &g.1, &g.2),
-            (&w[0], &w[1], &w[2]),
-            "{capture} frame {}",
-            i + 1
-        );
+        assert_eq!(g, w, "{capture} frame {}", i + 1);
         checked += 1;
     }
     assert!(checked >= 10, "{capture}: only {checked} labelled frames");
@@ -122,7 +129,7 @@ fn forward_and_drop_pcaps_split_the_capture_exactly() {
     let (dlink, dropped) = read_pcap(&drop);
     assert_eq!(flink, DataLink::ETHERNET);
     assert_eq!(dlink, DataLink::ETHERNET);
-    let n_fwd = verdicts.iter().filter(|v| v.0 == "forward").count();
+    let n_fwd = verdicts.iter().filter(|v| v.verdict == "forward").count();
     assert_eq!(forwarded.len(), n_fwd);
     assert_eq!(dropped.len(), verdicts.len() - n_fwd);
     // Frames are written unchanged, in order, with their capture timestamps.
@@ -130,7 +137,12 @@ fn forward_and_drop_pcaps_split_the_capture_exactly() {
     let mut f = forwarded.iter();
     let mut d = dropped.iter();
     for (frame, v) in input.iter().zip(&verdicts) {
-        let out = if v.0 == "forward" { f.next() } else { d.next() }.unwrap();
+        let out = if v.verdict == "forward" {
+            f.next()
+        } else {
+            d.next()
+        }
+        .unwrap();
         assert_eq!(out, frame);
     }
     // tcpdump (installed by `make test`) opens them.
@@ -167,7 +179,8 @@ fn from_inside_reverses_the_tunnel_orientation() {
     );
     for (from, reason) in [("inside", "tunnel"), ("outside", "unknown_tunnel")] {
         let rows = replay_verdicts(&pol, &cap, &["--from", from]);
-        assert_eq!(rows[0].1, reason, "--from {from}");
+        assert_eq!(rows[0].reason, reason, "--from {from}");
+        assert_eq!(rows[0].port, from);
     }
 }
 
@@ -190,7 +203,7 @@ fn policers_run_on_capture_time_and_give_the_same_result_every_run() {
     let run = || {
         replay_verdicts(&pol, &cap, &[])
             .into_iter()
-            .map(|v| v.1)
+            .map(|v| v.reason)
             .collect::<Vec<_>>()
     };
     let first = run();
@@ -225,7 +238,7 @@ fn linux_cooked_and_raw_ip_captures_are_classified_like_ethernet() {
         write_pcap(&cap, link, &[(1, frame)]);
         assert_eq!(
             replay_verdicts(&pol, &cap, &[])[0],
-            ("forward".into(), "tunnel".into(), "berlin".into()),
+            CsvRow::new("outside", "forward", "tunnel", "berlin"),
             "{name}"
         );
     }
@@ -264,7 +277,7 @@ fn frames_cut_by_a_short_snap_length_are_truncated_with_a_note() {
     let rows = replay_verdicts(&pol, &cap, &[]);
     assert_eq!(
         rows,
-        vec![("drop".to_string(), "truncated".to_string(), String::new()); 3]
+        vec![CsvRow::new("outside", "drop", "truncated", ""); 3]
     );
 }
 
@@ -316,7 +329,352 @@ fn pcapng_frames_of_other_link_types_are_skipped_and_numbering_kept() {
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(
         text,
-        "frame,verdict,reason,tunnel\n1,forward,tunnel,berlin\n3,forward,tunnel,berlin\n"
+        "frame,port,verdict,reason,tunnel\n1,outside,forward,tunnel,berlin\n3,outside,forward,tunnel,berlin\n"
+    );
+}
+
+/// The lab tunnel of systemd/greguard.toml (berlin-branch: peer 203.0.113.7, local
+/// 198.51.100.10, key 1001).
+fn lab_policy() -> std::path::PathBuf {
+    root().join("systemd/greguard.toml")
+}
+
+/// Writes a little-endian microsecond pcap byte by byte, with `link_field` as the header's whole
+/// link-type field (pcap-file writes a link type only). Records are (captured bytes, length on
+/// the wire).
+fn write_pcap_bytes(path: &std::path::Path, link_field: u32, records: &[(Vec<u8>, u32)]) {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    b.extend_from_slice(&0i32.to_le_bytes()); // thiszone
+    b.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
+    b.extend_from_slice(&65_535u32.to_le_bytes()); // snaplen
+    b.extend_from_slice(&link_field.to_le_bytes());
+    for (i, (data, wire)) in records.iter().zip(0u32..).map(|(r, i)| (i, r)) {
+        b.extend_from_slice(&(1_000 + i).to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&wire.to_le_bytes());
+        b.extend_from_slice(data);
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// The records of a little-endian pcap, counted from its bytes alone (tcpdump's fuzzed captures
+/// hold lengths pcap-file's checked reader refuses).
+fn pcap_records(bytes: &[u8]) -> usize {
+    let (mut at, mut n) = (24, 0);
+    while let Some(h) = bytes.get(at..at + 16) {
+        let incl = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        at += 16 + incl;
+        n += 1;
+    }
+    assert_eq!(at, bytes.len(), "the capture ends with a whole record");
+    n
+}
+
+#[test]
+fn tcpdump_fuzzed_gre_captures_with_bits_above_the_link_type_replay() {
+    // tcpdump's regression captures set the top bits of the link-type field (0x30000001, FCS flag
+    // clear): libpcap reads them as Ethernet, and so does replay. Their snap length cuts every
+    // frame; the rest is '0' bytes.
+    let expect = [
+        (
+            "gre-heapoverflow-1.pcap",
+            [("forward", "non_gre"), ("drop", "bad_ip")],
+        ),
+        (
+            "gre-heapoverflow-2.pcap",
+            [("forward", "non_gre"), ("drop", "truncated")],
+        ),
+    ];
+    for (name, want) in expect {
+        let cap = root().join("captures/tcpdump").join(name);
+        let bytes = std::fs::read(&cap).unwrap();
+        assert_eq!(bytes[20..24], 0x3000_0001u32.to_le_bytes(), "{name}");
+        let rows = replay_verdicts(&lab_policy(), &cap, &[]);
+        assert_eq!(rows.len(), pcap_records(&bytes), "{name}: a line per frame");
+        let got: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.verdict.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn an_fcs_declared_in_the_link_type_field_comes_off_whole_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let frame = tunnel_frame(PEER, LOCAL, 1001);
+    let mut with_fcs = frame.clone();
+    with_fcs.extend_from_slice(&[0xDE, 0xAD, 0xBE, 0xEF]);
+    let wire = with_fcs.len() as u32;
+    // Ethernet with an FCS of 2 16-bit words: the whole frame, then the frame cut by a snap
+    // length, which lost its FCS with its tail.
+    let fcs_cap = dir.path().join("fcs.pcap");
+    write_pcap_bytes(
+        &fcs_cap,
+        0x0400_0000 | (2 << 28) | 1,
+        &[(with_fcs.clone(), wire), (with_fcs[..40].to_vec(), wire)],
+    );
+    let plain_cap = dir.path().join("plain.pcap");
+    write_pcap(&plain_cap, DataLink::ETHERNET, &[(1, frame.clone())]);
+    let plain = replay_verdicts(&lab_policy(), &plain_cap, &[]);
+    assert_eq!(
+        plain,
+        vec![CsvRow::new("outside", "forward", "tunnel", "berlin-branch")]
+    );
+
+    let (fwd, drop) = (dir.path().join("f.pcap"), dir.path().join("d.pcap"));
+    let rows = replay_verdicts(
+        &lab_policy(),
+        &fcs_cap,
+        &[
+            "--forward",
+            fwd.to_str().unwrap(),
+            "--drop",
+            drop.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        rows,
+        vec![
+            plain[0].clone(),
+            CsvRow::new("outside", "drop", "truncated", "")
+        ]
+    );
+    // The forwarded frame is the frame without its FCS, on the wire as in the record.
+    let (_, forwarded) = read_pcap(&fwd);
+    assert_eq!(forwarded.len(), 1);
+    assert_eq!(
+        (forwarded[0].1, &forwarded[0].2),
+        (frame.len() as u32, &frame)
+    );
+    // Nothing comes off a cut frame.
+    let (_, dropped) = read_pcap(&drop);
+    assert_eq!(dropped.len(), 1);
+    assert_eq!((dropped[0].1, &dropped[0].2[..]), (wire, &with_fcs[..40]));
+}
+
+#[test]
+fn from_auto_classifies_each_direction_from_its_own_port() {
+    // What `tcpdump -i any` on the concentrator sees: the branch's frames and the replies.
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("both.pcap");
+    // The port each frame arrived on: the branch's frames outside, the replies inside.
+    let ports = [
+        "outside", "inside", "outside", "inside", "outside", "inside",
+    ];
+    let frames: Vec<(u64, Vec<u8>)> = ports
+        .iter()
+        .zip(0u64..)
+        .map(|(&port, i)| {
+            let f = if port == "outside" {
+                tunnel_frame(PEER, LOCAL, 1001)
+            } else {
+                tunnel_frame(LOCAL, PEER, 1001)
+            };
+            (1_000_000_000 + i * 1_000_000, f)
+        })
+        .collect();
+    write_pcap(&cap, DataLink::ETHERNET, &frames);
+
+    let auto = replay_verdicts(&lab_policy(), &cap, &["--from", "auto"]);
+    assert_eq!(auto.len(), ports.len());
+    for (i, (row, port)) in auto.iter().zip(ports).enumerate() {
+        let want = CsvRow::new(port, "forward", "tunnel", "berlin-branch");
+        assert_eq!(*row, want, "frame {}", i + 1);
+    }
+    // From one side, the replies are GRE of no tunnel.
+    let outside = replay_verdicts(&lab_policy(), &cap, &["--from", "outside"]);
+    assert_eq!(outside.len(), ports.len());
+    for (i, (row, port)) in outside.iter().zip(ports).enumerate() {
+        let want = if port == "outside" {
+            CsvRow::new("outside", "forward", "tunnel", "berlin-branch")
+        } else {
+            CsvRow::new("outside", "drop", "unknown_tunnel", "")
+        };
+        assert_eq!(*row, want, "frame {}", i + 1);
+    }
+
+    // The summary counts both ports.
+    let o = greguard(&[
+        "replay",
+        "-c",
+        lab_policy().to_str().unwrap(),
+        cap.to_str().unwrap(),
+        "--from",
+        "auto",
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.starts_with("6 frames from"), "{out}");
+    for port in ["outside", "inside"] {
+        assert!(
+            out.lines().any(|l| l
+                .split_whitespace()
+                .take(4)
+                .eq([port, "forward", "tunnel", "3"])),
+            "{port}: {out}"
+        );
+    }
+    let forwarded = out.lines().find(|l| l.starts_with("forwarded")).unwrap();
+    assert_eq!(forwarded.split_whitespace().nth(1), Some("6"), "{out}");
+}
+
+/// A pcapng block for [`write_pcapng`].
+enum Ng {
+    /// An Ethernet interface, with its `if_name` if given.
+    Interface(Option<&'static str>),
+    /// A frame of the interface with this id.
+    Frame(u32, Vec<u8>),
+}
+
+fn write_pcapng(path: &std::path::Path, blocks: Vec<Ng>) {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::{
+        InterfaceDescriptionBlock, InterfaceDescriptionOption,
+    };
+    use pcap_file::pcapng::PcapNgWriter;
+    let mut w = PcapNgWriter::new(std::fs::File::create(path).unwrap()).unwrap();
+    for block in blocks {
+        match block {
+            Ng::Interface(name) => {
+                let mut idb = InterfaceDescriptionBlock::new(DataLink::ETHERNET, 0);
+                if let Some(name) = name {
+                    idb.options
+                        .push(InterfaceDescriptionOption::IfName(name.into()));
+                }
+                w.write_pcapng_block(idb).unwrap();
+            }
+            Ng::Frame(iface, data) => {
+                let epb = EnhancedPacketBlock {
+                    interface_id: iface,
+                    timestamp: std::time::Duration::from_micros(1),
+                    original_len: data.len() as u32,
+                    data: std::borrow::Cow::Owned(data),
+                    options: vec![],
+                };
+                w.write_pcapng_block(epb).unwrap();
+            }
+        }
+    }
+}
+
+/// A pcapng of the lab tunnel on interfaces eth0, eth1 and one without a name; eth1 and the
+/// unnamed one are described only after eth0's first frame. Frames: eth0 peer → local, eth1
+/// local → peer, unnamed local → peer, eth0 local → peer.
+fn two_port_pcapng(path: &std::path::Path) {
+    let (inbound, outbound) = (
+        tunnel_frame(PEER, LOCAL, 1001),
+        tunnel_frame(LOCAL, PEER, 1001),
+    );
+    write_pcapng(
+        path,
+        vec![
+            Ng::Interface(Some("eth0")),
+            Ng::Frame(0, inbound),
+            Ng::Interface(Some("eth1")),
+            Ng::Frame(1, outbound.clone()),
+            Ng::Interface(None),
+            Ng::Frame(2, outbound.clone()),
+            Ng::Frame(0, outbound),
+        ],
+    );
+}
+
+#[test]
+fn port_maps_pcapng_interfaces_to_ports_and_the_rest_follow_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("ports.pcapng");
+    two_port_pcapng(&cap);
+    let tunnel = |port| CsvRow::new(port, "forward", "tunnel", "berlin-branch");
+    let unknown = CsvRow::new("outside", "drop", "unknown_tunnel", "");
+    let ports = ["--port", "eth0=outside", "--port", "eth1=inside"];
+    // The unnamed interface follows --from (outside by default); eth0's reply arrived outside,
+    // whatever its addresses say.
+    assert_eq!(
+        replay_verdicts(&lab_policy(), &cap, &ports),
+        vec![
+            tunnel("outside"),
+            tunnel("inside"),
+            unknown.clone(),
+            unknown.clone()
+        ]
+    );
+    let auto = [&ports[..], &["--from", "auto"]].concat();
+    assert_eq!(
+        replay_verdicts(&lab_policy(), &cap, &auto),
+        vec![
+            tunnel("outside"),
+            tunnel("inside"),
+            tunnel("inside"),
+            unknown.clone()
+        ]
+    );
+    // eth1 not named: it follows --from too.
+    let one = ["--port", "eth0=outside", "--from", "inside"];
+    assert_eq!(
+        replay_verdicts(&lab_policy(), &cap, &one),
+        vec![
+            tunnel("outside"),
+            tunnel("inside"),
+            tunnel("inside"),
+            unknown
+        ]
+    );
+}
+
+#[test]
+fn a_port_the_capture_cannot_have_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("ports.pcapng");
+    two_port_pcapng(&cap);
+    let policy = lab_policy();
+    let run = |capture: &str, extra: &[&str]| {
+        let mut args = vec!["replay", "-c", policy.to_str().unwrap(), capture];
+        args.extend_from_slice(extra);
+        greguard(&args)
+    };
+    let csv = dir.path().join("v.csv");
+    let o = run(
+        cap.to_str().unwrap(),
+        &[
+            "--port",
+            "eth0=outside",
+            "--port",
+            "wan0=inside",
+            "--verdicts",
+            csv.to_str().unwrap(),
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("wan0"), "{err}");
+    assert!(err.contains("its interfaces are eth0, eth1"), "{err}");
+    assert!(!csv.exists(), "no output is written");
+
+    let o = run("captures/backscatter-mix.pcap", &["--port", "eth0=outside"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("pcap has no interface names"), "{err}");
+
+    let o = run(
+        cap.to_str().unwrap(),
+        &["--port", "eth0=outside", "--port", "eth0=inside"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("both as outside and as inside"));
+
+    // An interface is on one port: `auto` is no port.
+    let o = run(cap.to_str().unwrap(), &["--port", "eth0=auto"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("neither outside nor inside"),
+        "{:?}",
+        text(&o)
     );
 }
 

@@ -82,29 +82,46 @@ pub fn read_pcap(path: &Path) -> (DataLink, Vec<(u64, u32, Vec<u8>)>) {
     (link, out)
 }
 
-/// Reads a `--verdicts` CSV into (verdict, reason, tunnel) rows after checking the header.
-pub fn read_verdicts(path: &Path) -> Vec<(String, String, String)> {
+/// One line of a `--verdicts` CSV after its frame number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvRow {
+    pub port: String,
+    pub verdict: String,
+    pub reason: String,
+    pub tunnel: String,
+}
+
+impl CsvRow {
+    /// A row from its four fields, for comparisons.
+    pub fn new(port: &str, verdict: &str, reason: &str, tunnel: &str) -> CsvRow {
+        CsvRow {
+            port: port.into(),
+            verdict: verdict.into(),
+            reason: reason.into(),
+            tunnel: tunnel.into(),
+        }
+    }
+}
+
+/// Reads a `--verdicts` CSV into rows after checking the header and the frame numbers.
+pub fn read_verdicts(path: &Path) -> Vec<CsvRow> {
     let text = std::fs::read_to_string(path).expect("verdict file");
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("frame,verdict,reason,tunnel"));
+    assert_eq!(lines.next(), Some("frame,port,verdict,reason,tunnel"));
     lines
         .enumerate()
         .map(|(i, l)| {
             let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 4, "line {l}");
+            assert_eq!(f.len(), 5, "line {l}");
             assert_eq!(f[0], (i + 1).to_string(), "frames numbered from 1");
-            (f[1].to_string(), f[2].to_string(), f[3].to_string())
+            CsvRow::new(f[1], f[2], f[3], f[4])
         })
         .collect()
 }
 
 /// Runs `greguard replay -c POLICY CAPTURE EXTRA... --verdicts TMP`, asserts it succeeded and
 /// returns the verdict rows.
-pub fn replay_verdicts(
-    policy: &Path,
-    capture: &Path,
-    extra: &[&str],
-) -> Vec<(String, String, String)> {
+pub fn replay_verdicts(policy: &Path, capture: &Path, extra: &[&str]) -> Vec<CsvRow> {
     let dir = tempfile::tempdir().expect("temp dir");
     let csv = dir.path().join("verdicts.csv");
     let mut args = vec![
