@@ -6,11 +6,11 @@
 //! `unknown_tunnel`; classified from the side its addresses say, both are what the box would
 //! make of them.
 
-use fastpath::wire::ethernet::{ethertype, EthernetFrame};
+use fastpath::wire::ethernet::ethertype;
 use fastpath::wire::ipv4::Ipv4Packet;
 use fastpath::wire::ipv6::{self, Ipv6Packet, Upper};
 use fastpath::wire::numbers::ip_protocol;
-use fastpath::wire::vlan::{is_vlan_tpid, VlanTag};
+use fastpath::wire::vlan::untag;
 use fastpath::{Direction, Match, Policy};
 
 /// The port a frame arrived on, by its outer addresses: GRE whose (source, destination) are a
@@ -49,15 +49,7 @@ enum Outer {
 /// walks), then IPv4 or IPv6 (with its extension headers) whose protocol is GRE. `None` for
 /// anything else; the classifier judges what is broken, this only reads addresses.
 fn outer_gre_addresses(frame: &[u8]) -> Option<Outer> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let (mut kind, mut l3) = (eth.ethertype(), eth.payload());
-    for _ in 0..ethertype::MAX_VLAN_TAGS {
-        if !is_vlan_tpid(kind) {
-            break;
-        }
-        let tag = VlanTag::new_checked(l3).ok()?;
-        (kind, l3) = (tag.ethertype(), tag.payload());
-    }
+    let (kind, l3) = untag(frame).ok()?;
     match kind {
         ethertype::IPV4 => {
             let ip = Ipv4Packet::new_checked(l3).ok()?;

@@ -16,12 +16,12 @@ use crate::policer::{Cell, Policer};
 use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
 use crate::reason::{Decision, Direction, Reason, Verdict};
-use crate::wire::ethernet::{ethertype, EthernetFrame};
+use crate::wire::ethernet::ethertype;
 use crate::wire::gre::{flags, proto, GrePacket};
 use crate::wire::ipv4::{protocol, Ipv4Packet};
 use crate::wire::ipv6::{self, Ipv6Packet, Upper};
 use crate::wire::pptp::PptpPacket;
-use crate::wire::vlan::{is_vlan_tpid, VlanTag};
+use crate::wire::vlan;
 
 /// An outer address family: what the GRE stages need of IPv4 and IPv6 addresses. The stages are
 /// generic over it, so the common IPv4 path never moves 128-bit addresses around.
@@ -381,17 +381,7 @@ impl Classifier {
 /// Stage 1, frame and outer IP: Ethernet, up to two VLAN tags, IPv4 or IPv6.
 #[inline(always)]
 fn outer(frame: &[u8]) -> Result<Outer<'_>, Reason> {
-    let eth = EthernetFrame::new_checked(frame).map_err(|_| Reason::Truncated)?;
-    let mut ethertype = eth.ethertype();
-    let mut rest = eth.payload();
-    for _ in 0..2 {
-        if !is_vlan_tpid(ethertype) {
-            break;
-        }
-        let tag = VlanTag::new_checked(rest).map_err(|_| Reason::Truncated)?;
-        ethertype = tag.ethertype();
-        rest = tag.payload();
-    }
+    let (ethertype, rest) = vlan::untag(frame).map_err(|_| Reason::Truncated)?;
     match ethertype {
         ethertype::IPV4 => outer_v4(rest),
         ethertype::IPV6 => outer_v6(rest),

@@ -8,7 +8,7 @@ use crate::wire::ethernet::ethertype;
 use crate::wire::gre::proto;
 use crate::wire::ipv4::{protocol::GRE, Ipv4Packet};
 use crate::wire::ipv6::{Ipv6Packet, Upper};
-use crate::wire::vlan::{is_vlan_tpid, VlanTag};
+use crate::wire::vlan::untag;
 use crate::wire::{be16, byte, erspan, ethernet, ppp};
 
 /// What the classifier needs to know of a sane inner packet.
@@ -184,19 +184,13 @@ fn ipv6_upper(upper: Upper<'_>) -> Result<(bool, &[u8]), ()> {
 /// IP packet in the bridged frame (behind up to two VLAN tags) that carries GRE is nested GRE.
 #[inline(always)]
 fn ethernet_carrier(payload: &[u8]) -> Result<Inner, ()> {
-    let eth = ethernet::EthernetFrame::new_checked(payload).map_err(|_| ())?;
-    let mut ethertype = eth.ethertype();
-    let mut rest = eth.payload();
-    for _ in 0..ethertype::MAX_VLAN_TAGS {
-        if !is_vlan_tpid(ethertype) {
-            break;
-        }
-        let Ok(tag) = VlanTag::new_checked(rest) else {
-            return Ok(PLAIN);
-        };
-        ethertype = tag.ethertype();
-        rest = tag.payload();
+    if payload.len() < ethernet::field::HEADER_LEN {
+        return Err(());
     }
+    // A tag cut short carries nothing to look into.
+    let Ok((ethertype, rest)) = untag(payload) else {
+        return Ok(PLAIN);
+    };
     match ethertype {
         ethertype::IPV4 => Ok(carried_ip(4, rest)?),
         ethertype::IPV6 => Ok(carried_ip(6, rest)?),

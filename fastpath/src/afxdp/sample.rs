@@ -246,21 +246,14 @@ fn next_skip(rng: &mut u64, every: u32) -> u32 {
 
 /// The outer source address of an Ethernet frame (untagged, 802.1Q or QinQ; IPv4 or IPv6).
 fn outer_source(frame: &[u8]) -> Option<IpAddr> {
-    let mut off = 12;
-    let mut ethertype = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
-    let mut tags = 0;
-    while matches!(ethertype, 0x8100 | 0x88A8 | 0x9100) && tags < 2 {
-        off += 4;
-        tags += 1;
-        ethertype = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
-    }
-    let ip = frame.get(off + 2..)?;
+    use crate::wire::ethernet::ethertype;
+    let (ethertype, ip) = crate::wire::vlan::untag(frame).ok()?;
     match ethertype {
-        0x0800 => {
+        ethertype::IPV4 => {
             let s: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
             Some(Ipv4Addr::from(s).into())
         }
-        0x86DD => {
+        ethertype::IPV6 => {
             let s: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             Some(Ipv6Addr::from(s).into())
         }

@@ -63,6 +63,26 @@ pub fn is_vlan_tpid(ethertype: u16) -> bool {
     (ethertype == a) | (ethertype == b) | (ethertype == c)
 }
 
+/// The EtherType that counts and the bytes after it: past the Ethernet header and at most
+/// [`MAX_VLAN_TAGS`](super::ethernet::ethertype::MAX_VLAN_TAGS) tags. A further tag's TPID is
+/// returned as the EtherType: the box does not look into it. The one VLAN walk of the validator,
+/// the samples and `replay`.
+#[inline(always)]
+pub fn untag(frame: &[u8]) -> Result<(u16, &[u8]), Truncated> {
+    let eth = super::ethernet::EthernetFrame::new_checked(frame)?;
+    let mut ethertype = eth.ethertype();
+    let mut rest = eth.payload();
+    for _ in 0..super::ethernet::ethertype::MAX_VLAN_TAGS {
+        if !is_vlan_tpid(ethertype) {
+            break;
+        }
+        let tag = VlanTag::new_checked(rest)?;
+        ethertype = tag.ethertype();
+        rest = tag.payload();
+    }
+    Ok((ethertype, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
