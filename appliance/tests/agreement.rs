@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::netns::Topology;
 use common::policies::{seed, Draw};
-use fastpath::build::{payload, FrameBuilder, Gre};
+use fastpath::build::{FrameBuilder, Gre};
 use fastpath::wire::numbers::gre_flags;
 use fastpath::Reason;
 use pcap_file::DataLink;
@@ -37,13 +37,7 @@ fn tunnels() -> String {
 
 /// The frames to send, each marked with [`MARK`], with a label.
 fn frames(draw: &mut Draw) -> Vec<(String, Vec<u8>)> {
-    let inner = payload::ipv4_udp(
-        "10.1.0.1".parse().unwrap(),
-        "10.2.0.1".parse().unwrap(),
-        4500,
-        4500,
-        &[0; 32],
-    );
+    let inner = validator::udp4();
     let berlin = |gre: Gre| {
         FrameBuilder::ipv4(
             "203.0.113.7".parse().unwrap(),

@@ -18,14 +18,14 @@ mod validator;
 use std::fmt::Write as _;
 
 use common::netns::Topology;
-use common::policies::{random_policy, seed, Draw};
+use common::policies::{frame_runner, random_policy, seed, Draw};
 use fastpath::afxdp::lane::{FastLane, LaneCounters, OnFailure};
 use fastpath::afxdp::Link;
-use fastpath::build::{payload, FrameBuilder, Gre};
+use fastpath::build::{FrameBuilder, Gre};
 use fastpath::wire::numbers::{ethertype, gre_flags, gre_proto, ipv6_next_header};
 use fastpath::{Classifier, Decision, Direction, IpPrefix, Policy, ProtoClass, Reason, Verdict};
 use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::TestRunner;
 use validator::generators::*;
 
 /// What the kernel did with one frame: decided (verdict, reason), or handed it up.
@@ -352,24 +352,25 @@ fn compare(
     (judged, bad)
 }
 
-/// The differential test: at least 50 random policies and 10 000 frames per run.
-#[test]
-fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies() {
+/// Runs `f` with the box's two ports, in the box's namespace.
+fn on_the_box_ports(f: impl FnOnce([Link; 2]) + Send + 'static) {
     let t = Topology::new(1);
     let (out_if, in_if) = (t.box_out.clone(), t.box_in.clone());
     common::netns::in_netns(&t.box_ns, move || {
-        let links = [
+        f([
             Link::open("outside", &out_if).unwrap(),
             Link::open("inside", &in_if).unwrap(),
-        ];
+        ])
+    });
+}
+
+/// The differential test: at least 50 random policies and 10 000 frames per run.
+#[test]
+fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies() {
+    on_the_box_ports(|links| {
         let seed = seed();
         let mut d = Draw::new(seed);
-        let mut rng_seed = [0u8; 32];
-        rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
-        let mut runner = TestRunner::new_with_rng(
-            Config::default(),
-            TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed),
-        );
+        let mut runner = frame_runner(seed);
         let fixed = fixed_cases();
         let (mut policies, mut frames) = (0, 0);
         let mut report = String::new();
@@ -405,9 +406,7 @@ fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies
             report.is_empty(),
             "kernel and validator disagree:\n{report}"
         );
-    })
-    .join()
-    .expect("kernel against validator");
+    });
 }
 
 /// RFC 2784 §2.3 on receipt, bit by bit: R, s and recursion bit 5 are discarded; recursion
@@ -415,20 +414,8 @@ fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies
 /// the validator agree on every one, under both `reserved_bits` settings.
 #[test]
 fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
-    let t = Topology::new(1);
-    let (out_if, in_if) = (t.box_out.clone(), t.box_in.clone());
-    common::netns::in_netns(&t.box_ns, move || {
-        let links = [
-            Link::open("outside", &out_if).unwrap(),
-            Link::open("inside", &in_if).unwrap(),
-        ];
-        let inner = payload::ipv4_udp(
-            "10.1.0.1".parse().unwrap(),
-            "10.2.0.1".parse().unwrap(),
-            4500,
-            4500,
-            &[0; 32],
-        );
+    on_the_box_ports(|links| {
+        let inner = validator::udp4();
         for reserved in ["drop", "ignore"] {
             let text = format!(
                 "[defaults]\nreserved_bits = \"{reserved}\"\n{}",
@@ -473,7 +460,5 @@ fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
                 }
             }
         }
-    })
-    .join()
-    .expect("kernel against validator");
+    });
 }

@@ -331,19 +331,13 @@ fn inner_unseen(frame: &[u8]) -> bool {
 /// greguard's verdict on every frame whose decision nftables can express.
 #[test]
 fn the_nft_ruleset_agrees_with_greguard_under_random_policies() {
-    use common::policies::{random_policy, seed, Draw};
+    use common::policies::{frame_runner, random_policy, seed, Draw};
     use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     use validator::generators::*;
 
     let seed = seed();
     let mut d = Draw::new(seed);
-    let mut rng_seed = [0u8; 32];
-    rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed),
-    );
+    let mut runner = frame_runner(seed);
     let mut t = Topology::new(1);
     bridge(&t);
     let corpus = corpus();

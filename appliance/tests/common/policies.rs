@@ -50,6 +50,17 @@ pub fn seed() -> u64 {
     seed
 }
 
+/// A proptest runner for the frame generators, seeded from the run's seed.
+pub fn frame_runner(seed: u64) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let mut rng_seed = [0u8; 32];
+    rng_seed[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &rng_seed),
+    )
+}
+
 /// Peer and local addresses for IPv4 and IPv6 tunnels: the generators' endpoints (PEER,
 /// PPTP_PEER, STRANGER, LOCAL, ...), prefixes around them, and addresses of no frame.
 const PEERS4: &[&str] = &[
@@ -76,18 +87,6 @@ const PEERS6: &[&str] = &[
     "::/0",
 ];
 const LOCALS6: &[&str] = &["2001:db8:ffff::10", "2001:db8:ffff::/48", "::/0"];
-const V0_PROTOCOLS: &[&str] = &[
-    "ipv4",
-    "ipv6",
-    "teb",
-    "mpls",
-    "erspan2",
-    "erspan3",
-    "nhrp",
-    "wccp",
-    "keepalive",
-    "0x1234",
-];
 const FLAG_RULES: &[&str] = &["allow", "require", "forbid"];
 
 /// A random policy as TOML: random `[defaults]` and 0–6 random tunnels. Some draws are refused
@@ -128,9 +127,12 @@ pub fn random_policy(d: &mut Draw) -> String {
                 1 => t += &format!("key = {}\n", d.pick(&[1, 3, 77, 1001])),
                 _ => {}
             }
-            let mut protocols: Vec<&str> = V0_PROTOCOLS
+            // Every version-0 class by name, and a numeric type.
+            let mut protocols: Vec<&str> = fastpath::ProtoClass::NAMED
                 .iter()
-                .copied()
+                .map(|(_, name)| *name)
+                .filter(|name| *name != "ppp")
+                .chain(["0x1234"])
                 .filter(|_| d.chance(50))
                 .collect();
             if protocols.is_empty() {
