@@ -6,7 +6,7 @@
 //! --keep-bypass` leaves one behind when it stops.
 
 use anyhow::Context;
-use fastpath::afxdp::lane;
+use datapath::lane;
 
 use crate::cli::{BypassAction, BypassArgs};
 use crate::exit::Failure;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fastpath::Direction;
+use validator::Direction;
 
 /// greguard: a transparent inline filter that keeps unwanted GRE away from VPN concentrators.
 ///

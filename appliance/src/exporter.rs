@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
-use fastpath::afxdp::{Binding, Snapshot, XdpMode};
-use fastpath::{Direction, Policy, Reason, Verdict};
+use datapath::{Binding, Snapshot, XdpMode};
 use metrics::{describe_counter, describe_gauge, Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
+use validator::{Direction, Policy, Reason, Verdict};
 
 const PORTS: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
 

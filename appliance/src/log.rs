@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use fastpath::afxdp::Sample;
+use datapath::Sample;
 use tracing::Level;
 
 /// Installs the subscriber: INFO and above, DEBUG with `verbose`.

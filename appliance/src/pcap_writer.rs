@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
-use fastpath::afxdp::Sample;
+use datapath::Sample;
 
 use crate::samples::{PcapRotator, PcapSettings};
 
@@ -170,7 +170,7 @@ fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastpath::{Decision, Direction, Reason, Verdict};
+    use validator::{Decision, Direction, Reason, Verdict};
 
     fn sample(i: u64) -> Sample {
         Sample {

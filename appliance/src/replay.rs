@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
-use fastpath::{Classifier, Counters, Decision, Direction, Policy, Verdict};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
+use validator::{Classifier, Counters, Decision, Direction, Policy, Verdict};
 
 use crate::capture::{Capture, Frame};
 use crate::cli::{Port, ReplayArgs};

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use fastpath::afxdp::{Binding, PortCounters, Snapshot, WorkerReport};
-use fastpath::{Counters, Direction, Policy, Reason, Verdict};
+use datapath::{Binding, PortCounters, Snapshot, WorkerReport};
+use validator::{Counters, Direction, Policy, Reason, Verdict};
 
 /// The header of [`verdict_rows`].
 pub fn verdict_header(first: &str) -> String {

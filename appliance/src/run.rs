@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, Context};
-use fastpath::afxdp::{self, DataPath, PortsSpec, Snapshot};
-use fastpath::{Direction, Reason, Verdict};
+use datapath::{self, DataPath, PortsSpec, Snapshot};
+use validator::{Direction, Reason, Verdict};
 
 use crate::cli::{Format, RunArgs};
 use crate::exit::Failure;
@@ -50,7 +50,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut running = loaded.model.clone();
 
     crate::log::init(args.verbose);
-    afxdp::log::route_bpf_logs(library_message);
+    datapath::log::route_bpf_logs(library_message);
     let mut data_path = DataPath::start(&spec, policy.clone(), |n| tracing::warn!("{n}"))
         .map_err(Failure::runtime)?;
     for b in data_path.bindings() {
@@ -65,7 +65,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         );
     }
     let worker_cores: Vec<u32> = data_path.bindings().iter().map(|b| b.core).collect();
-    if let Some(others) = afxdp::cores::keep_off(&worker_cores) {
+    if let Some(others) = datapath::cores::keep_off(&worker_cores) {
         let list: Vec<String> = others.iter().map(u32::to_string).collect();
         tracing::info!(
             "slow path (samples, pcap files, metrics) on cores {}, off the workers' cores",
@@ -331,9 +331,9 @@ const EXPECTED_WARNINGS: [&str; 3] = [
 
 /// Where libbpf's and libxdp's messages go: into the log, warnings as warnings (but for the
 /// expected ones above), the rest at debug level (`--verbose`).
-fn library_message(library: &'static str, level: afxdp::log::Level, message: &str) {
+fn library_message(library: &'static str, level: datapath::log::Level, message: &str) {
     let expected = EXPECTED_WARNINGS.iter().any(|w| message.contains(w));
-    if level == afxdp::log::Level::Warn && !expected {
+    if level == datapath::log::Level::Warn && !expected {
         tracing::warn!(library, "{message}");
     } else {
         tracing::debug!(library, "{message}");
@@ -356,16 +356,13 @@ fn ports_spec(p: &config::Ports, sampling: &config::Sampling) -> PortsSpec {
         batch_size: p.batch_size,
         sampling: sampling_rates(sampling),
         fast_lane: p.fast_lane,
-        on_failure: match p.on_failure {
-            config::OnFailure::Open => afxdp::lane::OnFailure::Open,
-            config::OnFailure::Closed => afxdp::lane::OnFailure::Closed,
-        },
+        on_failure: p.on_failure,
     }
 }
 
 /// The workers' view of `[sampling]`.
-fn sampling_rates(s: &config::Sampling) -> afxdp::SamplingRates {
-    afxdp::SamplingRates {
+fn sampling_rates(s: &config::Sampling) -> datapath::SamplingRates {
+    datapath::SamplingRates {
         dropped: s.invalid,
         forwarded: s.forwarded,
         snaplen: s.snaplen,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use fastpath::afxdp::Sample;
+use datapath::Sample;
 use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
@@ -228,7 +228,7 @@ impl PcapRotator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastpath::{Decision, Direction, Reason, Verdict};
+    use validator::{Decision, Direction, Reason, Verdict};
 
     fn sample(bytes: usize) -> Sample {
         Sample {

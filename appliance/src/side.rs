@@ -6,12 +6,12 @@
 //! `unknown_tunnel`; classified from the side its addresses say, both are what the box would
 //! make of them.
 
-use fastpath::wire::ethernet::ethertype;
-use fastpath::wire::ipv4::Ipv4Packet;
-use fastpath::wire::ipv6::{self, Ipv6Packet, Upper};
-use fastpath::wire::numbers::ip_protocol;
-use fastpath::wire::vlan::untag;
-use fastpath::{Direction, Match, Policy};
+use validator::wire::ethernet::ethertype;
+use validator::wire::ipv4::Ipv4Packet;
+use validator::wire::ipv6::{self, Ipv6Packet, Upper};
+use validator::wire::numbers::ip_protocol;
+use validator::wire::vlan::untag;
+use validator::{Direction, Match, Policy};
 
 /// The port a frame arrived on, by its outer addresses: GRE whose (source, destination) are a
 /// tunnel's (local, peer) arrived inside; everything else outside — GRE from a peer, GRE of no
@@ -78,7 +78,7 @@ fn outer_gre_addresses(frame: &[u8]) -> Option<Outer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastpath::build::{payload, FrameBuilder, Gre, Ipv6Ext};
+    use frames::{payload, FrameBuilder, Gre, Ipv6Ext};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const PEER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);

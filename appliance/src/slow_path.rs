@@ -12,9 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use fastpath::afxdp::lane::KernelSamples;
-use fastpath::afxdp::{Sample, SampleReader};
-use fastpath::Policy;
+use datapath::lane::KernelSamples;
+use datapath::{Sample, SampleReader};
+use validator::Policy;
 
 use crate::log::DropLog;
 use crate::pcap_writer::{Offer, PcapWriter};
@@ -332,8 +332,8 @@ fn describe(old: Option<&PcapSettings>, new: Option<&PcapSettings>) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastpath::{Decision, Direction, Reason, Verdict};
     use std::collections::VecDeque;
+    use validator::{Decision, Direction, Reason, Verdict};
 
     /// A ring holding `left` samples whose bytes are its id.
     struct Ring {

@@ -7,19 +7,19 @@
 //! Needs root.
 
 mod common;
-#[path = "../../fastpath/tests/common/mod.rs"]
-mod validator;
+#[path = "../../fastpath/validator/tests/common/mod.rs"]
+mod shared;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::netns::Topology;
 use common::policies::{seed, Draw};
-use fastpath::build::{FrameBuilder, Gre};
-use fastpath::wire::numbers::gre_flags;
-use fastpath::Reason;
+use frames::{FrameBuilder, Gre};
 use pcap_file::DataLink;
-use validator::generators::*;
+use shared::generators::*;
+use validator::wire::numbers::gre_flags;
+use validator::Reason;
 
 /// The source MAC of every frame the test sends (one the counter records): what arrives with
 /// it is the test's.
@@ -37,7 +37,7 @@ fn tunnels() -> String {
 
 /// The frames to send, each marked with [`MARK`], with a label.
 fn frames(draw: &mut Draw) -> Vec<(String, Vec<u8>)> {
-    let inner = validator::udp4();
+    let inner = shared::udp4();
     let berlin = |gre: Gre| {
         FrameBuilder::ipv4(
             "203.0.113.7".parse().unwrap(),

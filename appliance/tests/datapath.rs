@@ -544,7 +544,7 @@ fn a_foreign_xdp_program_is_left_alone_and_reported() {
 
 #[test]
 fn frames_larger_than_a_umem_frame_are_dropped_as_oversize() {
-    use fastpath::build::{payload, FrameBuilder, Gre};
+    use frames::{payload, FrameBuilder, Gre};
     let mut t = Topology::new(1);
     // veth allows native XDP up to about 3500 bytes; a 2048-byte UMEM frame holds 1792.
     for (ns, dev) in [
@@ -685,7 +685,7 @@ fn metrics_exist_from_start_and_add_up_after_traffic() {
         .lines()
         .filter(|l| l.starts_with("greguard_packets_total{"))
         .count();
-    assert_eq!(combos, 2 * 2 * fastpath::Reason::COUNT, "{fresh}");
+    assert_eq!(combos, 2 * 2 * validator::Reason::COUNT, "{fresh}");
     assert_eq!(
         series(
             &fresh,

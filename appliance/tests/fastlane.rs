@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::Topology;
-use fastpath::build::{FrameBuilder, Gre, Ipv6Ext};
+use frames::{FrameBuilder, Gre, Ipv6Ext};
 use traffic::Class;
 
 const TUNNELS: &str = traffic::LAB_TUNNELS;

@@ -12,21 +12,21 @@
 //! frame up, the README's fast-lane table must say it does. Needs root.
 
 mod common;
-#[path = "../../fastpath/tests/common/mod.rs"]
-mod validator;
+#[path = "../../fastpath/validator/tests/common/mod.rs"]
+mod shared;
 
 use std::fmt::Write as _;
 
 use common::netns::Topology;
 use common::policies::{frame_runner, random_policy, seed, Draw};
-use fastpath::afxdp::lane::{FastLane, LaneCounters, OnFailure};
-use fastpath::afxdp::Link;
-use fastpath::build::{FrameBuilder, Gre};
-use fastpath::wire::numbers::{ethertype, gre_flags, gre_proto, ipv6_next_header};
-use fastpath::{Classifier, Decision, Direction, IpPrefix, Policy, ProtoClass, Reason, Verdict};
+use datapath::lane::{FastLane, LaneCounters, OnFailure};
+use datapath::Link;
+use frames::{FrameBuilder, Gre};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
-use validator::generators::*;
+use shared::generators::*;
+use validator::wire::numbers::{ethertype, gre_flags, gre_proto, ipv6_next_header};
+use validator::{Classifier, Decision, Direction, IpPrefix, Policy, ProtoClass, Reason, Verdict};
 
 /// What the kernel did with one frame: decided (verdict, reason), or handed it up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl Shape {
                 if let Some(a) = f.get(l3 + 12..l3 + 20) {
                     let src = u32::from_be_bytes(a[..4].try_into().unwrap());
                     let dst = u32::from_be_bytes(a[4..].try_into().unwrap());
-                    s.outer_bogon = fastpath::bogon::is_bogon_v4(src);
+                    s.outer_bogon = validator::bogon::is_bogon_v4(src);
                     s.addresses = Some((IpPrefix::V4(src, 32), IpPrefix::V4(dst, 32)));
                 }
                 l3 + ihl
@@ -121,7 +121,7 @@ impl Shape {
                 if let Some(a) = f.get(l3 + 8..l3 + 40) {
                     let src = u128::from_be_bytes(a[..16].try_into().unwrap());
                     let dst = u128::from_be_bytes(a[16..].try_into().unwrap());
-                    s.outer_bogon = fastpath::bogon::is_bogon_v6(src);
+                    s.outer_bogon = validator::bogon::is_bogon_v6(src);
                     s.addresses = Some((IpPrefix::V6(src, 128), IpPrefix::V6(dst, 128)));
                 }
                 l3 + 40
@@ -215,14 +215,14 @@ fn fixed_cases() -> Vec<Case> {
         cases.push((format!("corpus {name}"), Direction::FromOutside, b.build()));
         if !matches!(
             b.network,
-            fastpath::build::Network::Ipv4(_) | fastpath::build::Network::Ipv6(_)
+            frames::Network::Ipv4(_) | frames::Network::Ipv6(_)
         ) {
             continue;
         }
         cases.push((
             format!("corpus {name}, reversed"),
             Direction::FromInside,
-            validator::reversed(b).build(),
+            shared::reversed(b).build(),
         ));
     }
     for (name, f) in non_gre_frames() {
@@ -415,7 +415,7 @@ fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies
 #[test]
 fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
     on_the_box_ports(|links| {
-        let inner = validator::udp4();
+        let inner = shared::udp4();
         for reserved in ["drop", "ignore"] {
             let text = format!(
                 "[defaults]\nreserved_bits = \"{reserved}\"\n{}",

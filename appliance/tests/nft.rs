@@ -4,17 +4,17 @@
 //! generators' frames. Needs root.
 
 mod common;
-#[path = "../../fastpath/tests/common/mod.rs"]
-mod validator;
+#[path = "../../fastpath/validator/tests/common/mod.rs"]
+mod shared;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use common::netns::{sh, Topology};
-use fastpath::build::{Checksum, FrameBuilder, Gre};
-use fastpath::{Classifier, Direction, Reason, Verdict};
+use frames::{Checksum, FrameBuilder, Gre};
 use traffic::mix::{Mix, Side, DST_MAC};
 use traffic::Class;
+use validator::{Classifier, Direction, Reason, Verdict};
 
 /// The reasons whose checks the ruleset makes in full (config::nft::UNEXPRESSED lists the
 /// rest): a frame with one of these must get greguard's verdict on the bridge.
@@ -207,8 +207,8 @@ const MARK: [u8; 6] = Class::Invalid.mac(0x6e);
 /// rests on a check config::nft::UNEXPRESSED lists (a broken outer header, a GRE checksum, the
 /// inner checks beyond IPv4/IPv6 version and IHL, nesting nftables cannot see, IPv6 later
 /// fragments, a first fragment's key, VLAN tags), nor on a policer.
-fn nft_expresses(frame: &[u8], policy: &fastpath::Policy, d: fastpath::Decision) -> bool {
-    use fastpath::Action;
+fn nft_expresses(frame: &[u8], policy: &validator::Policy, d: validator::Decision) -> bool {
+    use validator::Action;
     let be16 = |at: usize| {
         frame
             .get(at..at + 2)
@@ -333,7 +333,7 @@ fn inner_unseen(frame: &[u8]) -> bool {
 fn the_nft_ruleset_agrees_with_greguard_under_random_policies() {
     use common::policies::{frame_runner, random_policy, seed, Draw};
     use proptest::strategy::{Strategy, ValueTree};
-    use validator::generators::*;
+    use shared::generators::*;
 
     let seed = seed();
     let mut d = Draw::new(seed);

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::{sh, Topology};
-use fastpath::build::{FrameBuilder, Gre};
+use frames::{FrameBuilder, Gre};
 use traffic::Class;
 
 const TUNNELS: &str = traffic::LAB_TUNNELS;
@@ -113,7 +113,7 @@ fn queues_added_after_the_start_are_judged_in_the_kernel_and_never_bypassed() {
                 "198.51.100.10".parse().unwrap(),
             )
             .gre(
-                Gre::v0(0x0800).checksum_with(fastpath::build::Checksum::Wrong),
+                Gre::v0(0x0800).checksum_with(frames::Checksum::Wrong),
                 inner_udp(),
             )
             .macs(traffic::mix::DST_MAC, Class::Invalid.mac(0))
@@ -192,9 +192,9 @@ fn pin_to_cpu(cpu: usize) {
 /// `closed`.
 #[test]
 fn the_kernel_program_judges_an_unserved_queue_by_the_state_of_greguard() {
-    use fastpath::afxdp::lane::{FastLane, OnFailure};
-    use fastpath::afxdp::Link;
-    use fastpath::build::Ipv6Ext;
+    use datapath::lane::{FastLane, OnFailure};
+    use datapath::Link;
+    use frames::Ipv6Ext;
     const DROP: u32 = 1;
     const REDIRECT: u32 = 4;
     let t = Topology::new(4);
@@ -290,7 +290,7 @@ fn the_kernel_program_judges_an_unserved_queue_by_the_state_of_greguard() {
 
 /// A valid inner IPv4/UDP packet.
 fn inner_udp() -> Vec<u8> {
-    fastpath::build::payload::ipv4_udp(
+    frames::payload::ipv4_udp(
         "10.1.0.1".parse().unwrap(),
         "10.2.0.1".parse().unwrap(),
         4500,

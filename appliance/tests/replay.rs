@@ -6,7 +6,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use common::*;
-use fastpath::build::{payload, FrameBuilder, Gre};
+use frames::{payload, FrameBuilder, Gre};
 use pcap_file::DataLink;
 
 const PEER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
@@ -76,7 +76,7 @@ fn check_shipped(capture: &str, expected: &str) {
         assert_eq!(g.port, w.port, "{capture} frame {}", i + 1);
         if w.verdict == "*" {
             assert!(
-                fastpath::Reason::from_name(&g.reason).is_some(),
+                validator::Reason::from_name(&g.reason).is_some(),
                 "frame {}: {g:?}",
                 i + 1
             );

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use benches::{policy, standard_mix};
 use criterion::{criterion_group, Criterion, Throughput};
-use fastpath::{Classifier, Decision, Direction, Policy};
+use validator::{Classifier, Decision, Direction, Policy};
 
 const RING: usize = 256;
 const POOLS: usize = 64;

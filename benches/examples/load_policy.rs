@@ -25,7 +25,7 @@ fn main() {
     let times: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let only_loader = args.next().as_deref() == Some("loader");
     let mut loader = config::Loader::new();
-    let mut running: Option<Arc<fastpath::Policy>> = None;
+    let mut running: Option<Arc<validator::Policy>> = None;
     for i in 0..times {
         let t = Instant::now();
         if !only_loader {

@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use benches::{policy, standard_mix};
-use fastpath::{Classifier, Decision, Direction};
+use validator::{Classifier, Decision, Direction};
 
 fn main() {
     let mut args = std::env::args()
@@ -30,7 +30,7 @@ fn main() {
             c.classify_batch(&policy, 0, Direction::FromOutside, batch, &mut out);
             forwarded += black_box(&out)
                 .iter()
-                .filter(|d| d.verdict == fastpath::Verdict::Forward)
+                .filter(|d| d.verdict == validator::Verdict::Forward)
                 .count();
         }
     }

@@ -15,8 +15,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use fastpath::build::{payload, FrameBuilder, Gre};
-use fastpath::{
+use frames::{payload, FrameBuilder, Gre};
+use validator::{
     Defaults, FlagRule, IpPrefix, KeyRule, Policy, ProtoClass, ProtocolSet, TunnelSpec,
 };
 
@@ -160,7 +160,7 @@ pub fn mix_frame(rng: &mut Rng, tunnels: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastpath::{Classifier, Direction, Reason, Verdict};
+    use validator::{Classifier, Direction, Reason, Verdict};
 
     #[test]
     fn the_mix_has_the_documented_shares() {

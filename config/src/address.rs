@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use fastpath::IpPrefix;
+use validator::IpPrefix;
 
 /// Why a `peer`/`local` string is not a usable address or prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! greguard's policy file (the README's Policy reference): the TOML schema, validation with
-//! `FILE:LINE:COL: message` errors, and compilation into [`fastpath::Policy`] tables.
+//! `FILE:LINE:COL: message` errors, and compilation into [`validator::Policy`] tables.
 //!
 //! Loading goes text → serde (structs that refuse unknown keys and keep the span of every value)
-//! → semantic checks → a plain [`PolicyModel`] plus the compiled [`fastpath::Policy`]. A policy
+//! → semantic checks → a plain [`PolicyModel`] plus the compiled [`validator::Policy`]. A policy
 //! that fails anywhere yields one [`Error`] (the earliest in the file) and nothing else, so a
 //! reload can never half-apply a broken file.
 //!
@@ -41,7 +41,10 @@ use std::sync::Arc;
 
 pub use error::Error;
 pub use loader::{Loader, Reuse, MAX_POLICY_BYTES};
-pub use model::{Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode};
+pub use model::{
+    Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode, DEFAULT_BATCH_SIZE,
+    DEFAULT_RING_SIZE, MAX_BATCH_SIZE,
+};
 
 /// A policy that loaded: the validated model and the tables the classifier runs on.
 #[derive(Clone, Debug)]
@@ -50,12 +53,12 @@ pub struct Loaded {
     pub model: PolicyModel,
     /// The compiled tables, which hold the tunnels (shared: the data path runs on it, and a
     /// [`Loader`] keeps it to reuse unchanged tunnels).
-    pub policy: Arc<fastpath::Policy>,
+    pub policy: Arc<validator::Policy>,
 }
 
 impl Loaded {
     /// The `[[tunnel]]`s in file order, checked; tunnel `i` here is tunnel `i` of the policy.
-    pub fn tunnels(&self) -> &[Arc<fastpath::TunnelSpec>] {
+    pub fn tunnels(&self) -> &[Arc<validator::TunnelSpec>] {
         self.policy.specs()
     }
 }

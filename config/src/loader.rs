@@ -31,8 +31,8 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use fastpath::{Policy, TunnelSpec};
 use foldhash::fast::RandomState;
+use validator::{Policy, TunnelSpec};
 
 use crate::schema::{RawBlock, RawPreamble};
 use crate::{validate, Error, Loaded};

@@ -1,12 +1,12 @@
 //! The validated policy: plain types, every default filled in, nothing left to check. The
 //! appliance reads `[ports]`, `[sampling]` and `[metrics]` from here; the classifier gets the
-//! compiled [`fastpath::Policy`], which holds the tunnels ([`crate::Loaded::tunnels`]).
+//! compiled [`validator::Policy`], which holds the tunnels ([`crate::Loaded::tunnels`]).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use fastpath::Defaults;
+use validator::Defaults;
 
 /// A whole policy file after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,15 +56,70 @@ pub enum Queues {
     List(Vec<u32>),
 }
 
-/// `xdp_mode`: which AF_XDP binding to ask for (the data path's own type).
-pub use fastpath::afxdp::XdpMode;
+/// RX and TX ring size when the policy does not set one.
+pub const DEFAULT_RING_SIZE: u32 = 2048;
+/// RX batch when the policy does not set one.
+pub const DEFAULT_BATCH_SIZE: u32 = 64;
+/// The largest batch the policy may ask for (the data path's batch arrays are this long).
+pub const MAX_BATCH_SIZE: u32 = 256;
+
+/// `xdp_mode`: an AF_XDP binding mode. `Auto` is only ever asked for; a bound port reports one
+/// of the other three. The data path turns a concrete mode into socket flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XdpMode {
+    /// Zero-copy, else copy, else generic (SKB) mode.
+    Auto,
+    /// Native XDP, the NIC's DMA lands in the UMEM (`XDP_ZEROCOPY`).
+    ZeroCopy,
+    /// Native XDP, the kernel copies each frame into the UMEM (`XDP_COPY`, driver mode).
+    Copy,
+    /// Generic XDP on the skb path (`XDP_FLAGS_SKB_MODE`), for drivers without native XDP.
+    Skb,
+}
+
+impl XdpMode {
+    /// Every concrete mode, in the order `auto` tries them.
+    pub const CONCRETE: [XdpMode; 3] = [XdpMode::ZeroCopy, XdpMode::Copy, XdpMode::Skb];
+
+    /// The policy and metrics name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::ZeroCopy => "zerocopy",
+            XdpMode::Copy => "copy",
+            XdpMode::Skb => "skb",
+        }
+    }
+
+    /// The concrete modes to try, in order, for this request.
+    pub fn candidates(self) -> &'static [XdpMode] {
+        match self {
+            XdpMode::Auto => &Self::CONCRETE,
+            XdpMode::ZeroCopy => &Self::CONCRETE[0..1],
+            XdpMode::Copy => &Self::CONCRETE[1..2],
+            XdpMode::Skb => &Self::CONCRETE[2..3],
+        }
+    }
+
+    /// Whether the kernel copies frames and transmits only inside `sendto()`, so the TX ring
+    /// must be kicked while frames are outstanding.
+    pub fn copies(self) -> bool {
+        !matches!(self, XdpMode::ZeroCopy)
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// `on_failure`: what the in-kernel program does when the daemon is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
     /// Redirect every frame to the other port (a wire).
     Open,
-    /// Drop GRE, keep forwarding everything else.
+    /// Only what is positively not GRE goes to the other port; the rest is dropped.
     Closed,
 }
 

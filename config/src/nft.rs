@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
-use fastpath::{
+use validator::{
     Action, Defaults, FlagRule, IpPrefix, KeyRule, ProtoClass, Rate, TunnelSpec, Verdict,
 };
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use fastpath::{Action, FlagRule, KeyRule, Rate, TunnelSpec};
+use validator::{Action, FlagRule, KeyRule, Rate, TunnelSpec};
 
 use crate::model::{Queues, Sampling};
 use crate::Loaded;

@@ -12,16 +12,18 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use fastpath::afxdp::{DEFAULT_BATCH_SIZE, DEFAULT_RING_SIZE, MAX_BATCH_SIZE};
-use fastpath::policer::MAX_RATE;
-use fastpath::{
+use validator::policer::MAX_RATE;
+use validator::{
     Action, BuildError, Defaults, FlagRule, IpPrefix, KeyRule, Policy, ProtoClass, ProtocolSet,
     Rate, TunnelSpec, Verdict,
 };
 
 use crate::address::{parse_prefix, AddrError};
 use crate::error::line_column;
-use crate::model::{Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode};
+use crate::model::{
+    Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode, DEFAULT_BATCH_SIZE,
+    DEFAULT_RING_SIZE, MAX_BATCH_SIZE,
+};
 use crate::schema::{
     RawDefaults, RawKey, RawMetrics, RawPolicy, RawPorts, RawProtocol, RawQueues, RawRate,
     RawSampling, RawTunnel, S,

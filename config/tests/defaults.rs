@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use config::{Metrics, OnFailure, Queues, Sampling, XdpMode};
-use fastpath::{Action, Defaults, FlagRule, KeyRule, ProtoClass, Rate, Verdict};
+use validator::{Action, Defaults, FlagRule, KeyRule, ProtoClass, Rate, Verdict};
 
 #[test]
 fn an_empty_file_is_all_defaults_and_no_ports() {

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use config::{Loaded, OnFailure, Queues, XdpMode};
-use fastpath::{Action, FlagRule, KeyRule, Match, Rate};
+use validator::{Action, FlagRule, KeyRule, Match, Rate};
 
 fn example(name: &str) -> Loaded {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use config::{Loaded, Loader};
-use fastpath::{IpPrefix, KeyRule, Policy};
+use validator::{IpPrefix, KeyRule, Policy};
 
 /// A small deterministic generator (xorshift64*), so a failure can be replayed from its seed.
 struct Rng(u64);

@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::io;
 use std::time::{Duration, Instant};
 
-use fastpath::afxdp::bpf;
+use datapath::bpf;
 
 use crate::class::{Class, ClassCounts};
 

@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use fastpath::build::{payload, FrameBuilder, Gre};
-use fastpath::{FlagRule, IpPrefix, KeyRule, ProtoClass, TunnelSpec};
+use frames::{payload, FrameBuilder, Gre};
+use validator::{FlagRule, IpPrefix, KeyRule, ProtoClass, TunnelSpec};
 
 use crate::class::Class;
 
@@ -278,7 +278,7 @@ fn build(
                     b.gre(Gre::v0(0x0800), junk)
                 }
                 3 => b.gre(
-                    Gre::v0(0x0800).checksum_with(fastpath::build::Checksum::Wrong),
+                    Gre::v0(0x0800).checksum_with(frames::Checksum::Wrong),
                     inner_udp(rng, 30),
                 ),
                 _ => b

@@ -1,8 +1,8 @@
 //! The generator's classes are what they claim: the classifier gives every frame of a class
 //! the verdict the lab expects, from either side.
 
-use fastpath::{Classifier, Direction, Reason, Verdict};
 use traffic::{Class, Mix, Side};
+use validator::{Classifier, Direction, Reason, Verdict};
 
 /// The lab's tunnels and one that requires a GRE checksum.
 fn policy_text() -> String {

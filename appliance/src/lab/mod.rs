@@ -28,7 +28,7 @@ use table::{BoxSecond, Live};
 
 /// Runs the lab; exits 1 when what arrived is not what the policy says should.
 pub fn run(args: &LabArgs) -> Result<(), Failure> {
-    let missing = fastpath::afxdp::link::missing_capabilities();
+    let missing = datapath::link::missing_capabilities();
     if !missing.is_empty() {
         return Err(Failure::runtime(anyhow!(
             "the lab creates network namespaces and AF_XDP sockets and needs root (missing {}); \

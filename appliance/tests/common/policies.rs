@@ -128,7 +128,7 @@ pub fn random_policy(d: &mut Draw) -> String {
                 _ => {}
             }
             // Every version-0 class by name, and a numeric type.
-            let mut protocols: Vec<&str> = fastpath::ProtoClass::NAMED
+            let mut protocols: Vec<&str> = validator::ProtoClass::NAMED
                 .iter()
                 .map(|(_, name)| *name)
                 .filter(|name| *name != "ppp")

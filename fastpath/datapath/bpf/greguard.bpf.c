@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: (GPL-2.0 OR MIT)
+/*
+ * greguard's fast lane: an XDP program on both ports that decides in the kernel what it can
+ * judge exactly as the validator would, and hands the rest to the AF_XDP socket of its queue.
+ *
+ *   - not IP protocol 47: redirected to the other port (DEVMAP) or dropped, as
+ *     `[defaults] non_gre` says; it never reaches user space;
+ *   - GRE failing the checks of the README's Verdicts and reasons that the program runs, in
+ *     their order — outer IPv4 header checksum (RFC 791 §3.1), bogon outer source, version
+ *     (RFC 2784 §2.1 / RFC 2637 §4.1), the RFC 2784 §2.3 MUST-discard bits, the reserved bits,
+ *     the RFC 2637 §4.1 version-1 rules — dropped with that reason when the policy drops it;
+ *   - fragments: dropped as `fragment` under fragments = "drop", or when their outer addresses
+ *     can match no tunnel; a first fragment is held to the header checks above first;
+ *   - GRE whose outer addresses can match no tunnel (LPM tries of every peer and local prefix):
+ *     dropped as `unknown_tunnel` (or, rate-limit, as `rate_limited` while the shared budget
+ *     has no room) — but only once the program has run every check the validator runs before
+ *     the tunnel match: the optional fields fit, no GRE checksum (which it does not verify),
+ *     and a payload it can check (IPv4, IPv6 without extension headers, keepalive, numeric
+ *     types; an inner bogon source is dropped as `bogon`). Anything else goes up;
+ *   - everything else: the XSKMAP socket of (port, queue), for the full validator.
+ *
+ * Every frame meets one of three states of its queue:
+ *   - served: a socket of greguard's is in the XSKMAP slot of (port, queue);
+ *   - unserved while greguard runs (a worker died, `ethtool -L` raised the channels): the
+ *     kernel still decides what it can, and what it would hand up is dropped and counted
+ *     (GG_L_UNSERVED). greguard is alive while the deadline in `gg_alive`, which its heartbeat
+ *     pushes forward every 100 ms, lies in the future;
+ *   - greguard gone (killed, even with kill -9: the heartbeat stops; or a bypass by hand,
+ *     `active` = 0): with on_failure = open every frame is redirected to the other port; with
+ *     closed only a frame the program positively knows is not GRE passes (non-IP, or IPv4/IPv6
+ *     whose protocol is not 47 and cannot lead to it), and everything else is dropped: GRE,
+ *     IPv6 extension chains, a short or odd IP header, a third VLAN tag.
+ *
+ * Frames the kernel decides are counted per CPU with the same (port, verdict, reason) indices
+ * as user space. 1 in `sample_every` kernel drops is still handed to user space, with the
+ * kernel's verdict and reason, through a BPF ring buffer (`gg_samples`, `struct gg_sample`):
+ * pcap files, the drop log and the top-sources view keep seeing the storm, and no frame is
+ * counted twice.
+ *
+ * The validator is the authority: the program decides a frame only where it reaches the
+ * validator's verdict and reason exactly (a differential test runs both over generated frames
+ * and random policies), and hands up everything else.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Every constant, struct and small predicate shared with the validator, generated at build time
+ * from its Rust definitions (fastpath/datapath/build.rs). */
+#include "gg_shared.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gg_config);
+} gg_config SEC(".maps");
+
+/* greguard's heartbeat: CLOCK_MONOTONIC ns until which the daemon counts as alive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} gg_alive SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 2 * GG_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} gg_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+} gg_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GG_VERDICT_KEYS);
+	__type(key, __u32);
+	__type(value, struct gg_counter);
+} gg_verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * GG_LANES);
+	__type(key, __u32);
+	__type(value, struct gg_counter);
+} gg_lane SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bucket);
+} gg_bucket SEC(".maps");
+
+/* The theoretical arrival time (GCRA) of the rate-limit budget, in policer ticks: the same
+ * bucket every worker takes from (user space maps it), which the program only reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} gg_budget SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} gg_samples SEC(".maps");
+
+#define LPM(name, keytype)                                   \
+	struct {                                             \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);         \
+		__uint(max_entries, 262144);                 \
+		__uint(map_flags, BPF_F_NO_PREALLOC);        \
+		__type(key, keytype);                        \
+		__type(value, __u8);                         \
+	} name SEC(".maps")
+
+LPM(gg_peers4, struct lpm_v4);
+LPM(gg_locals4, struct lpm_v4);
+LPM(gg_peers6, struct lpm_v6);
+LPM(gg_locals6, struct lpm_v6);
+
+static __always_inline void add(void *map, __u32 idx, __u64 len)
+{
+	struct gg_counter *c = bpf_map_lookup_elem(map, &idx);
+	if (c) {
+		c->packets += 1;
+		c->bytes += len;
+	}
+}
+
+/* Redirects to the other port; counts the frame as `lane` there, or as GG_L_NO_TARGET when the
+ * other port is missing from the DEVMAP (it is dropped: a frame counted as passed was passed). */
+static __always_inline int to_peer(struct xdp_md *ctx, void *counters, __u32 idx, __u32 port,
+				   __u64 len)
+{
+	int act = bpf_redirect_map(&gg_ports, ctx->ingress_ifindex, XDP_DROP);
+	if (act == XDP_REDIRECT)
+		add(counters, idx, len);
+	else
+		add(&gg_lane, port * GG_LANES + GG_L_NO_TARGET, len);
+	return act;
+}
+
+/* greguard is gone (or this is a bypass by hand): fail open — every frame to the other port —
+ * or closed — only what is positively not GRE to the other port, the rest dropped. */
+static __always_inline int unserved(struct xdp_md *ctx, struct gg_config *cfg, __u32 port,
+				    int not_gre, __u64 len)
+{
+	if (cfg->fail_open || not_gre)
+		return to_peer(ctx, &gg_lane, port * GG_LANES + GG_L_BYPASS, port, len);
+	add(&gg_lane, port * GG_LANES + GG_L_CLOSED_DROP, len);
+	return XDP_DROP;
+}
+
+/* Whether greguard's heartbeat is current (it has not been gone for more than its grace). */
+static __always_inline int daemon_alive(struct gg_config *cfg)
+{
+	__u32 zero = 0;
+	__u64 *deadline = bpf_map_lookup_elem(&gg_alive, &zero);
+	return cfg->active && deadline && bpf_ktime_get_ns() < *deadline;
+}
+
+/* What a stage found: the frame is decided (with p->reason), passes the stage, or needs the
+ * validator. */
+#define DECIDED 1
+#define PASSES 0
+#define UP 2
+
+struct parsed {
+	__u8 decided;   /* the kernel can judge it */
+	__u8 reason;
+};
+
+/* RFC 791 §3.1 header checksum of a 20-byte header. */
+static __always_inline int ipv4_sum_ok(const __u16 *h)
+{
+	__u32 s = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		s += h[i];
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return s == 0xffff;
+}
+
+/* Whether the rate-limit budget has room for a frame now. Only user space takes from it (a
+ * frame within the budget is handed up and charged there, once); the kernel drops what the
+ * budget refuses at this instant, which is what user space would decide for it. */
+static __always_inline int budget_has_room(struct gg_config *cfg)
+{
+	__u32 zero = 0;
+	__u64 *tat = bpf_map_lookup_elem(&gg_budget, &zero);
+	if (!tat)
+		return 1;
+	__u64 now = bpf_ktime_get_ns() * GG_TICKS_PER_NS;
+	__s64 ahead = (__s64)(*(volatile __u64 *)tat - now);
+	return ahead <= 0 || (__u64)ahead <= cfg->rate_tolerance;
+}
+
+/* A GRE check failed with `reason`, which `invalid_gre` judges: dropped when it says drop,
+ * else the validator charges the shared budget. */
+static __always_inline int invalid(struct gg_config *cfg, struct parsed *p, __u8 reason)
+{
+	if (!cfg->invalid_drop)
+		return UP;
+	p->reason = reason;
+	return DECIDED;
+}
+
+/* The bits of the first GRE word, stage 2 of the README's Verdicts and reasons: version, the
+ * RFC 2784 §2.3 MUST-discard bits and reserved bits of version 0, the RFC 2637 §4.1 rules of
+ * version 1. Reserved bits are judged by `reserved_bits` alone. */
+static __always_inline int gre_bits(struct gg_config *cfg, __u16 fv, __u16 proto,
+				    struct parsed *p)
+{
+	__u8 version = fv & GG_GRE_VERSION;
+	if (version > 1)
+		return invalid(cfg, p, GG_R_BAD_VERSION);
+	if (version == 0) {
+		if (fv & GG_GRE_V0_MUST_DISCARD)
+			return invalid(cfg, p, GG_R_BAD_FLAGS);
+		if (cfg->drop_reserved && (fv & GG_GRE_V0_RESERVED)) {
+			p->reason = GG_R_RESERVED_BITS;
+			return DECIDED;
+		}
+		return PASSES;
+	}
+	if ((fv & GG_GRE_V1_MUST_BE_CLEAR) || !(fv & GG_GRE_K) || proto != GG_PROTO_PPP)
+		return invalid(cfg, p, GG_R_BAD_FLAGS);
+	return PASSES;
+}
+
+/* Inner IPv4 in [in, iend) (stage 3, `ipv4`): version 4, IHL >= 5, total length within. */
+static __always_inline int inner_ipv4(struct gg_config *cfg, __u8 *in, void *iend, void *end,
+				      struct parsed *p)
+{
+	if ((void *)(in + 20) > iend || (void *)(in + 20) > end)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	__u32 hl = (in[0] & 0xf) * 4;
+	__u16 total = bpf_ntohs(*(__u16 *)(in + 2));
+	if ((in[0] >> 4) != 4 || hl < 20 || total < hl || (void *)in + total > iend)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	if (cfg->drop_bogons && gg_bogon_v4(bpf_ntohl(*(__u32 *)(in + 12)))) {
+		p->reason = GG_R_BOGON;
+		return DECIDED;
+	}
+	return PASSES;
+}
+
+/* Inner IPv6 (stage 3, `ipv6`): version 6, payload length within. Extension headers, which
+ * the validator walks for nested GRE, go up. */
+static __always_inline int inner_ipv6(struct gg_config *cfg, __u8 *in, void *iend, void *end,
+				      struct parsed *p)
+{
+	if ((void *)(in + 40) > iend || (void *)(in + 40) > end)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	__u16 plen = bpf_ntohs(*(__u16 *)(in + 4));
+	if ((in[0] >> 4) != 6 || (void *)in + 40 + plen > iend)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	if (gg_ipv6_walked(in[6]))
+		return UP;
+	if (cfg->drop_bogons && gg_bogon_v6(in + 8)) {
+		p->reason = GG_R_BOGON;
+		return DECIDED;
+	}
+	return PASSES;
+}
+
+/* A PPP payload of PPTP (stage 3, `ppp`; RFC 1661 §2): an optional FF 03, then a protocol
+ * number with an odd low byte and an even high byte, or one odd byte (compressed). */
+static __always_inline int inner_ppp(struct gg_config *cfg, __u8 *in, void *iend, void *end,
+				     struct parsed *p)
+{
+	if ((void *)(in + 2) <= iend && (void *)(in + 2) <= end && in[0] == 0xff && in[1] == 0x03)
+		in += 2;
+	if ((void *)(in + 1) > iend || (void *)(in + 1) > end)
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	if (in[0] & 1)
+		return PASSES;
+	if ((void *)(in + 2) > iend || (void *)(in + 2) > end || !(in[1] & 1))
+		return invalid(cfg, p, GG_R_BAD_INNER);
+	return PASSES;
+}
+
+/* Stages 2 and 3 of a whole (unfragmented) GRE packet in [gre, gend): the header bits, the
+ * optional fields (RFC 2784 §2, RFC 2890 §2; RFC 2637 §4.1), and the payload for the classes
+ * the program checks. A GRE checksum, which it does not verify, and other classes go up. */
+static __always_inline int gre_checks(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
+				      struct parsed *p)
+{
+	/* Cut short anywhere: the validator names it (`truncated`). */
+	if ((void *)(gre + 4) > gend || (void *)(gre + 4) > end)
+		return UP;
+	__u16 fv = bpf_ntohs(*(__u16 *)gre);
+	__u16 proto = bpf_ntohs(*(__u16 *)(gre + 2));
+	int r = gre_bits(cfg, fv, proto, p);
+	if (r != PASSES)
+		return r;
+	if (fv & GG_GRE_VERSION) {
+		/* PPTP: 8 bytes, + 4 if S, + 4 if A, then payload-length bytes of PPP. */
+		if ((void *)(gre + 8) > gend || (void *)(gre + 8) > end)
+			return UP;
+		__u32 hlen = 8 + ((fv & GG_GRE_S) ? 4 : 0) + ((fv & GG_GRE_A) ? 4 : 0);
+		__u16 plen = bpf_ntohs(*(__u16 *)(gre + 4));
+		__u8 *in = gre + hlen;
+		if ((void *)in + plen > gend)
+			return UP;
+		if (plen == 0 && (fv & GG_GRE_A))
+			return PASSES; /* an acknowledgment alone */
+		return inner_ppp(cfg, in, (void *)in + plen, end, p);
+	}
+	if (fv & GG_GRE_C)
+		return UP;
+	__u32 hlen = 4 + ((fv & GG_GRE_K) ? 4 : 0) + ((fv & GG_GRE_S) ? 4 : 0);
+	__u8 *in = gre + hlen;
+	if ((void *)in > gend)
+		return UP;
+	switch (gg_proto_class(proto)) {
+	case GG_CLASS_IPV4:
+		return inner_ipv4(cfg, in, gend, end, p);
+	case GG_CLASS_IPV6:
+		return inner_ipv6(cfg, in, gend, end, p);
+	case GG_CLASS_KEEPALIVE:
+	case GG_CLASS_OTHER:
+		return PASSES;
+	default:
+		return UP;
+	}
+}
+
+/* The start of GRE in a first fragment: held to the checks its bytes allow (the version and
+ * flag bits), as the validator does. Fewer than 4 bytes: nothing to check. */
+static __always_inline int first_fragment(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
+					  struct parsed *p)
+{
+	if ((void *)(gre + 4) > gend || (void *)(gre + 4) > end)
+		return PASSES;
+	return gre_bits(cfg, bpf_ntohs(*(__u16 *)gre), bpf_ntohs(*(__u16 *)(gre + 2)), p);
+}
+
+/* Copies the first GG_SNAP bytes of a dropped frame into the ring buffer: counted as
+ * GG_L_SAMPLED when it was written, as GG_L_SAMPLE_LOST when the ring was full. */
+static __always_inline void sample(struct xdp_md *ctx, __u32 port, __u8 reason, __u64 len)
+{
+	struct gg_sample *s = bpf_ringbuf_reserve(&gg_samples, sizeof(*s), 0);
+	if (!s) {
+		add(&gg_lane, port * GG_LANES + GG_L_SAMPLE_LOST, len);
+		return;
+	}
+	__u32 cap = len < GG_SNAP ? len : GG_SNAP;
+	s->port = port;
+	s->verdict = GG_V_DROP;
+	s->reason = reason;
+	s->pad = 0;
+	s->len = len;
+	s->at_ns = bpf_ktime_get_ns();
+	s->pad2 = 0;
+	/* 1..GG_SNAP in a form the verifier can bound (len is at least an Ethernet header here). */
+	cap = ((cap - 1) & (GG_SNAP - 1)) + 1;
+	if (bpf_xdp_load_bytes(ctx, 0, s->data, cap) != 0)
+		cap = 0;
+	s->caplen = cap;
+	bpf_ringbuf_submit(s, 0);
+	add(&gg_lane, port * GG_LANES + GG_L_SAMPLED, len);
+}
+
+/* After the outer header of GRE: a fragment, or the GRE checks, then the tunnel match.
+ * `known` says whether the outer addresses can match a tunnel (both tries hit). */
+static __always_inline int after_outer(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
+				       int fragment, int first, int known, struct parsed *p)
+{
+	int r;
+	if (fragment) {
+		if (first) {
+			r = first_fragment(cfg, gre, gend, end, p);
+			if (r != PASSES)
+				return r;
+		}
+		/* Forwarded within a tunnel's policer, which user space keeps. */
+		if (cfg->fragments_to_tunnel && known)
+			return UP;
+		p->reason = GG_R_FRAGMENT;
+		return DECIDED;
+	}
+	r = gre_checks(cfg, gre, gend, end, p);
+	if (r != PASSES)
+		return r;
+	if (known || cfg->unknown_action == GG_ACT_PASS_UP)
+		return UP;
+	p->reason = GG_R_UNKNOWN_TUNNEL;
+	if (cfg->unknown_action == GG_ACT_RATE_LIMIT) {
+		if (budget_has_room(cfg))
+			return UP; /* within the budget: user space takes the token */
+		p->reason = GG_R_RATE_LIMITED;
+	}
+	return DECIDED;
+}
+
+SEC("xdp")
+int greguard_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct gg_config *cfg = bpf_map_lookup_elem(&gg_config, &zero);
+	if (!cfg)
+		return XDP_PASS;
+	__u32 port = ctx->ingress_ifindex == cfg->outside_ifindex ? 0 : 1;
+	__u64 len = end - data;
+	__u32 queue = ctx->rx_queue_index;
+	__u32 slot = port * GG_MAX_QUEUES + (queue & (GG_MAX_QUEUES - 1));
+	/* A queue id beyond the map has no slot of its own: never served (greguard refuses to
+	 * start with one; `ethtool -L` may add one later). */
+	int served = cfg->active && queue < GG_MAX_QUEUES &&
+		     bpf_map_lookup_elem(&gg_xsks, &slot) != NULL;
+	/* Gone: no socket, and greguard's heartbeat has stopped (or a bypass by hand). */
+	int gone = !served && !daemon_alive(cfg);
+	struct parsed p = { .decided = 0, .reason = 0 };
+	int r;
+
+	/* Ethernet and up to GG_MAX_VLAN_TAGS VLAN tags. */
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		goto up;
+	__u16 proto = bpf_ntohs(eth->h_proto);
+	void *l3 = eth + 1;
+#pragma unroll
+	for (int i = 0; i < GG_MAX_VLAN_TAGS; i++) {
+		if (!gg_is_vlan_tpid(proto))
+			break;
+		if (l3 + 4 > end)
+			goto up;
+		proto = bpf_ntohs(*(__u16 *)(l3 + 2));
+		l3 += 4;
+	}
+	/* A further tag is not looked into: user space calls it non-GRE too, but with greguard
+	 * gone and closed it is not known to be free of GRE. */
+	if (gone && gg_is_vlan_tpid(proto))
+		goto up;
+
+	if (proto == GG_ETH_P_IPV4) {
+		__u8 *ip = l3;
+		if ((void *)(ip + 20) > end)
+			goto up;
+		if ((ip[0] >> 4) != 4 || (ip[0] & 0xf) < 5)
+			goto up;
+		if (ip[9] != GG_IPPROTO_GRE) {
+			p.decided = 1;
+			p.reason = GG_R_NON_GRE;
+			goto judged;
+		}
+		if (gone)
+			goto judged;
+		__u32 hl = (ip[0] & 0xf) * 4;
+		__u16 total = bpf_ntohs(*(__u16 *)(ip + 2));
+		if (hl != 20 || total < hl || (void *)ip + total > end)
+			goto up;
+		if (!ipv4_sum_ok((const __u16 *)ip))
+			goto up;
+		if (cfg->drop_bogons && gg_bogon_v4(bpf_ntohl(*(__u32 *)(ip + 12)))) {
+			p.decided = 1;
+			p.reason = GG_R_BOGON;
+			goto judged;
+		}
+		__u16 frag = bpf_ntohs(*(__u16 *)(ip + 6));
+		struct lpm_v4 peer = { .prefixlen = 32 }, local = { .prefixlen = 32 };
+		__builtin_memcpy(port == 0 ? peer.addr : local.addr, ip + 12, 4);
+		__builtin_memcpy(port == 0 ? local.addr : peer.addr, ip + 16, 4);
+		int known = bpf_map_lookup_elem(&gg_peers4, &peer) &&
+			    bpf_map_lookup_elem(&gg_locals4, &local);
+		r = after_outer(cfg, ip + 20, (void *)ip + total, end, frag & GG_IPV4_FRAGMENT,
+				!(frag & GG_IPV4_OFFSET), known, &p);
+		if (r != DECIDED)
+			goto up;
+		p.decided = 1;
+		goto judged;
+	}
+	if (proto == GG_ETH_P_IPV6) {
+		__u8 *ip = l3;
+		if ((void *)(ip + 40) > end)
+			goto up;
+		if ((ip[0] >> 4) != 6)
+			goto up;
+		__u8 nh = ip[6];
+		if (nh != GG_IPPROTO_GRE) {
+			/* Extension headers that may lead to GRE: user space walks them. */
+			if (gg_ipv6_walked(nh))
+				goto up;
+			p.decided = 1;
+			p.reason = GG_R_NON_GRE;
+			goto judged;
+		}
+		if (gone)
+			goto judged;
+		__u16 plen = bpf_ntohs(*(__u16 *)(ip + 4));
+		if ((void *)ip + 40 + plen > end)
+			goto up;
+		if (cfg->drop_bogons && gg_bogon_v6(ip + 8)) {
+			p.decided = 1;
+			p.reason = GG_R_BOGON;
+			goto judged;
+		}
+		struct lpm_v6 peer = { .prefixlen = 128 }, local = { .prefixlen = 128 };
+		__builtin_memcpy(port == 0 ? peer.addr : local.addr, ip + 8, 16);
+		__builtin_memcpy(port == 0 ? local.addr : peer.addr, ip + 24, 16);
+		int known = bpf_map_lookup_elem(&gg_peers6, &peer) &&
+			    bpf_map_lookup_elem(&gg_locals6, &local);
+		r = after_outer(cfg, ip + 40, (void *)ip + 40 + plen, end, 0, 0, known, &p);
+		if (r != DECIDED)
+			goto up;
+		p.decided = 1;
+		goto judged;
+	}
+	/* Not IP: ARP, LLDP, ... */
+	p.decided = 1;
+	p.reason = GG_R_NON_GRE;
+
+judged:
+	if (gone)
+		return unserved(ctx, cfg, port, p.decided && p.reason == GG_R_NON_GRE, len);
+	if (!p.decided)
+		goto up;
+	if (p.reason == GG_R_NON_GRE && cfg->non_gre_forward)
+		return to_peer(ctx, &gg_verdicts, GG_VERDICT_KEY(port, GG_R_NON_GRE, GG_V_FORWARD),
+			       port, len);
+	/* A kernel drop. 1 in sample_every is copied to the slow path's ring buffer. */
+	add(&gg_verdicts, GG_VERDICT_KEY(port, p.reason, GG_V_DROP), len);
+	if (cfg->sample_every && p.reason != GG_R_NON_GRE) {
+		struct bucket *b = bpf_map_lookup_elem(&gg_bucket, &zero);
+		if (b) {
+			if (b->skip <= 1) {
+				b->skip = 1 + bpf_get_prandom_u32() % (2 * (__u64)cfg->sample_every - 1);
+				sample(ctx, port, p.reason, len);
+			} else {
+				b->skip -= 1;
+			}
+		}
+	}
+	return XDP_DROP;
+
+up:
+	if (gone)
+		return unserved(ctx, cfg, port, 0, len);
+	if (!served) {
+		/* greguard runs, but no socket serves this queue: dropped, never passed unjudged. */
+		add(&gg_lane, port * GG_LANES + GG_L_UNSERVED, len);
+		return XDP_DROP;
+	}
+	/* The socket may have closed since the lookup: then the frame is dropped, not passed to
+	 * the host's stack. */
+	if (bpf_redirect_map(&gg_xsks, slot, XDP_DROP) != XDP_REDIRECT) {
+		add(&gg_lane, port * GG_LANES + GG_L_UNSERVED, len);
+		return XDP_DROP;
+	}
+	add(&gg_lane, port * GG_LANES + GG_L_TO_USER, len);
+	return XDP_REDIRECT;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
