@@ -45,7 +45,7 @@ test: deps build lint
 
 ## demo: the built-in lab: namespaces + veths, `greguard run` with AF_XDP, 20 s of traffic (root)
 demo: build
-	$(SUDO) target/release/greguard lab $(LAB_ARGS)
+	$(SUDO) target/release/greguard-gen lab $(LAB_ARGS)
 
 ## replay-demo: the classifier over the captures shipped in captures/ (no root, no interfaces)
 replay-demo: build

@@ -61,15 +61,6 @@ pub enum Command {
     /// final report on SIGINT/SIGTERM, when it detaches its XDP programs. Needs root (or
     /// CAP_NET_ADMIN, CAP_NET_RAW, CAP_IPC_LOCK, CAP_BPF and CAP_SYS_ADMIN).
     Run(RunArgs),
-    /// The built-in lab (`make demo`): the real appliance between three network namespaces.
-    ///
-    /// Creates namespaces outside, box and inside joined by veths, runs `greguard run` on the
-    /// box's veths with AF_XDP, and drives traffic with greguard-gen: the lab policy's tunnels
-    /// both ways, keepalives, ARP/ICMP/TCP/IKE/ESP background, ping, and a storm of unknown,
-    /// invalid and bogon GRE shaped like the 2016-17 backscatter wave. Shows a live table every
-    /// second, then compares per class what arrived with what was sent. Removes everything it
-    /// created, also on Ctrl-C. Needs root.
-    Lab(LabArgs),
     /// Attach or detach the in-kernel bypass by hand: greguard's XDP program with no daemon
     /// behind it redirects every frame to the other port (a wire).
     ///
@@ -98,24 +89,6 @@ pub struct BypassArgs {
 pub enum BypassAction {
     On,
     Off,
-}
-
-/// What `greguard lab` is asked to do.
-#[derive(Debug, Args)]
-pub struct LabArgs {
-    /// How long the traffic runs.
-    #[arg(long, default_value_t = 20)]
-    pub seconds: u64,
-    /// Frames per second sent from the outside (the inside replies with a tenth of it).
-    #[arg(long, default_value_t = 20_000)]
-    pub pps: u64,
-    /// Seconds of storm in the middle of the run: unknown-peer GRE from random sources at
-    /// `--storm-pps`, sent at kernel speed (BPF_PROG_RUN); 0 = no storm.
-    #[arg(long, default_value_t = 5)]
-    pub storm_seconds: u64,
-    /// Frames per second of the storm; 0 = as fast as one CPU can.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub storm_pps: u64,
 }
 
 /// What `greguard run` is asked to do.

@@ -6,7 +6,6 @@ mod check;
 mod cli;
 mod exit;
 mod exporter;
-mod lab;
 mod log;
 mod notify;
 mod pcap_writer;
@@ -32,7 +31,6 @@ fn main() -> ExitCode {
         cli::Command::Nft { config } => check::nft(&config),
         cli::Command::Replay(args) => replay::run(&args),
         cli::Command::Run(args) => run::run(&args),
-        cli::Command::Lab(args) => lab::run(&args),
         cli::Command::Bypass(args) => bypass::run(&args),
     };
     match result {

@@ -1,4 +1,4 @@
-//! `greguard lab` (what `make demo` runs) end to end: it passes its own report and leaves no
+//! `greguard-gen lab` (what `make demo` runs) end to end: it passes its own report and leaves no
 //! namespace, veth or XDP program behind, also when interrupted. Needs root.
 
 mod common;
@@ -28,7 +28,7 @@ fn namespaces(prefix: &str) -> Vec<String> {
 fn the_lab_passes_its_report_and_removes_everything() {
     common::netns::require_root();
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let child = Command::new(env!("CARGO_BIN_EXE_greguard"))
+    let child = Command::new(common::netns::gen_binary())
         .args(["lab", "--seconds", "3", "--pps", "5000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,7 +88,7 @@ fn the_lab_passes_its_report_and_removes_everything() {
 fn an_interrupted_lab_still_removes_everything() {
     common::netns::require_root();
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let child = Command::new(env!("CARGO_BIN_EXE_greguard"))
+    let child = Command::new(common::netns::gen_binary())
         .args(["lab", "--seconds", "30", "--pps", "5000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,4 +1,5 @@
-//! `greguard lab` (what `make demo` runs): the real appliance on a laptop or CI machine.
+//! `greguard-gen lab` (what `make demo` runs): the real appliance on a laptop or CI machine. It
+//! lives beside the generator, not in the product: the `greguard` binary links no traffic code.
 //!
 //! Builds three network namespaces joined by veths (outside ↔ box ↔ inside), writes the lab
 //! policy, runs `greguard run` on the box's two veths with AF_XDP, and for `--seconds` drives
@@ -21,63 +22,79 @@ use anyhow::{anyhow, bail, Context};
 use traffic::netns::{Topology, INSIDE_ADDR};
 use traffic::ClassCounts;
 
-use crate::cli::LabArgs;
-use crate::exit::Failure;
 use procs::{Proc, Spawn};
 use table::{BoxSecond, Live};
 
-/// Runs the lab; exits 1 when what arrived is not what the policy says should.
-pub fn run(args: &LabArgs) -> Result<(), Failure> {
+/// What `greguard-gen lab` is asked to do.
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    /// How long the traffic runs.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Frames per second sent from the outside (the inside replies with a tenth of it).
+    #[arg(long, default_value_t = 20_000)]
+    pub pps: u64,
+    /// Seconds of storm in the middle of the run: unknown-peer GRE from random sources at
+    /// `--storm-pps`, sent at kernel speed (BPF_PROG_RUN); 0 = no storm.
+    #[arg(long, default_value_t = 5)]
+    pub storm_seconds: u64,
+    /// Frames per second of the storm; 0 = as fast as one CPU can.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub storm_pps: u64,
+}
+
+/// How the lab ended, when it could run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// What arrived is what the policy says should.
+    Passed,
+    /// The report shows traffic where the policy says it should not be.
+    Failed,
+}
+
+/// Runs the lab. An error is a lab that could not run (no root, a missing binary, namespaces
+/// that could not be made).
+pub fn run(args: &LabArgs) -> anyhow::Result<Outcome> {
     let missing = datapath::link::missing_capabilities();
     if !missing.is_empty() {
-        return Err(Failure::runtime(anyhow!(
+        bail!(
             "the lab creates network namespaces and AF_XDP sockets and needs root (missing {}); \
              run `sudo make demo`",
             missing.join(", ")
-        )));
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     for s in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(s, stop.clone())
-            .context("installing the signal handlers")
-            .map_err(Failure::runtime)?;
+        signal_hook::flag::register(s, stop.clone()).context("installing the signal handlers")?;
     }
-    let exe = std::env::current_exe()
-        .context("finding the greguard binary")
-        .map_err(Failure::runtime)?;
-    let gen = exe.with_file_name("greguard-gen");
-    if !gen.exists() {
-        return Err(Failure::runtime(anyhow!(
+    let gen = std::env::current_exe().context("finding the greguard-gen binary")?;
+    let exe = gen.with_file_name("greguard");
+    if !exe.exists() {
+        bail!(
             "{} is missing: build it with `cargo build --release --workspace` (make demo does)",
-            gen.display()
-        )));
+            exe.display()
+        );
     }
     let dir = tempfile::Builder::new()
         .prefix("greguard-lab-")
         .tempdir()
-        .context("creating the lab's directory")
-        .map_err(Failure::runtime)?;
+        .context("creating the lab's directory")?;
     let prefix = format!("gl{}", std::process::id() % 100_000);
     println!(
         "greguard lab: creating namespaces {prefix}-out, {prefix}-box, {prefix}-in and their veths"
     );
     let topo = Topology::create(&prefix, 1)
-        .context("creating the lab's namespaces (needs iproute2 and ethtool: `make deps`)")
-        .map_err(Failure::runtime)?;
+        .context("creating the lab's namespaces (needs iproute2 and ethtool: `make deps`)")?;
     let result = drive(args, &topo, &exe, &gen, dir.path().to_path_buf(), &stop);
     // Processes first, then the namespaces (Topology::destroy kills stragglers, too).
     drop(topo);
     println!(
         "greguard lab: removed namespaces {prefix}-out, {prefix}-box, {prefix}-in and the veths"
     );
-    result.map_err(Failure::runtime).and_then(|ok| {
-        if ok {
-            Ok(())
-        } else {
-            Err(Failure::input(anyhow!(
-                "the lab's report shows traffic where the policy says it should not be (see above)"
-            )))
-        }
+    Ok(if result? {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
     })
 }
 
