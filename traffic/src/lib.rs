@@ -17,7 +17,7 @@ pub use class::{Class, ClassCounts};
 pub use mix::{Mix, Side};
 
 /// The lab's tunnels (TOML): a keyed branch with keepalives, a provider prefix with IPv6 and
-/// IPv4 inside, and a PPTP user. `greguard lab` and the data-path tests put them behind their
+/// IPv4 inside, and a PPTP user. `greguard-gen lab` and the data-path tests put them behind their
 /// own `[ports]`; `greguard-gen` builds valid frames for each.
 pub const LAB_TUNNELS: &str = r#"
 # A branch with a fixed address and a key; its router sends keepalives.

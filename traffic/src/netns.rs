@@ -6,7 +6,7 @@
 //!  10.77.0.1/24               greguard run                       10.77.0.2/24
 //! ```
 //!
-//! Used by `greguard lab` and the data-path tests. Every name carries the caller's prefix, so
+//! Used by `greguard-gen lab` and the data-path tests. Every name carries the caller's prefix, so
 //! two runs never collide; [`Topology::destroy`] (also on drop) kills what still runs in the
 //! namespaces and deletes them, and the veths with them.
 

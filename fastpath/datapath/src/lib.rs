@@ -694,7 +694,7 @@ fn resolve_queues(spec: &PortsSpec, links: &[Link; 2]) -> Result<Vec<u32>, Error
                 inside: links[1].name.clone(),
                 inside_count: counts[1],
                 larger: links[larger].name.clone(),
-                smaller: counts[1 - larger],
+                smaller: counts[0].min(counts[1]),
             });
         }
         None => (0..counts[0]).collect(),

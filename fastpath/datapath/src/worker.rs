@@ -187,7 +187,8 @@ impl Worker {
             self.reclaim(0);
             self.reclaim(1);
             self.refill();
-            let moved = self.forward(0, now) + self.forward(1, now);
+            let moved = self.forward(Direction::FromOutside, now)
+                + self.forward(Direction::FromInside, now);
             self.kick(0);
             self.kick(1);
             if moved == 0 && self.in_tx == [0, 0] {
@@ -301,9 +302,11 @@ impl Worker {
         }
     }
 
-    /// Step 3: one RX batch of port `p` classified and dispatched. Returns the frames taken.
+    /// Step 3: one RX batch of the port frames arrive on from `dir`, classified and dispatched
+    /// to the other port. Returns the frames taken.
     #[inline]
-    fn forward(&mut self, p: usize, now: u64) -> usize {
+    fn forward(&mut self, dir: Direction, now: u64) -> usize {
+        let (p, o) = (dir.index(), dir.other().index());
         let batch = self.config.batch;
         // SAFETY: the descriptors come from this UMEM's RX ring; the kernel does not touch
         // those frames again until the worker puts them on a fill or TX ring below.
@@ -313,20 +316,19 @@ impl Worker {
             return 0;
         }
         self.in_fill[p] = self.in_fill[p].saturating_sub(n as u32);
-        let dir = if p == 0 {
-            Direction::FromOutside
-        } else {
-            Direction::FromInside
-        };
         let capacity = self.config.capacity;
 
-        let o = 1 - p;
         let mut forwarded = 0;
         let mut rx_bytes = 0u64;
         {
             let mut frames: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
-            for ((frame, desc), len) in frames
+            // What the classifier sees: an oversize frame (longer than a UMEM frame holds, or
+            // continued in another descriptor) is decided before classification, as an empty
+            // frame, so it can spend no policer token.
+            let mut judged: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+            for (((frame, seen), desc), len) in frames
                 .iter_mut()
+                .zip(judged.iter_mut())
                 .zip(&self.rx_buf[..n])
                 .zip(self.lens.iter_mut())
             {
@@ -335,19 +337,22 @@ impl Worker {
                 // kernel does not write the frame while this shared view of it lives (it ends
                 // with this block, before any descriptor is handed to a ring).
                 *frame = unsafe { self.umem.data(desc) }.contents();
+                if !oversize(*len, capacity, desc) {
+                    *seen = frame;
+                }
             }
             self.classifier.classify_batch(
                 &self.policy,
                 now,
                 dir,
-                &frames[..n],
+                &judged[..n],
                 &mut self.decisions[..n],
             );
             for (i, frame) in frames[..n].iter().enumerate() {
                 let desc = self.rx_buf[i];
                 let len = self.lens[i];
                 let mut decision = self.decisions[i];
-                if len > capacity || desc.options() & XDP_PKT_CONTD != 0 {
+                if oversize(len, capacity, &desc) {
                     decision = Decision::new(Verdict::Drop, Reason::Oversize);
                 }
                 self.counters.record(dir, decision, len);
@@ -484,4 +489,11 @@ impl Worker {
         self.stats
             .publish(&self.counters, &self.port_counters, &self.ledger);
     }
+}
+
+/// A frame the data path drops as `oversize`: longer than a UMEM frame holds, or continued in
+/// another descriptor (a multi-buffer frame).
+#[inline(always)]
+fn oversize(len: usize, capacity: usize, desc: &FrameDesc) -> bool {
+    len > capacity || desc.options() & XDP_PKT_CONTD != 0
 }

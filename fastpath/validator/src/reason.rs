@@ -196,6 +196,24 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Both ports, in index order (outside 0, inside 1).
+    pub const BOTH: [Direction; 2] = [Direction::FromOutside, Direction::FromInside];
+
+    /// The port's index in per-port arrays.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The other port: where a frame that arrived on this one leaves.
+    #[inline]
+    pub const fn other(self) -> Direction {
+        match self {
+            Direction::FromOutside => Direction::FromInside,
+            Direction::FromInside => Direction::FromOutside,
+        }
+    }
+
     /// The port name the frame arrived on.
     pub const fn port(self) -> &'static str {
         match self {

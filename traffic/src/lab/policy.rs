@@ -4,7 +4,7 @@
 /// The policy text for a box whose ports are `outside` and `inside`.
 pub fn lab_policy(outside: &str, inside: &str) -> String {
     format!(
-        r#"# greguard lab policy (written by `greguard lab`).
+        r#"# greguard lab policy (written by `greguard-gen lab`).
 [ports]
 outside  = "{outside}"
 inside   = "{inside}"
