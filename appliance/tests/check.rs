@@ -54,3 +54,18 @@ fn bad_arguments_exit_with_usage() {
     assert_ne!(o.status.code(), Some(0));
     assert!(text(&o).1.contains("Usage"), "{:?}", text(&o));
 }
+
+#[test]
+fn run_without_a_ports_table_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("no-ports.toml");
+    std::fs::write(&policy, traffic::LAB_TUNNELS).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greguard"))
+        .args(["run", "-c"])
+        .arg(&policy)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no [ports] table"), "{stderr}");
+}

@@ -3,9 +3,8 @@
 //! can express — for the lab's policy, and for random policies over the property-test
 //! generators' frames. Needs root.
 
-mod common;
-#[path = "../../fastpath/validator/tests/common/mod.rs"]
-mod shared;
+use crate::common;
+use crate::shared;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

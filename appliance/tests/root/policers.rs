@@ -1,7 +1,7 @@
 //! Rates mean what the policy says whatever the number of workers: every worker polices with
 //! the same buckets. Needs root.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

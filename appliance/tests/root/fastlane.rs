@@ -3,7 +3,7 @@
 //! full validator; a reload changes the kernel's verdicts; after `kill -9` the program keeps
 //! the box open or closed as `on_failure` says. Needs root.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The systemd unit: `systemd-analyze verify` accepts it (with the binary where the build put
 //! it), and its ExecStartPre/ExecReload check the policy first.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

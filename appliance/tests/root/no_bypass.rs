@@ -3,7 +3,7 @@
 //! `ethtool -L`) still gets the kernel's decisions, with what it would hand up dropped. Needs
 //! root.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,9 +6,8 @@
 //! the reason tests' non-GRE frames and fragments, mutated corpus frames and random GRE.
 //! Needs root.
 
-mod common;
-#[path = "../../fastpath/validator/tests/common/mod.rs"]
-mod shared;
+use crate::common;
+use crate::shared;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

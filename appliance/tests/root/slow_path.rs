@@ -2,7 +2,7 @@
 //! does not keep greguard from stopping, sample files never exceed `pcap_keep` across
 //! restarts, and a reload applies new pcap settings. Needs root.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,9 +2,7 @@
 //! unknown_tunnel, invalid_gre and their shared rate-limit budget, fragments, reserved_bits,
 //! bogons.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use frames::{Checksum, FrameBuilder, Gre};
 use validator::wire::gre::proto;
 use validator::{Action, Classifier, Decision, Direction, Policy, Reason, Verdict};

@@ -2,9 +2,7 @@
 //! filled in here, word by word as RFC 1071 §3 describes, must pass; changing any single byte the
 //! checksum covers must make them fail.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use frames::{payload, Checksum, FrameBuilder, Gre, Layout};
 use proptest::prelude::*;
 use validator::wire::gre::proto;

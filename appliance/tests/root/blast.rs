@@ -2,7 +2,7 @@
 //! several classes at once from one process, each paced or at full speed, every frame sent
 //! arriving, and nothing left on loopback afterwards. Needs root.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};

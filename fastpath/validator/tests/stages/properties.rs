@@ -3,10 +3,8 @@
 //! truncated GRE frame is never forwarded as tunnel traffic, and a batch decides as frames one by
 //! one do.
 
-mod common;
-
-use common::generators::*;
-use common::*;
+use crate::common::generators::*;
+use crate::common::*;
 use frames::FrameBuilder;
 use proptest::prelude::*;
 use proptest::sample::Index;

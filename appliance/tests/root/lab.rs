@@ -1,7 +1,7 @@
 //! `greguard-gen lab` (what `make demo` runs) end to end: it passes its own report and leaves no
 //! namespace, veth or XDP program behind, also when interrupted. Needs root.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::sync::Mutex;

@@ -1,11 +1,9 @@
 //! Tunnel selection (the README's Policy reference): orientation by port, prefixes, the most
 //! specific tunnel (longest peer, then longest local), and the key among equally specific ones.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::*;
+use crate::common::*;
 use frames::{FrameBuilder, Gre};
 use validator::wire::gre::proto;
 use validator::{Decision, Direction, KeyRule, Policy, Reason, TunnelSpec, Verdict};

@@ -11,9 +11,8 @@
 //! Where the kernel decides, it must reach the validator's verdict and reason; where it hands a
 //! frame up, the README's fast-lane table must say it does. Needs root.
 
-mod common;
-#[path = "../../fastpath/validator/tests/common/mod.rs"]
-mod shared;
+use crate::common;
+use crate::shared;
 
 use std::fmt::Write as _;
 

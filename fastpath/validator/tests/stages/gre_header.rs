@@ -1,9 +1,7 @@
 //! The GRE header stage: RFC 2784 flag bits (MUST discard / SHOULD ignore) and PPTP enhanced GRE
 //! (RFC 2637 §4.1), through the public classifier.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use frames::{payload, FrameBuilder, Gre};
 use validator::wire::gre::{flags, proto};
 use validator::{Action, Direction, KeyRule, Reason, TunnelSpec, Verdict};

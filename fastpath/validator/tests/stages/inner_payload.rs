@@ -1,10 +1,8 @@
 //! The inner-packet stage (the README's Verdicts and reasons `bad_inner`): for each protocol class
 //! a payload that is what the protocol type says, and payloads that are not.
 
-mod common;
-
-use common::generators::{fail_closed_frames, FAIL_CLOSED_LOCAL, FAIL_CLOSED_PEER};
-use common::*;
+use crate::common::generators::{fail_closed_frames, FAIL_CLOSED_LOCAL, FAIL_CLOSED_PEER};
+use crate::common::*;
 use frames::{payload, FrameBuilder, Gre};
 use validator::wire::gre::proto;
 use validator::{Action, Classifier, Direction, Policy, Reason, TunnelSpec, Verdict};
