@@ -741,8 +741,8 @@ fn metrics_exist_from_start_and_add_up_after_traffic() {
         assert_eq!(counted, received, "{port}:\n{after}");
     }
     // Every unknown, invalid and bogon frame was dropped; the fast lane counts the invalid
-    // frames from addresses of no tunnel as unknown_tunnel (see the README), so unknown_tunnel
-    // holds at least the unknown class.
+    // frames from addresses of no tunnel as unknown_tunnel (see docs/fast-lane.md), so
+    // unknown_tunnel holds at least the unknown class.
     let garbage = [Class::Unknown, Class::Invalid, Class::Bogon]
         .iter()
         .map(|c| sent.frames[c.index()])
