@@ -1,5 +1,5 @@
-//! The Prometheus endpoint (the README's Metrics): `GET /metrics` on `[metrics] listen`, served by
-//! `metrics-exporter-prometheus` on a thread of its own.
+//! The Prometheus endpoint (docs/operations.md, Metrics): `GET /metrics` on `[metrics] listen`,
+//! served by `metrics-exporter-prometheus` on a thread of its own.
 //!
 //! The workers never call into the metrics library. The main thread copies their published
 //! counters into registered handles (`absolute` for counters, `set` for gauges) every time it

@@ -321,8 +321,8 @@ fn reload(
     }
 }
 
-/// libxdp's messages on a machine without a BPF filesystem: it then loads a single program
-/// without its dispatcher, which is what greguard wants anyway (FIELD-NOTES).
+/// libxdp's messages on a machine without a BPF filesystem mounted (/sys/fs/bpf):
+/// it then loads a single program without its dispatcher, which is what greguard wants anyway.
 const EXPECTED_WARNINGS: [&str; 3] = [
     "No bpffs found",
     "Can't use dispatcher",

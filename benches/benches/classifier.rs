@@ -97,7 +97,8 @@ fn bench_mix(cr: &mut Criterion) {
     group.finish();
 }
 
-/// The README's table: ns/packet and Mpps per core, timing only the classification of each ring.
+/// The table of docs/benchmarks.md: ns/packet and Mpps per core, timing only the classification
+/// of each ring.
 fn summary() {
     println!("\nstandard mix, rings of {RING} frames from {POOLS} distinct pools, batches of {BATCH}, one core:");
     println!("{:>10} {:>12} {:>12}", "tunnels", "ns/packet", "Mpps/core");

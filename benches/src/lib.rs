@@ -1,5 +1,6 @@
-//! The standard traffic mix of greguard's benchmarks, shared by the classifier micro-benchmark
-//! and (later) the end-to-end benchmark and the lab's generator.
+//! The standard mix: the classifier micro-benchmark's traffic (`make bench`, and
+//! `examples/profile_mix`). Not the lab mix, which `greguard-gen` sends in the lab and the
+//! end-to-end, scale and soak benchmarks (docs/benchmarks.md).
 //!
 //! The mix, by frame count:
 //!

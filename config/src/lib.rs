@@ -1,4 +1,4 @@
-//! greguard's policy file (the README's Policy reference): the TOML schema, validation with
+//! greguard's policy file (docs/policy.md): the TOML schema, validation with
 //! `FILE:LINE:COL: message` errors, and compilation into [`validator::Policy`] tables.
 //!
 //! Loading goes text → serde (structs that refuse unknown keys and keep the span of every value)

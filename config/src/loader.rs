@@ -287,8 +287,8 @@ pub const MAX_POLICY_BYTES: u64 = 64 << 20;
 
 /// Reads `path` into `text` as one consistent version: the open file's size and modification
 /// time must be the same before and after the read, and all of it read, or it is read again (an
-/// editor or a deploy tool may be writing it). Replacing the file by a rename, as the README
-/// tells operators to, never shows a reader half a file.
+/// editor or a deploy tool may be writing it). Replacing the file by a rename, as
+/// docs/operations.md tells operators to, never shows a reader half a file.
 fn read_consistent(path: &Path, text: &mut String) -> std::io::Result<()> {
     use std::io::{Error, ErrorKind};
     use std::os::unix::fs::MetadataExt;

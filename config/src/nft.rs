@@ -380,7 +380,7 @@ fn match_addresses(
                 );
             }
         } else {
-            // Most specific first (the README's Policy reference): longest peer prefix, then
+            // Most specific first (docs/policy.md): longest peer prefix, then
             // longest local prefix.
             let mut ordered = family.clone();
             ordered.sort_by_key(|(_, g)| {
@@ -423,7 +423,7 @@ fn fragment_chain(o: &mut String, groups: &[Group], sides: &Sides) {
     let _ = writeln!(o, "\t}}\n");
 }
 
-/// Chooses among the tunnels of one address pair by key (the README's Policy reference): `key = N`
+/// Chooses among the tunnels of one address pair by key (docs/policy.md): `key = N`
 /// for key N (a version-1 packet's call ID), `key = "none"` for no key, no `key` for either.
 fn addr_chain(o: &mut String, n: usize, group: &Group, tunnels: &[Arc<TunnelSpec>]) {
     let _ = writeln!(o, "\tchain addr_{n} {{");

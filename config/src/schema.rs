@@ -1,4 +1,4 @@
-//! The policy file as serde reads it (the README's Policy reference): every table refuses unknown
+//! The policy file as serde reads it (docs/policy.md): every table refuses unknown
 //! keys, and every value a later check may have to point at keeps its span. Values stay close to
 //! the TOML types here (integers as `i64`, choices as strings) so that range and spelling checks
 //! can name the key and list what is allowed, which serde's derived messages cannot do.

@@ -1,5 +1,5 @@
 //! From what serde read to a [`PolicyModel`] and a compiled [`Policy`]: every range, spelling and
-//! cross-field rule of the README's Policy reference, each failure tied to the span of the value at
+//! cross-field rule of docs/policy.md, each failure tied to the span of the value at
 //! fault.
 //!
 //! All checks run and collect their problems; the one earliest in the file is reported. That

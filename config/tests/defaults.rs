@@ -1,4 +1,4 @@
-//! What a policy means when it leaves things out (the README's Policy reference).
+//! What a policy means when it leaves things out (docs/policy.md).
 
 use std::net::SocketAddr;
 

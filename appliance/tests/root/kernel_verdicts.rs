@@ -9,7 +9,7 @@
 //! - bit by bit over the version-0 flags, under both `reserved_bits` settings.
 //!
 //! Where the kernel decides, it must reach the validator's verdict and reason; where it hands a
-//! frame up, the README's fast-lane table must say it does. Needs root.
+//! frame up, the table of docs/fast-lane.md must say it does. Needs root.
 
 use crate::common;
 use crate::shared;
@@ -71,7 +71,7 @@ fn what_moved(port: usize, before: &LaneCounters, after: &LaneCounters) -> Kerne
     panic!("the frame moved no counter");
 }
 
-/// The parts of a frame the README's fast-lane table names when it says what goes up.
+/// The parts of a frame the table of docs/fast-lane.md names when it says what goes up.
 #[derive(Debug, Default)]
 struct Shape {
     /// IPv6 whose first next header is an extension header the validator walks.
@@ -165,7 +165,7 @@ impl Shape {
     }
 }
 
-/// Whether the README's fast-lane table says the program hands `frame` up, given the
+/// Whether the table of docs/fast-lane.md says the program hands `frame` up, given the
 /// validator's decision for it: GRE it forwards (the program forwards no GRE) or judges past
 /// the tunnel match, rate-limit actions, what the program does not parse or check, and GRE
 /// whose addresses are in its prefix tries.

@@ -2,8 +2,8 @@
 //!
 //! A worker counts in plain integers it alone owns and copies them, every
 //! [`PUBLISH_INTERVAL_NS`] and once more when it stops, into a [`WorkerStats`] of relaxed atomics
-//! on cache lines of their own. Readers (the foreground summary, later the metrics endpoint)
-//! take [`Snapshot`]s; nothing on the hot path touches a shared cache line per packet.
+//! on cache lines of their own. Readers (the per-second line, the metrics endpoint, the final
+//! report) take [`Snapshot`]s; nothing on the hot path touches a shared cache line per packet.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Source addresses that can never be a real sender (the README's Policy reference `bogons`): IPv4
+//! Source addresses that can never be a real sender (docs/policy.md, Bogons): IPv4
 //! 0/8 ("this network", RFC 1122 §3.2.1.3), 127/8 (loopback), 224/4 (multicast, never a source),
 //! 240/4 (reserved, including the limited broadcast 255.255.255.255); IPv6 :: (unspecified), ::1
 //! (loopback) and ff00::/8 (multicast) — RFC 4291 §2.5.2, §2.5.3, §2.7.

@@ -1,7 +1,7 @@
 //! The compiled policy: defaults, tunnel rules and the tables that find a tunnel from a packet's
 //! outer addresses. Built once off the hot path (by the `config` crate), then only read.
 //!
-//! Lookup (the README's Policy reference): the most specific tunnel wins — longest `peer` prefix,
+//! Lookup (docs/policy.md): the most specific tunnel wins — longest `peer` prefix,
 //! then longest `local` prefix — and among equally specific tunnels the key decides. Host pairs
 //! (both ends a single address, by far the common case) sit in hash maps, so their cost does not
 //! grow with the tunnel count; prefixes sit in a trie of peer prefixes whose values are tries of
@@ -650,7 +650,7 @@ impl Policy {
     }
 
     /// Picks the tunnel of a pair by key: `key = N` for key N, `"none"` for no key, no `key` rule
-    /// for either (the README's Policy reference).
+    /// for either (docs/policy.md).
     #[inline(always)]
     fn resolve(&self, entry: Option<&Entry>, key: Option<u32>) -> Hit {
         let Some(e) = entry else { return Hit::None };

@@ -1,4 +1,4 @@
-//! GRE protocol types grouped into the classes a policy names (the README's Policy reference
+//! GRE protocol types grouped into the classes a policy names (docs/policy.md
 //! `protocols`), and the per-tunnel set of allowed ones.
 
 use crate::wire::gre::proto;

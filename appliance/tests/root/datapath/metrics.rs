@@ -105,9 +105,8 @@ fn metrics_exist_from_start_and_add_up_after_traffic() {
             + sum(&after, "greguard_fast_lane_packets_total", &judged);
         assert_eq!(counted, received, "{port}:\n{after}");
     }
-    // Every unknown, invalid and bogon frame was dropped; the fast lane counts the invalid
-    // frames from addresses of no tunnel as unknown_tunnel (see the README), so unknown_tunnel
-    // holds at least the unknown class.
+    // Every unknown, invalid and bogon frame was dropped, and unknown_tunnel holds at least the
+    // unknown class (the kernel and the validator give the same reasons: docs/fast-lane.md).
     let garbage = [Class::Unknown, Class::Invalid, Class::Bogon]
         .iter()
         .map(|c| sent.frames[c.index()])

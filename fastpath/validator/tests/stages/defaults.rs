@@ -1,4 +1,4 @@
-//! The `[defaults]` actions of the README's Policy reference through the classifier: non_gre,
+//! The `[defaults]` actions of docs/policy.md through the classifier: non_gre,
 //! unknown_tunnel, invalid_gre and their shared rate-limit budget, fragments, reserved_bits,
 //! bogons.
 

@@ -1,4 +1,4 @@
-//! Tunnel selection (the README's Policy reference): orientation by port, prefixes, the most
+//! Tunnel selection (docs/policy.md): orientation by port, prefixes, the most
 //! specific tunnel (longest peer, then longest local), and the key among equally specific ones.
 
 use std::net::{IpAddr, Ipv4Addr};
