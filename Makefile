@@ -114,13 +114,17 @@ soak: build
 bench-e2e: build
 	$(SUDO) benches/e2e $(E2E_ARGS)
 
-## install: the binaries to $(PREFIX)/bin, the unit to /etc/systemd/system, the example
-## policy to /etc/greguard/greguard.toml (an existing policy is left alone)
+## install: the binaries to $(PREFIX)/bin, the README and docs/ to $(PREFIX)/share/doc/greguard,
+## the unit to /etc/systemd/system, the example policy to /etc/greguard/greguard.toml (an
+## existing policy is left alone)
 PREFIX ?= /usr/local
 install: build
 	$(SUDO) install -D -m 0755 target/release/greguard $(DESTDIR)$(PREFIX)/bin/greguard
 	$(SUDO) install -D -m 0755 target/release/greguard-gen $(DESTDIR)$(PREFIX)/bin/greguard-gen
-	sed 's|/usr/local/bin/greguard|$(PREFIX)/bin/greguard|g' systemd/greguard.service \
+	$(SUDO) install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/greguard README.md
+	$(SUDO) install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/greguard/docs docs/*.md
+	sed -e 's|/usr/local/bin/greguard|$(PREFIX)/bin/greguard|g' \
+	    -e 's|/usr/local/share/doc/greguard|$(PREFIX)/share/doc/greguard|g' systemd/greguard.service \
 	  | $(SUDO) install -D -m 0644 /dev/stdin $(DESTDIR)/etc/systemd/system/greguard.service
 	@if [ -e $(DESTDIR)/etc/greguard/greguard.toml ]; then \
 	  echo "keeping the existing $(DESTDIR)/etc/greguard/greguard.toml"; \

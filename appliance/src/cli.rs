@@ -18,8 +18,9 @@ use validator::Direction;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 bad input (policy, capture, arguments), 2 runtime failure.\n\
-Policy reference, reasons and examples: see README.md."
+    after_help = "Exit codes: 0 ok, 1 bad input (a policy, a capture, a --port), 2 a runtime \
+failure or a command line that cannot be parsed.\n\
+Reasons: README.md; the policy reference: docs/policy.md."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -81,7 +81,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<Outcome> {
         .context("creating the lab's directory")?;
     let prefix = format!("gl{}", std::process::id() % 100_000);
     println!(
-        "greguard lab: creating namespaces {prefix}-out, {prefix}-box, {prefix}-in and their veths"
+        "greguard-gen lab: creating namespaces {prefix}-out, {prefix}-box, {prefix}-in and their veths"
     );
     let topo = Topology::create(&prefix, 1)
         .context("creating the lab's namespaces (needs iproute2 and ethtool: `make deps`)")?;
@@ -89,7 +89,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<Outcome> {
     // Processes first, then the namespaces (Topology::destroy kills stragglers, too).
     drop(topo);
     println!(
-        "greguard lab: removed namespaces {prefix}-out, {prefix}-box, {prefix}-in and the veths"
+        "greguard-gen lab: removed namespaces {prefix}-out, {prefix}-box, {prefix}-in and the veths"
     );
     Ok(if result? {
         Outcome::Passed
@@ -111,7 +111,7 @@ fn drive(
     std::fs::write(&policy, policy::lab_policy(&topo.box_out, &topo.box_in))
         .with_context(|| format!("writing {}", policy.display()))?;
     let policy_s = policy.to_string_lossy().into_owned();
-    println!("greguard lab: policy {policy_s}");
+    println!("greguard-gen lab: policy {policy_s}");
 
     let mut gre_box = Proc::spawn(Spawn {
         name: "greguard run",
@@ -272,7 +272,7 @@ fn drive(
         }
     }
     if interrupted {
-        println!("\ngreguard lab: interrupted; stopping and cleaning up");
+        println!("\ngreguard-gen lab: interrupted; stopping and cleaning up");
         for p in [&mut storm, &mut replies, &mut ping] {
             p.terminate();
         }

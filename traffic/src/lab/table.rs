@@ -100,7 +100,7 @@ impl Live {
         }
         let _ = writeln!(
             s,
-            "\ngreguard lab  {:>3} s of {}   {}   (Ctrl-C stops and cleans up){}",
+            "\ngreguard-gen lab  {:>3} s of {}   {}   (Ctrl-C stops and cleans up){}",
             elapsed.as_secs(),
             self.seconds,
             self.header,
