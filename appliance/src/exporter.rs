@@ -116,7 +116,11 @@ fn tunnel_series(policy: &Policy, i: u32) -> [Counter; 2] {
 /// (registering 200 000 series anew took longer than the rest of a 100 000-tunnel reload).
 fn policy_series(policy: &Policy, old: Option<(&Policy, &[[Counter; 2]])>) -> Vec<[Counter; 2]> {
     let previous = old.map(|(p, _)| policy.previous_indices(p));
-    (0..policy.tunnel_count() as u32)
+    // Tunnel indices are u32: Policy::add_tunnel refuses a tunnel whose index would not fit
+    // (TooManyTunnels), so the count fits too.
+    #[allow(clippy::cast_possible_truncation)]
+    let count = policy.tunnel_count() as u32;
+    (0..count)
         .map(|i| {
             let found = previous.as_ref().and_then(|p| p[i as usize]);
             match (found, old) {
@@ -295,7 +299,9 @@ async fn prune(
 ) {
     // The first render after a change sees the new series (which starts their idle time), the
     // first one more than `idle` later removes them; one more for timer slack.
-    let renders = (idle.as_millis() / every.as_millis().max(1)) as u32 + 2;
+    let renders = u32::try_from(idle.as_millis() / every.as_millis().max(1))
+        .unwrap_or(u32::MAX)
+        .saturating_add(2);
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut left = 0;

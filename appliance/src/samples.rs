@@ -151,7 +151,10 @@ impl PcapRotator {
     /// Appends one sample, rotating first when it would not fit.
     pub fn write(&mut self, sample: &Sample) -> Result<()> {
         let data = sample.bytes();
-        let record = RECORD_HEADER + data.len() as u64;
+        // pcap keeps a record's length in a u32 (a sample holds at most a snap length).
+        let incl = u32::try_from(data.len())
+            .with_context(|| format!("a sample of {} bytes is too long for pcap", data.len()))?;
+        let record = RECORD_HEADER + u64::from(incl);
         let full = self
             .current
             .as_ref()
@@ -168,8 +171,8 @@ impl PcapRotator {
             .unwrap_or(self.epoch_wall)
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let incl = data.len() as u32;
-        // The record header, big-endian like the file header (pcap-file's default).
+        // The record header, big-endian like the file header (pcap-file's default); 16 bytes.
+        #[allow(clippy::cast_possible_truncation)]
         let mut header = [0u8; RECORD_HEADER as usize];
         let seconds = u32::try_from(ts.as_secs()).unwrap_or(u32::MAX);
         header[0..4].copy_from_slice(&seconds.to_be_bytes());
@@ -226,6 +229,8 @@ impl PcapRotator {
 }
 
 #[cfg(test)]
+// Test samples are a few hundred bytes: their lengths fit u32.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use validator::{Decision, Direction, Reason, Verdict};

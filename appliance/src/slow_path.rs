@@ -186,7 +186,8 @@ impl SlowPath {
                 let tunnel = sample
                     .decision
                     .tunnel()
-                    .map(|t| policy.tunnel_name(t as u32));
+                    .and_then(|t| u32::try_from(t).ok())
+                    .map(|t| policy.tunnel_name(t));
                 drops.sample(&sample, tunnel);
             }
             if let Some(w) = files {

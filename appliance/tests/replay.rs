@@ -1,6 +1,10 @@
 //! `greguard replay` end to end: the real binary on captures made by scapy (captures/) and on
 //! captures these tests write.
 
+// Test frames and captures are small (their lengths fit u32), a draw below a usize bound fits
+// usize, and random bytes are draws below 256.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::net::Ipv4Addr;

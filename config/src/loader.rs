@@ -307,7 +307,10 @@ fn read_consistent(path: &Path, text: &mut String) -> std::io::Result<()> {
                 ),
             ));
         }
-        text.reserve_exact(with_room(before.len() as usize));
+        // At most MAX_POLICY_BYTES (64 MiB, checked above): it fits any usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let len = before.len() as usize;
+        text.reserve_exact(with_room(len));
         (&mut file)
             .take(MAX_POLICY_BYTES + 1)
             .read_to_string(text)?;

@@ -195,24 +195,29 @@ impl Checker<'_> {
         );
         let frame_size = match raw.frame_size.as_ref() {
             None => 4096,
-            Some(f) if matches!(*f.get_ref(), 2048 | 4096) => *f.get_ref() as u32,
-            Some(f) => {
-                self.fail(
-                    f.span(),
-                    format!(
-                        "ports.frame_size = {} is not allowed; allowed: 2048 or 4096 (AF_XDP frames are a power of two, at most a page)",
-                        f.get_ref()
-                    ),
-                );
-                4096
-            }
+            Some(f) => match *f.get_ref() {
+                2048 => 2048,
+                4096 => 4096,
+                other => {
+                    self.fail(
+                        f.span(),
+                        format!(
+                            "ports.frame_size = {other} is not allowed; allowed: 2048 or 4096 (AF_XDP frames are a power of two, at most a page)"
+                        ),
+                    );
+                    4096
+                }
+            },
         };
         let ring_size = match raw.ring_size.as_ref() {
             None => DEFAULT_RING_SIZE,
             Some(r) => {
                 let v = *r.get_ref();
-                if (64..=16384).contains(&v) && (v as u64).is_power_of_two() {
-                    v as u32
+                if let Some(size) = u32::try_from(v)
+                    .ok()
+                    .filter(|s| (64..=16384).contains(s) && s.is_power_of_two())
+                {
+                    size
                 } else {
                     self.fail(
                         r.span(),
@@ -226,8 +231,11 @@ impl Checker<'_> {
             None => DEFAULT_BATCH_SIZE.min(ring_size),
             Some(b) => {
                 let v = *b.get_ref();
-                if (1..=i64::from(MAX_BATCH_SIZE.min(ring_size))).contains(&v) {
-                    v as u32
+                if let Some(size) = u32::try_from(v)
+                    .ok()
+                    .filter(|s| (1..=MAX_BATCH_SIZE.min(ring_size)).contains(s))
+                {
+                    size
                 } else {
                     self.fail(
                         b.span(),
@@ -294,10 +302,12 @@ impl Checker<'_> {
         }
         let mut out: Vec<u32> = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(v) = self.int(id, key, 0, MAX_ID, "") else {
+            let Some(v) = self
+                .int(id, key, 0, MAX_ID, "")
+                .and_then(|v| u32::try_from(v).ok())
+            else {
                 continue;
             };
-            let v = v as u32;
             if out.contains(&v) {
                 self.fail(id.span(), format!("{key}: {what} {v} is listed twice"));
             } else {
@@ -432,14 +442,17 @@ impl Checker<'_> {
         }
         let version = match raw.version.as_ref() {
             None => Some(0u8),
-            Some(v) if matches!(*v.get_ref(), 0 | 1) => Some(*v.get_ref() as u8),
-            Some(v) => {
-                self.fail(
-                    v.span(),
-                    format!("{ctx}version = {} is not allowed; allowed: 0 (GRE, RFC 2784/2890) or 1 (PPTP enhanced GRE, RFC 2637)", v.get_ref()),
-                );
-                None
-            }
+            Some(v) => match *v.get_ref() {
+                0 => Some(0),
+                1 => Some(1),
+                other => {
+                    self.fail(
+                        v.span(),
+                        format!("{ctx}version = {other} is not allowed; allowed: 0 (GRE, RFC 2784/2890) or 1 (PPTP enhanced GRE, RFC 2637)"),
+                    );
+                    None
+                }
+            },
         };
         let key = raw
             .key
@@ -679,12 +692,14 @@ impl Checker<'_> {
             i64::from(d.pcap_keep),
         );
         Sampling {
-            invalid: invalid as u32,
-            forwarded: forwarded as u32,
-            snaplen: snaplen as u32,
+            // Each value is within its range (checked above) or the default; the fallbacks
+            // are never taken.
+            invalid: u32::try_from(invalid).unwrap_or(d.invalid),
+            forwarded: u32::try_from(forwarded).unwrap_or(d.forwarded),
+            snaplen: u32::try_from(snaplen).unwrap_or(d.snaplen),
             pcap_dir,
             pcap_rotate_mb: pcap_rotate_mb as u64,
-            pcap_keep: pcap_keep as u32,
+            pcap_keep: u32::try_from(pcap_keep).unwrap_or(d.pcap_keep),
         }
     }
 

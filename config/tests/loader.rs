@@ -3,6 +3,9 @@
 //! policies at random, with the snippets most likely to fool a split at `[[tunnel]]` lines, and
 //! compare the two after every edit with one loader kept across all of them.
 
+// A draw below a usize bound fits usize; a draw below 10 fits u8.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::path::PathBuf;
 
 use std::sync::Arc;

@@ -242,7 +242,7 @@ fn shared_header() -> String {
             if bits == 0 {
                 break;
             }
-            let mask = (0xFFu16 << (8 - bits)) as u8;
+            let mask = 0xFFu8 << (8 - bits);
             if mask == 0xFF {
                 terms.push(format!("a[{i}] == {b:#04x}"));
             } else {

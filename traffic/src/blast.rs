@@ -190,6 +190,8 @@ impl Sender<'_> {
             }
             return Ok(sent);
         }
+        // A float `as` saturates (no wrap): beyond u32::MAX frames a slice, u32::MAX.
+        #[allow(clippy::cast_possible_truncation)]
         let per_slice = ((pps as f64 * SLICE.as_secs_f64()).round() as u32).max(1);
         let mut next = start;
         while next < end {

@@ -268,7 +268,8 @@ fn write_pcap(w: &mut PcapWriter<File>, frame: &[u8]) -> Result<()> {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    w.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))?;
+    let len = u32::try_from(frame.len()).context("a frame too long for pcap")?;
+    w.write_packet(&PcapPacket::new(ts, len, frame))?;
     Ok(())
 }
 
@@ -313,12 +314,16 @@ fn send(a: &SendArgs) -> Result<()> {
             }
         }
         let room = if a.pps > 0 {
+            // A float `as` saturates (no wrap), as a count of frames allowed should.
+            #[allow(clippy::cast_possible_truncation)]
             let allowed = ((now - start).as_secs_f64() * a.pps as f64) as u64;
-            (allowed.saturating_sub(total) as usize).clamp(1, BATCH)
+            usize::try_from(allowed.saturating_sub(total))
+                .unwrap_or(usize::MAX)
+                .clamp(1, BATCH)
         } else {
             BATCH
         };
-        let room = room.min((limit - total) as usize);
+        let room = room.min(usize::try_from(limit - total).unwrap_or(usize::MAX));
         batch.clear();
         classes.clear();
         for i in 0..room {

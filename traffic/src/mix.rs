@@ -49,13 +49,14 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next_u64() as u8).collect()
+        // The low byte of each draw.
+        (0..n).map(|_| (self.next_u64() & 0xFF) as u8).collect()
     }
     /// A random unicast address that is no bogon and in no documentation or shared range the
     /// lab's policies use (so it matches no tunnel).
     pub fn spoofed(&mut self) -> Ipv4Addr {
         loop {
-            let a = Ipv4Addr::from(self.next_u64() as u32);
+            let a = Ipv4Addr::from((self.next_u64() & 0xFFFF_FFFF) as u32);
             let o = a.octets();
             if (1..224).contains(&o[0]) && ![10, 100, 127, 172, 192, 198, 203].contains(&o[0]) {
                 return a;
@@ -138,7 +139,11 @@ impl Mix {
                             Some(vid) => b.vlan(vid),
                             None => b,
                         };
-                        Some(b.macs(DST_MAC, class.mac(v as u8)).build())
+                        // The variant byte wraps after 256 (the backscatter class has 1024
+                        // variants); only the class byte is read back (Class::of_frame).
+                        #[allow(clippy::cast_possible_truncation)]
+                        let variant = (v % 256) as u8;
+                        Some(b.macs(DST_MAC, class.mac(variant)).build())
                     })
                     .collect()
             })
@@ -191,10 +196,11 @@ fn inner_udp(rng: &mut Rng, data_len: usize) -> Vec<u8> {
 }
 
 /// The GRE header a valid frame of tunnel `t` carries for inner `protocol`.
-fn tunnel_gre(t: &TunnelSpec, protocol: u16, v: usize) -> Gre {
+fn tunnel_gre(t: &TunnelSpec, protocol: u16, v: u16) -> Gre {
     let mut gre = if t.version == 1 {
         let call_id = match t.key {
-            KeyRule::Equal(k) => k as u16,
+            // A PPTP key field holds the call ID in its low 16 bits (RFC 2637 §4.1).
+            KeyRule::Equal(k) => (k & 0xFFFF) as u16,
             _ => 1,
         };
         Gre::pptp(call_id)
@@ -210,7 +216,7 @@ fn tunnel_gre(t: &TunnelSpec, protocol: u16, v: usize) -> Gre {
         }
     }
     if t.sequence == FlagRule::Require || (t.version == 1 && t.sequence != FlagRule::Forbid) {
-        gre = gre.sequence(v as u32 + 1);
+        gre = gre.sequence(u32::from(v) + 1);
     }
     gre
 }
@@ -225,6 +231,8 @@ fn build(
     heavy: &[Ipv4Addr],
     rng: &mut Rng,
 ) -> Option<FrameBuilder> {
+    // Variants are numbered below UNKNOWN_VARIANTS (1024), so this is never None.
+    let v16 = u16::try_from(v).ok()?;
     Some(match class {
         Class::Tunnel => {
             let usable: Vec<&Endpoint> = endpoints
@@ -233,7 +241,7 @@ fn build(
                 .collect();
             let e = usable.get(v % usable.len().max(1))?;
             let (protocol, inner) = inner_for(&e.spec)?(rng, v);
-            FrameBuilder::ip(e.src, e.dst).gre(tunnel_gre(&e.spec, protocol, v), inner)
+            FrameBuilder::ip(e.src, e.dst).gre(tunnel_gre(&e.spec, protocol, v16), inner)
         }
         Class::Keepalive => {
             let usable: Vec<&Endpoint> = endpoints
@@ -243,17 +251,17 @@ fn build(
                 })
                 .collect();
             let e = usable.get(v % usable.len().max(1))?;
-            FrameBuilder::ip(e.src, e.dst).gre(tunnel_gre(&e.spec, 0x0000, v), Vec::new())
+            FrameBuilder::ip(e.src, e.dst).gre(tunnel_gre(&e.spec, 0x0000, v16), Vec::new())
         }
         Class::NonGre => {
             let peer = Ipv4Addr::new(203, 0, 113, 200);
             let b = FrameBuilder::ipv4(peer, local);
             match v % 5 {
                 0 => FrameBuilder::arp_request(peer, local),
-                1 => b.echo_request(0x4747, v as u16, rng.bytes(56)),
-                2 => b.tcp(443, 50000 + v as u16, 0x10, rng.bytes(100 + v * 10)),
+                1 => b.echo_request(0x4747, v16, rng.bytes(56)),
+                2 => b.tcp(443, 50000 + v16, 0x10, rng.bytes(100 + v * 10)),
                 3 => b.udp(500, 500, rng.bytes(120)),
-                _ => b.esp(0x1000 + v as u32, v as u32, rng.bytes(100)),
+                _ => b.esp(0x1000 + u32::from(v16), u32::from(v16), rng.bytes(100)),
             }
         }
         Class::Unknown => {
@@ -287,10 +295,12 @@ fn build(
             }
         }
         Class::Bogon => {
+            // Below VARIANTS (64), so this is never None.
+            let last = u8::try_from(v).ok()?;
             let src = match v % 3 {
-                0 => Ipv4Addr::new(0, 1, 2, v as u8),
-                1 => Ipv4Addr::new(127, 0, 0, v as u8),
-                _ => Ipv4Addr::new(240, 0, 0, v as u8),
+                0 => Ipv4Addr::new(0, 1, 2, last),
+                1 => Ipv4Addr::new(127, 0, 0, last),
+                _ => Ipv4Addr::new(240, 0, 0, last),
             };
             FrameBuilder::ipv4(src, local).gre(Gre::v0(0x0800), inner_udp(rng, 18))
         }

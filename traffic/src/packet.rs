@@ -9,7 +9,21 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub const BATCH: usize = 64;
 
 /// `ETH_P_ALL` in network byte order, as the socket and bind calls want it.
+// ETH_P_ALL is 0x0003.
+#[allow(clippy::cast_possible_truncation)]
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
+
+/// `AF_PACKET` as `sockaddr_ll`'s family field wants it.
+// AF_PACKET is 17.
+#[allow(clippy::cast_possible_truncation)]
+const AF_PACKET_FAMILY: u16 = libc::AF_PACKET as u16;
+
+/// The size of `T` as a socket call's length argument.
+// Only socket option values and addresses are measured: a few dozen bytes.
+#[allow(clippy::cast_possible_truncation)]
+const fn socklen<T>() -> libc::socklen_t {
+    std::mem::size_of::<T>() as libc::socklen_t
+}
 
 /// A bound packet socket.
 pub struct PacketSocket {
@@ -46,7 +60,7 @@ impl PacketSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_family = AF_PACKET_FAMILY;
         addr.sll_protocol = ETH_P_ALL_BE;
         addr.sll_ifindex = ifindex;
         // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
@@ -54,7 +68,7 @@ impl PacketSocket {
             libc::bind(
                 fd.as_raw_fd(),
                 (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                socklen::<libc::sockaddr_ll>(),
             )
         };
         if rc < 0 {
@@ -69,7 +83,7 @@ impl PacketSocket {
                 libc::SOL_PACKET,
                 libc::PACKET_QDISC_BYPASS,
                 (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
+                socklen::<libc::c_int>(),
             )
         };
         // SAFETY: as above. With PACKET_AUXDATA the kernel reports a VLAN tag that the
@@ -80,7 +94,7 @@ impl PacketSocket {
                 libc::SOL_PACKET,
                 libc::PACKET_AUXDATA,
                 (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
+                socklen::<libc::c_int>(),
             )
         };
         // A counter must not lose frames to its own socket buffer at lab rates: ask for a
@@ -94,7 +108,7 @@ impl PacketSocket {
                     libc::SOL_SOCKET,
                     opt,
                     (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as u32,
+                    socklen::<libc::c_int>(),
                 )
             };
             if rc == 0 {
@@ -109,7 +123,7 @@ impl PacketSocket {
     pub fn drops(&self) -> u64 {
         // SAFETY: plain old data; all-zero is valid.
         let mut stats: libc::tpacket_stats = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        let mut len = socklen::<libc::tpacket_stats>();
         // SAFETY: `stats` and `len` are valid for writes of the sizes passed.
         let rc = unsafe {
             libc::getsockopt(
@@ -142,9 +156,12 @@ impl PacketSocket {
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
+        // n ≤ BATCH (64).
+        #[allow(clippy::cast_possible_truncation)]
+        let vlen = n as libc::c_uint;
         // SAFETY: the first `n` headers point at `n` iovecs that point at live frame buffers;
         // the kernel only reads them (sendmmsg does not write through iov_base).
-        let rc = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), n as u32, 0) };
+        let rc = unsafe { libc::sendmmsg(self.fd.as_raw_fd(), msgs.as_mut_ptr(), vlen, 0) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             return match e.raw_os_error() {
@@ -193,15 +210,18 @@ impl PacketSocket {
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
             msgs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_ll).cast();
-            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            msgs[i].msg_hdr.msg_namelen = socklen::<libc::sockaddr_ll>();
         }
+        // n ≤ BATCH (64).
+        #[allow(clippy::cast_possible_truncation)]
+        let vlen = n as libc::c_uint;
         // SAFETY: every header points at a distinct, writable buffer and address of the sizes
         // given, all living until the call returns.
         let rc = unsafe {
             libc::recvmmsg(
                 self.fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
-                n as u32,
+                vlen,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )

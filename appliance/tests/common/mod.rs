@@ -1,6 +1,9 @@
 //! Helpers for the CLI tests: run the real `greguard` binary, write small captures and policies.
 
 #![allow(dead_code)]
+// Test captures hold small frames (their lengths fit u32); their timestamps, in nanoseconds
+// since 1970, fit u64 until 2554.
+#![allow(clippy::cast_possible_truncation)]
 
 pub mod netns;
 pub mod policies;

@@ -3,6 +3,10 @@
 //! the addresses the frame generators use (so frames hit them, miss them, and hit them with the
 //! wrong key), as TOML text that `config::load_str` and `greguard nft` both read.
 
+// A draw below a usize bound fits usize; the clock's nanoseconds since 1970 (a seed) fit u64
+// until 2554.
+#![allow(clippy::cast_possible_truncation)]
+
 /// A small deterministic random source (SplitMix64), so a failing run can be replayed with its
 /// seed.
 pub struct Draw(u64);

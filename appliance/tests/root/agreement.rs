@@ -6,6 +6,10 @@
 //! the reason tests' non-GRE frames and fragments, mutated corpus frames and random GRE.
 //! Needs root.
 
+// Flag bits (0x0300 at most) and draws below 255 fit their types; one random byte is cut
+// from a draw on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::common;
 use crate::shared;
 

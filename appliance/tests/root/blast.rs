@@ -2,6 +2,9 @@
 //! several classes at once from one process, each paced or at full speed, every frame sent
 //! arriving, and nothing left on loopback afterwards. Needs root.
 
+// SLICE is a few milliseconds: it fits u64.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::common;
 
 use std::io::{BufRead, BufReader, Read};

@@ -3,6 +3,9 @@
 //! can express — for the lab's policy, and for random policies over the property-test
 //! generators' frames. Needs root.
 
+// Test policies hold a few tunnels: their indices fit u32.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::common;
 use crate::shared;
 

@@ -135,7 +135,7 @@ pub fn run_live_frames(prog: i32, frame: &[u8], repeat: u32, batch: u32) -> io::
         sz: std::mem::size_of::<libxdp_sys::bpf_test_run_opts>(),
         data_in: frame.as_ptr() as *const c_void,
         data_out: std::ptr::null_mut(),
-        data_size_in: frame.len() as u32,
+        data_size_in: size_u32(frame.len())?,
         data_size_out: 0,
         ctx_in: std::ptr::null(),
         ctx_out: std::ptr::null_mut(),
@@ -158,17 +158,21 @@ pub fn run_live_frames(prog: i32, frame: &[u8], repeat: u32, batch: u32) -> io::
 pub fn test_run(prog: i32, frame: &[u8], ifindex: u32, queue: u32) -> io::Result<u32> {
     // struct xdp_md: data (0), data_end (the frame's length), data_meta (0), ingress_ifindex,
     // rx_queue_index, egress_ifindex.
-    let ctx: [u32; 6] = [0, frame.len() as u32, 0, ifindex, queue, 0];
+    let len = size_u32(frame.len())?;
+    let ctx: [u32; 6] = [0, len, 0, ifindex, queue, 0];
     let mut out = vec![0u8; frame.len() + 256];
+    // 24 bytes: the six u32 of `ctx`.
+    #[allow(clippy::cast_possible_truncation)]
+    let ctx_size = std::mem::size_of_val(&ctx) as u32;
     let mut opts = libxdp_sys::bpf_test_run_opts {
         sz: std::mem::size_of::<libxdp_sys::bpf_test_run_opts>(),
         data_in: frame.as_ptr() as *const c_void,
         data_out: out.as_mut_ptr() as *mut c_void,
-        data_size_in: frame.len() as u32,
-        data_size_out: out.len() as u32,
+        data_size_in: len,
+        data_size_out: size_u32(out.len())?,
         ctx_in: ctx.as_ptr() as *const c_void,
         ctx_out: std::ptr::null_mut(),
-        ctx_size_in: std::mem::size_of_val(&ctx) as u32,
+        ctx_size_in: ctx_size,
         ctx_size_out: 0,
         retval: 0,
         repeat: 1,
@@ -204,6 +208,16 @@ pub fn possible_cpus() -> io::Result<usize> {
             ),
         ))
     }
+}
+
+/// A buffer's length as BPF_PROG_RUN's u32 size fields take it; a longer one is refused.
+fn size_u32(len: usize) -> io::Result<u32> {
+    u32::try_from(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a buffer of {len} bytes is more than BPF_PROG_RUN's 32-bit sizes hold"),
+        )
+    })
 }
 
 /// libbpf's `-errno` convention as a Result.

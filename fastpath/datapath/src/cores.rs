@@ -8,7 +8,9 @@ fn available() -> Vec<u32> {
     core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
-        .map(|c| c.id as u32)
+        // A core id beyond u32 (Linux numbers CPUs far below it) could not be named in a
+        // policy either: it is left out.
+        .filter_map(|c| u32::try_from(c.id).ok())
         .collect()
 }
 

@@ -49,6 +49,8 @@ pub const VERDICT_KEYS: usize = 2 * Reason::COUNT * Verdict::COUNT;
 
 /// The key of a (port, reason, verdict) counter in `gg_verdicts`; the C program's
 /// `GG_VERDICT_KEY`, which the generated header asserts equal to this for every key.
+// For port 0 or 1, the only ports, the key is below VERDICT_KEYS (a few dozen): it fits u32.
+#[allow(clippy::cast_possible_truncation)]
 pub const fn verdict_key(port: usize, reason: Reason, verdict: Verdict) -> u32 {
     ((port * Reason::COUNT + reason as usize) * Verdict::COUNT + verdict as usize) as u32
 }

@@ -342,6 +342,8 @@ impl FastLane {
                 }
             }
             let mut read = |l: u32| {
+                // port is 0 or 1.
+                #[allow(clippy::cast_possible_truncation)]
                 let key = port as u32 * lane::COUNT + l;
                 if self.read_percpu(self.lane_fd, key, &mut values) {
                     values.iter().map(|v| v[0]).sum()
@@ -403,8 +405,10 @@ impl FastLane {
             .object
             .map("gg_budget")
             .ok_or(LaneError::Missing("gg_budget"))?;
-        // SAFETY: sysconf has no preconditions.
-        let len = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let len = page_size().map_err(|err| LaneError::Map {
+            map: "gg_budget",
+            err,
+        })?;
         // An mmapable array map is mapped from offset 0, its values in a row; one page holds
         // its single u64. The mapping stays valid after the map fd closes.
         let page = map_shared(fd, len, libc::PROT_READ | libc::PROT_WRITE, 0).map_err(|err| {
@@ -415,6 +419,13 @@ impl FastLane {
         })?;
         Ok(std::sync::Arc::new(MappedCell { page, len }))
     }
+}
+
+/// The size of a memory page (`sysconf(_SC_PAGESIZE)`); an error if sysconf fails.
+fn page_size() -> io::Result<usize> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page).map_err(|_| io::Error::last_os_error())
 }
 
 /// Maps `len` bytes of the BPF map `fd` from `offset`, shared with the kernel.
@@ -510,7 +521,10 @@ impl Drop for Heartbeat {
 
 /// The deadline one heartbeat sets: [`HEARTBEAT_GRACE`] from now, in CLOCK_MONOTONIC ns.
 fn grace_deadline() -> u64 {
-    monotonic_ns() + HEARTBEAT_GRACE.as_nanos() as u64
+    // HEARTBEAT_GRACE is half a second: its nanoseconds fit u64.
+    #[allow(clippy::cast_possible_truncation)]
+    let grace = HEARTBEAT_GRACE.as_nanos() as u64;
+    monotonic_ns() + grace
 }
 
 /// Writes the heartbeat deadline (CLOCK_MONOTONIC ns).
@@ -575,13 +589,12 @@ impl FastLane {
             .object
             .map("gg_samples")
             .ok_or(LaneError::Missing("gg_samples"))?;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         let size = 1usize << 20; // max_entries of gg_samples
         let err = |e| LaneError::Map {
             map: "gg_samples",
             err: e,
         };
+        let page = page_size().map_err(err)?;
         // A ring buffer map as the kernel documents it: the consumer page read-write at offset
         // 0, the producer page and twice the data read-only after it.
         let consumer = map_shared(fd, page, libc::PROT_READ | libc::PROT_WRITE, 0).map_err(err)?;
@@ -618,6 +631,9 @@ impl KernelSamples {
         let mut cons = cons_pos.load(Ordering::Relaxed);
         let prod = prod_pos.load(Ordering::Acquire);
         while cons < prod {
+            // The mask keeps bits below size (2^20), which any usize holds: the bits the cast
+            // may drop are masked off anyway.
+            #[allow(clippy::cast_possible_truncation)]
             let at = (cons as usize) & (self.size - 1);
             // SAFETY: `at` is inside the data area (which starts one page into the producer
             // mapping); record headers are 8-byte aligned.

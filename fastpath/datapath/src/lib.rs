@@ -407,6 +407,8 @@ impl DataPath {
                 .map_err(|e| ReloadError::Lane(e.to_string()))?;
         }
         let generation = self.generation + 1;
+        // Nanoseconds since the epoch fit u64 for 584 years.
+        #[allow(clippy::cast_possible_truncation)]
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
         let buckets =
             validator::classify::Buckets::carried(&policy, now_ns, &previous, &self.buckets);
@@ -732,7 +734,7 @@ fn check_queues(list: &[u32], links: &[Link; 2], counts: [u32; 2]) -> Result<(),
                 name: l.name.clone(),
                 count,
                 unserved,
-                served: list.len() as u32,
+                served: u32::try_from(list.len()).unwrap_or(u32::MAX),
             });
         }
     }

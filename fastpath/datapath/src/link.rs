@@ -82,9 +82,9 @@ impl Link {
             .map(|d| {
                 d.filter_map(Result::ok)
                     .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                    .count() as u32
+                    .count()
             })
-            .unwrap_or(1)
+            .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX))
             .max(1)
     }
 
@@ -162,6 +162,8 @@ pub fn is_zero_copy(fd: std::os::fd::RawFd) -> bool {
     const XDP_OPTIONS: libc::c_int = 8;
     const XDP_OPTIONS_ZEROCOPY: u32 = 1;
     let mut opts = 0u32;
+    // 4 bytes.
+    #[allow(clippy::cast_possible_truncation)]
     let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
     // SAFETY: `opts` and `len` are valid for writes of the sizes passed; the kernel writes at
     // most `len` bytes into `opts`.

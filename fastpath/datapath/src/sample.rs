@@ -88,8 +88,9 @@ pub enum Offered {
 /// A worker's writing end: decides which frames to sample and copies them.
 pub struct Sampler {
     rates: Rates,
-    /// Frames until the next sample: dropped GRE, forwarded GRE.
-    countdown: [u32; 2],
+    /// Frames until the next sample: dropped GRE, forwarded GRE. A u64: a skip is up to
+    /// 2N - 1, more than a u32 holds for N above 2^31.
+    countdown: [u64; 2],
     /// State of the xorshift generator that draws the skips between samples.
     rng: u64,
     ring: rtrb::Producer<u8>,
@@ -99,7 +100,10 @@ impl Sampler {
     /// Applies new rates (at start and at a reload).
     pub fn set_rates(&mut self, rates: Rates) {
         self.rates = rates;
-        self.countdown = [rates.dropped.max(1), rates.forwarded.max(1)];
+        self.countdown = [
+            u64::from(rates.dropped.max(1)),
+            u64::from(rates.forwarded.max(1)),
+        ];
     }
 
     /// The rates in force.
@@ -144,8 +148,12 @@ impl Sampler {
         header[1] = d.verdict as u8;
         header[2] = d.reason as u8;
         header[4..8].copy_from_slice(&d.tunnel.to_le_bytes());
-        header[8..12].copy_from_slice(&(frame.len() as u32).to_le_bytes());
-        header[12..14].copy_from_slice(&(caplen as u16).to_le_bytes());
+        let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        header[8..12].copy_from_slice(&len.to_le_bytes());
+        // caplen is at most u16::MAX (above).
+        #[allow(clippy::cast_possible_truncation)]
+        let caplen16 = caplen as u16;
+        header[12..14].copy_from_slice(&caplen16.to_le_bytes());
         header[16..24].copy_from_slice(&at_ns.to_le_bytes());
         let Ok(mut chunk) = self.ring.write_chunk(HEADER + caplen) else {
             return false;
@@ -236,12 +244,12 @@ impl SampleReader {
 /// fixed skip of N would alias with periodic traffic (a generator's cycle, a scanner's sweep)
 /// and sample the same few sources every time, which sFlow's random skip avoids too.
 #[inline]
-fn next_skip(rng: &mut u64, every: u32) -> u32 {
+fn next_skip(rng: &mut u64, every: u32) -> u64 {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
     let n = u64::from(every.max(1));
-    (1 + *rng % (2 * n - 1)) as u32
+    1 + *rng % (2 * n - 1)
 }
 
 /// The outer source address of an Ethernet frame (untagged, 802.1Q or QinQ; IPv4 or IPv6).
@@ -262,6 +270,8 @@ fn outer_source(frame: &[u8]) -> Option<IpAddr> {
 }
 
 #[cfg(test)]
+// Test frames are under 100 bytes and their bytes are cut from counters on purpose.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use frames::{FrameBuilder, Gre};
@@ -387,10 +397,11 @@ mod tests {
     #[test]
     fn sample_skips_average_one_in_n_and_stay_in_range() {
         let mut rng = 0x9E37_79B9_7F4A_7C15;
-        for n in [1u32, 2, 50, 1000] {
-            let draws: Vec<u32> = (0..100_000).map(|_| next_skip(&mut rng, n)).collect();
-            assert!(draws.iter().all(|&d| (1..2 * n).contains(&d)));
-            let mean = draws.iter().map(|&d| f64::from(d)).sum::<f64>() / draws.len() as f64;
+        // u32::MAX: skips beyond u32 (up to 2^33 - 3) must stay whole, never wrap to 0.
+        for n in [1u32, 2, 50, 1000, u32::MAX] {
+            let draws: Vec<u64> = (0..100_000).map(|_| next_skip(&mut rng, n)).collect();
+            assert!(draws.iter().all(|&d| (1..2 * u64::from(n)).contains(&d)));
+            let mean = draws.iter().map(|&d| d as f64).sum::<f64>() / draws.len() as f64;
             assert!(
                 (mean - f64::from(n)).abs() <= f64::from(n) * 0.02 + 0.01,
                 "n {n}: mean {mean}"

@@ -250,6 +250,8 @@ impl Worker {
         let _ = self.retired.push(next);
     }
 
+    // Nanoseconds since the worker started fit u64 for 584 years.
+    #[allow(clippy::cast_possible_truncation)]
     fn now_ns(&self) -> u64 {
         self.clock.elapsed().as_nanos() as u64
     }
@@ -265,7 +267,10 @@ impl Worker {
         let n = unsafe { self.ports[p].cq.consume(&mut self.cq_buf) };
         // The pool has room for every frame of the UMEM, so this never reallocates.
         self.free.extend_from_slice(&self.cq_buf[..n]);
-        self.in_tx[p] = self.in_tx[p].saturating_sub(n as u32);
+        // n ≤ cq_buf.len(), which is fill_size, a u32.
+        #[allow(clippy::cast_possible_truncation)]
+        let n = n as u32;
+        self.in_tx[p] = self.in_tx[p].saturating_sub(n);
     }
 
     /// Step 2: fill rings topped up from the free pool, the emptier port first.
@@ -293,7 +298,10 @@ impl Worker {
             // The ring took the first `done` of the slice (libxdp reserves all or nothing, but
             // do not rely on it): exactly those leave the pool. Draining does not allocate.
             self.free.drain(from..from + done);
-            self.in_fill[p] += done as u32;
+            // done ≤ take ≤ want, which came from a u32.
+            #[allow(clippy::cast_possible_truncation)]
+            let done = done as u32;
+            self.in_fill[p] += done;
             let port = &mut self.ports[p];
             if done > 0 && port.fq.needs_wakeup() {
                 // A failed wakeup only delays reception; the next round retries.
@@ -315,7 +323,10 @@ impl Worker {
             self.port_counters[p].rx_empty_polls += 1;
             return 0;
         }
-        self.in_fill[p] = self.in_fill[p].saturating_sub(n as u32);
+        // n ≤ batch ≤ MAX_BATCH (256).
+        #[allow(clippy::cast_possible_truncation)]
+        let taken = n as u32;
+        self.in_fill[p] = self.in_fill[p].saturating_sub(taken);
         let capacity = self.config.capacity;
 
         let mut forwarded = 0;
@@ -393,7 +404,10 @@ impl Worker {
             // SAFETY: as above, for the descriptors not yet placed.
             sent += unsafe { self.ports[o].tx.produce(&self.tx_buf[sent..count]) };
         }
-        self.in_tx[o] += sent as u32;
+        // sent ≤ count ≤ tx_buf.len(), the batch (≤ MAX_BATCH, 256).
+        #[allow(clippy::cast_possible_truncation)]
+        let sent32 = sent as u32;
+        self.in_tx[o] += sent32;
         self.port_counters[o].tx_packets += sent as u64;
         if sent < count {
             self.port_counters[o].tx_ring_full += (count - sent) as u64;

@@ -29,6 +29,11 @@
 //! assert_eq!(frame.len(), 83);
 //! ```
 
+// A builder of test frames (a few kilobytes at most): lengths fit their fields, and where a
+// value is wider than its field (a flow label's low 16 bits, a test's payload byte) keeping
+// the low bits is the point.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use validator::checksum;

@@ -257,6 +257,8 @@ fn nested_kind(gre: bool, body: &[u8]) -> (bool, bool) {
 }
 
 #[cfg(test)]
+// Test packets are a few dozen bytes: their length fits the 16-bit field cut into two bytes.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

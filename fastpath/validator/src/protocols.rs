@@ -102,10 +102,10 @@ const fn slot(protocol: u16) -> usize {
 /// 256 slots; an empty slot holds a type that cannot hash to it, so it never matches.
 const CLASS_TABLE: [(u16, ProtoClass); 256] = {
     let mut t = [(0u16, ProtoClass::Other); 256];
-    let mut i = 0;
+    let mut i: u16 = 0;
     while i < 256 {
         // 0x0100 | i hashes to slot (i ^ 1): never to slot i.
-        t[i] = (0x0100 | i as u16, ProtoClass::Other);
+        t[i as usize] = (0x0100 | i, ProtoClass::Other);
         i += 1;
     }
     let mut k = 0;

@@ -2,6 +2,8 @@
 //! frames built with `frames`.
 
 #![allow(dead_code)]
+// Test policies hold far fewer than 2^32 tunnels: their indices fit u32.
+#![allow(clippy::cast_possible_truncation)]
 
 pub mod generators;
 

@@ -1,6 +1,9 @@
 //! The GRE header stage: RFC 2784 flag bits (MUST discard / SHOULD ignore) and PPTP enhanced GRE
 //! (RFC 2637 §4.1), through the public classifier.
 
+// Test payloads are a few dozen bytes: their lengths fit u16.
+#![allow(clippy::cast_possible_truncation)]
+
 use crate::common::*;
 use frames::{payload, FrameBuilder, Gre};
 use validator::wire::gre::{flags, proto};

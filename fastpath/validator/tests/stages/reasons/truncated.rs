@@ -1,5 +1,8 @@
 //! `truncated`.
 
+// Test frames are a few hundred bytes: their lengths fit u16.
+#![allow(clippy::cast_possible_truncation)]
+
 use super::*;
 
 #[test]
