@@ -10,7 +10,6 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
 
 #[allow(dead_code)]
 #[path = "src/kernel_abi.rs"]
@@ -30,27 +29,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/kernel_abi.rs");
     std::fs::write(out_dir.join("gg_shared.h"), shared_header()).expect("write gg_shared.h");
 
-    println!("cargo:rerun-if-changed=bpf/greguard.bpf.c");
-    println!("cargo:rerun-if-env-changed=BPF_CLANG");
-    let out = out_dir.join("greguard.bpf.o");
-    let clang = std::env::var("BPF_CLANG").unwrap_or_else(|_| "clang".into());
-    // <asm/types.h> lives in Debian's multiarch include directory.
-    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
-    let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
-        .arg(format!("-I/usr/include/{arch}-linux-gnu"))
-        .arg("-I")
-        .arg(&out_dir)
-        .args(["-c", "bpf/greguard.bpf.c", "-o"])
-        .arg(&out)
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {clang} to build the XDP program (Debian: apt-get install clang libbpf-dev): {e}")
-        });
-    assert!(
-        status.success(),
-        "{clang} failed on bpf/greguard.bpf.c (needs libbpf-dev for <bpf/bpf_helpers.h>)"
-    );
+    bpf_build::compile("bpf/greguard.bpf.c", "greguard.bpf.o", &[&out_dir]);
 }
 
 /// `gg_shared.h`: every constant, struct and small predicate the XDP program shares with the

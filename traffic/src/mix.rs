@@ -266,10 +266,10 @@ fn build(
         }
         Class::Unknown => {
             // The wave's two shapes: 66 bytes (inner IPv4/UDP, no data) and 578 bytes.
-            let data = if v.is_multiple_of(2) { 0 } else { 512 };
+            let data = if v % 2 == 0 { 0 } else { 512 };
             let inner = payload::ipv4_udp(rng.spoofed(), rng.spoofed(), 40000, 53, &vec![0; data]);
             let src = match heavy.get(v / 4 % heavy.len().max(1)) {
-                Some(h) if v.is_multiple_of(4) => *h,
+                Some(h) if v % 4 == 0 => *h,
                 _ => rng.spoofed(),
             };
             FrameBuilder::ipv4(src, local).gre(Gre::v0(0x0800), inner)
