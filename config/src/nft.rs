@@ -39,6 +39,8 @@ pub const UNEXPRESSED: &[&str] = &[
     "bad_inner: only the inner IPv4 version and IHL and the inner IPv6 version are checked; not \
      the inner total length, TEB, ERSPAN or MPLS lengths, PPP protocol numbers (RFC 1661 §2) or \
      the PPTP payload length",
+    "inner bogons are checked behind the protocol types ipv4 and ipv6 only, not in the IPv4 \
+     packet of a WCCP redirect",
     "keepalive and nested GRE are recognised behind an inner IPv4 header without options or an \
      IPv6 header without extension headers only: not behind inner extension headers, in inner \
      fragments, in bridged (TEB) frames or behind MPLS label stacks; an inner IPv6 \
