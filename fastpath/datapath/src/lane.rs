@@ -566,7 +566,9 @@ const RINGBUF_HDR: usize = 8;
 const SAMPLE_HEADER: usize = std::mem::offset_of!(kernel_abi::KernelSample, data);
 
 /// The slow path's end of the fast lane's sample ring (a BPF ring buffer mapped into this
-/// process): the kernel drops it sampled, with the kernel's verdict and reason.
+/// process): the kernel drops it sampled, with the kernel's verdict and reason. Read by hand
+/// rather than with libbpf's `ring_buffer__consume`, which measured three times slower a
+/// sample (`benches/examples/sample_ring.rs`, docs/benchmarks.md).
 pub struct KernelSamples {
     consumer: *mut u8,
     producer: *mut u8,
