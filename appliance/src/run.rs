@@ -74,8 +74,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     if data_path.fast_lane() {
         tracing::info!(
-            "fast lane on: greguard's XDP program decides non-GRE and GRE of no tunnel in the \
-             kernel; on failure it stays {}",
+            "fast lane on: greguard's XDP program decides in the kernel what it judges as the \
+             validator does (non-GRE, broken GRE headers, bad inner packets, GRE of no tunnel); \
+             on failure it stays {}",
             ports.on_failure
         );
     }
