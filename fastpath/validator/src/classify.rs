@@ -498,12 +498,7 @@ fn first_fragment(bytes: &[u8], drop_reserved: bool) -> Result<FragmentKey, Reas
     let fv = gre.flags_version();
     match gre.version() {
         0 => {
-            if fv & flags::V0_MUST_DISCARD != 0 {
-                return Err(Reason::BadFlags);
-            }
-            if drop_reserved && fv & flags::V0_RESERVED != 0 {
-                return Err(Reason::ReservedBits);
-            }
+            gre_v0_flags(fv, drop_reserved)?;
             Ok(match gre.key_if_held() {
                 Some(key) => FragmentKey::Held(Some(key)),
                 None if gre.has_key() => FragmentKey::NotHeld,
@@ -526,12 +521,7 @@ fn first_fragment(bytes: &[u8], drop_reserved: bool) -> Result<FragmentKey, Reas
 /// optional fields of RFC 2784 §2 / RFC 2890 §2, and the checksum (RFC 2784 §2.5).
 #[inline(always)]
 fn gre_v0(gre: GrePacket<'_>, fv: u16, drop_reserved: bool) -> Result<Header<'_>, Reason> {
-    if fv & flags::V0_MUST_DISCARD != 0 {
-        return Err(Reason::BadFlags);
-    }
-    if drop_reserved && fv & flags::V0_RESERVED != 0 {
-        return Err(Reason::ReservedBits);
-    }
+    gre_v0_flags(fv, drop_reserved)?;
     let payload = gre.payload().ok_or(Reason::Truncated)?;
     if gre.has_checksum() && !checksum::verifies(gre.as_bytes()) {
         return Err(Reason::BadChecksum);
@@ -563,6 +553,19 @@ fn gre_v1(bytes: &[u8], fv: u16, protocol: u16) -> Result<Header<'_>, Reason> {
         ack_only: payload.is_empty() && pptp.has_ack(),
         payload,
     })
+}
+
+/// RFC 2784 §2.3 on receipt: the MUST-discard bits, then the bits to ignore, which the policy
+/// may drop (`reserved_bits`).
+#[inline(always)]
+fn gre_v0_flags(fv: u16, drop_reserved: bool) -> Result<(), Reason> {
+    if fv & flags::V0_MUST_DISCARD != 0 {
+        return Err(Reason::BadFlags);
+    }
+    if drop_reserved && fv & flags::V0_RESERVED != 0 {
+        return Err(Reason::ReservedBits);
+    }
+    Ok(())
 }
 
 /// RFC 2637 §4.1: C, R, s, recursion and flags clear, K set, protocol PPP.
