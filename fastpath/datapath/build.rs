@@ -233,42 +233,14 @@ fn shared_header() -> String {
     h.push_str(";\n}\n\n");
 
     section(&mut h, "Map values (kernel_abi.rs)");
-    c_struct(
-        &mut h,
-        kernel_abi::Config::C_NAME,
-        kernel_abi::Config::FIELDS,
-        std::mem::size_of::<kernel_abi::Config>(),
-    );
-    c_struct(
-        &mut h,
-        kernel_abi::Counter::C_NAME,
-        kernel_abi::Counter::FIELDS,
-        std::mem::size_of::<kernel_abi::Counter>(),
-    );
-    c_struct(
-        &mut h,
-        kernel_abi::KernelSample::C_NAME,
-        kernel_abi::KernelSample::FIELDS,
-        std::mem::size_of::<kernel_abi::KernelSample>(),
-    );
-    c_struct(
-        &mut h,
-        kernel_abi::LpmV4::C_NAME,
-        kernel_abi::LpmV4::FIELDS,
-        std::mem::size_of::<kernel_abi::LpmV4>(),
-    );
-    c_struct(
-        &mut h,
-        kernel_abi::LpmV6::C_NAME,
-        kernel_abi::LpmV6::FIELDS,
-        std::mem::size_of::<kernel_abi::LpmV6>(),
-    );
-    c_struct(
-        &mut h,
-        kernel_abi::Bucket::C_NAME,
-        kernel_abi::Bucket::FIELDS,
-        std::mem::size_of::<kernel_abi::Bucket>(),
-    );
+    macro_rules! shared {
+        ($($t:ident),*) => {
+            [$((kernel_abi::$t::C_NAME, kernel_abi::$t::FIELDS, std::mem::size_of::<kernel_abi::$t>())),*]
+        };
+    }
+    for (name, fields, size) in shared!(Config, Counter, KernelSample, LpmV4, LpmV6, Bucket) {
+        c_struct(&mut h, name, fields, size);
+    }
 
     h.push_str("#endif /* GG_SHARED_H */\n");
     h
