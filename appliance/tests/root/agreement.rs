@@ -111,12 +111,12 @@ fn counted<'a>(frames: impl IntoIterator<Item = &'a Vec<u8>>) -> BTreeMap<&'a [u
     m
 }
 
-/// The frames `greguard replay` forwards, and each frame's (verdict, reason).
+/// `greguard replay`'s verdict on each of `frames`, written as a capture in `dir`.
 fn replayed(
     policy: &std::path::Path,
     frames: &[Vec<u8>],
     dir: &std::path::Path,
-) -> Vec<(String, String)> {
+) -> Vec<common::CsvRow> {
     let capture = dir.join("sent.pcap");
     let stamped: Vec<(u64, Vec<u8>)> = frames
         .iter()
@@ -124,27 +124,7 @@ fn replayed(
         .map(|(i, f)| (1_000_000_000 + i as u64 * 1_000_000, f.clone()))
         .collect();
     common::write_pcap(&capture, DataLink::ETHERNET, &stamped);
-    let csv = dir.join("verdicts.csv");
-    let out = common::greguard(&[
-        "replay",
-        "-c",
-        policy.to_str().unwrap(),
-        capture.to_str().unwrap(),
-        "--verdicts",
-        csv.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", common::text(&out).1);
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("CSV header").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (verdict, reason) = (col("verdict"), col("reason"));
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[verdict].to_string(), f[reason].to_string())
-        })
-        .collect()
+    common::replay_verdicts(policy, &capture, &[])
 }
 
 #[test]
@@ -166,7 +146,7 @@ fn a_live_box_forwards_exactly_what_replay_forwards() {
         let verdicts = replayed(&policy, &frames, t.dir.path());
         let verdict_of = |label: &str| {
             let i = labelled.iter().position(|(l, _)| l == label).expect(label);
-            (verdicts[i].0.as_str(), verdicts[i].1.as_str())
+            (verdicts[i].verdict.as_str(), verdicts[i].reason.as_str())
         };
         assert_eq!(verdicts.len(), frames.len());
 
@@ -188,7 +168,7 @@ fn a_live_box_forwards_exactly_what_replay_forwards() {
         let forwarded: Vec<Vec<u8>> = frames
             .iter()
             .zip(&verdicts)
-            .filter(|(_, (v, _))| v == "forward")
+            .filter(|(_, row)| row.verdict == "forward")
             .map(|(f, _)| f.clone())
             .collect();
         let (want, have) = (counted(&forwarded), counted(&got));

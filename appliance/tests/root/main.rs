@@ -18,5 +18,6 @@ mod lab;
 mod nft;
 mod no_bypass;
 mod policers;
+mod shape;
 mod slow_path;
 mod systemd;

@@ -12,6 +12,7 @@ use crate::shared;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use crate::shape::Shape;
 use common::netns::{sh, Topology};
 use frames::{Checksum, FrameBuilder, Gre};
 use traffic::mix::{Mix, Side, DST_MAC};
@@ -267,13 +268,15 @@ fn nft_expresses(frame: &[u8], policy: &validator::Policy, d: validator::Decisio
         return false;
     }
     // Inner bogons are checked behind ipv4 and ipv6 only (not WCCP's IPv4 packet).
-    if d.reason == Reason::Bogon && !outer_bogon(frame) && !inner_ip(frame) {
+    let shape = Shape::of(frame);
+    let inner_ip = matches!(shape.v0, Some((0x0800 | 0x86DD, _)));
+    if d.reason == Reason::Bogon && !shape.outer_bogon && !inner_ip {
         return false;
     }
     // Past the header checks, nesting and keepalives decide the tunnel rules: nftables sees
     // them only behind an inner IPv4 header of 20 bytes, whole, or an IPv6 header without
     // extension headers.
-    !inner_unseen(frame)
+    !inner_unseen(frame, &shape)
 }
 
 /// Whether an outer IPv6 packet has a fragment header among the extension headers greguard
@@ -294,58 +297,16 @@ fn ipv6_fragment(frame: &[u8]) -> bool {
     false
 }
 
-/// Whether the outer source (IPv4 or IPv6, untagged) is a bogon.
-fn outer_bogon(frame: &[u8]) -> bool {
-    match frame.get(12..14) {
-        Some([0x08, 0x00]) => frame.get(26..30).is_some_and(|a| {
-            validator::bogon::is_bogon_v4(u32::from_be_bytes([a[0], a[1], a[2], a[3]]))
-        }),
-        Some([0x86, 0xDD]) => frame.get(22..38).is_some_and(|a| {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(a);
-            validator::bogon::is_bogon_v6(u128::from_be_bytes(b))
-        }),
-        _ => false,
-    }
-}
-
-/// Whether a version-0 GRE packet's protocol type is IPv4 or IPv6, where nftables checks the
-/// inner packet.
-fn inner_ip(frame: &[u8]) -> bool {
-    let gre = match frame.get(12..14) {
-        Some([0x08, 0x00]) => 14 + usize::from(frame.get(14).copied().unwrap_or(0) & 0xF) * 4,
-        Some([0x86, 0xDD]) => 14 + 40,
-        _ => return false,
-    };
-    matches!(
-        frame.get(gre + 2..gre + 4),
-        Some([0x08, 0x00] | [0x86, 0xDD])
-    )
-}
-
 /// An inner packet whose GRE (nested or keepalive) nftables cannot see as greguard does.
-fn inner_unseen(frame: &[u8]) -> bool {
+fn inner_unseen(frame: &[u8], shape: &Shape) -> bool {
+    let Some((protocol, inner)) = shape.v0 else {
+        return false;
+    };
     let be16 = |at: usize| {
         frame
             .get(at..at + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
     };
-    let gre = match be16(12) {
-        Some(0x0800) => 14 + usize::from(frame.get(14).copied().unwrap_or(0) & 0xF) * 4,
-        Some(0x86DD) => 14 + 40,
-        _ => return false,
-    };
-    let (Some(fv), Some(protocol)) = (be16(gre), be16(gre + 2)) else {
-        return false;
-    };
-    if fv & 7 != 0 {
-        return false;
-    }
-    let fields = [0x8000u16, 0x2000, 0x1000]
-        .iter()
-        .filter(|&&b| fv & b != 0)
-        .count();
-    let inner = gre + 4 + 4 * fields;
     match protocol {
         0x0800 => {
             let ihl = frame.get(inner).map_or(5, |b| b & 0xF);
