@@ -50,4 +50,9 @@ impl<K: HostKey, V: Copy> HostTable<K, V> {
     pub(crate) fn get_or_insert(&mut self, key: K, fresh: V) -> &mut V {
         self.map.entry(key).or_insert(fresh)
     }
+
+    /// Every key and its value, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> {
+        self.map.iter().map(|(k, v)| (*k, v))
+    }
 }

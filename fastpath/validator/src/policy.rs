@@ -404,6 +404,56 @@ macro_rules! family_lookup {
 family_lookup!(lookup_v4, u32, 32);
 family_lookup!(lookup_v6, u128, 128);
 
+/// The addresses of a host pair: a tunnel whose `peer` and `local` are single addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAddrs {
+    V4 { peer: u32, local: u32 },
+    V6 { peer: u128, local: u128 },
+}
+
+/// How the tunnel of a host pair is picked by a frame's key (docs/policy.md): by the key rule
+/// of the pair's only tunnel, or among several tunnels on the pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairKey {
+    /// No `key` rule: any key, or none.
+    Any,
+    /// `key = "none"`: no key.
+    Absent,
+    /// `key = N`: the key N.
+    Equal(u32),
+    /// Several tunnels share the pair.
+    Several,
+}
+
+/// One entry of the host-pair table, for an engine that keeps a copy of it (the XDP program).
+/// The match consults this table before any prefix: a frame whose oriented addresses are a
+/// host pair is matched by that pair's entry alone, whatever prefix tunnels also cover them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPair {
+    pub addrs: HostAddrs,
+    /// The pair's tunnel (meaningless for [`PairKey::Several`]).
+    pub tunnel: u32,
+    pub key: PairKey,
+    /// The tunnel's hot rule (meaningless for [`PairKey::Several`]).
+    pub rule: HotRule,
+}
+
+impl HostPair {
+    fn of(addrs: HostAddrs, e: &Entry) -> HostPair {
+        HostPair {
+            addrs,
+            tunnel: e.tunnel,
+            key: match e.select {
+                Select::Any => PairKey::Any,
+                Select::Absent => PairKey::Absent,
+                Select::Equal => PairKey::Equal(e.key),
+                Select::Several => PairKey::Several,
+            },
+            rule: e.rule,
+        }
+    }
+}
+
 /// An error building the tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BuildError {
@@ -665,6 +715,22 @@ impl Policy {
         } else {
             Hit::KeyMismatch(e.tunnel)
         }
+    }
+
+    /// Every entry of the host-pair tables, both families, in no particular order.
+    pub fn host_pairs(&self) -> impl Iterator<Item = HostPair> + '_ {
+        let v4 = self.v4.hosts.iter().map(|(k, e)| {
+            // The key is peer << 32 | local: each half fits u32.
+            #[allow(clippy::cast_possible_truncation)]
+            let (peer, local) = ((k >> 32) as u32, k as u32);
+            HostPair::of(HostAddrs::V4 { peer, local }, e)
+        });
+        let v6 = self
+            .v6
+            .hosts
+            .iter()
+            .map(|((peer, local), e)| HostPair::of(HostAddrs::V6 { peer, local }, e));
+        v4.chain(v6)
     }
 
     /// The rare pair with several tunnels.
