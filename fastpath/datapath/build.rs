@@ -114,6 +114,11 @@ fn shared_header() -> String {
     );
     define(
         &mut h,
+        "GG_MAX_PEER_NETS",
+        u64::from(kernel_abi::MAX_PEER_NETS),
+    );
+    define(
+        &mut h,
         "GG_TUNNEL_COUNT_KEYS",
         u64::from(kernel_abi::TUNNEL_COUNT_KEYS),
     );
@@ -279,6 +284,8 @@ fn shared_header() -> String {
         Bucket,
         HostV4,
         HostV6,
+        PairV4,
+        PairV6,
         TunnelEntry
     ) {
         c_struct(&mut h, name, fields, size);

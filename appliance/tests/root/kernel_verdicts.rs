@@ -244,14 +244,15 @@ fn random_cases(runner: &mut TestRunner, n: usize) -> Vec<Case> {
     cases
 }
 
-/// Frames of every host pair of `policy` (where the kernel path may judge), from both ends:
+/// Frames of every host pair and prefix pair of `policy` (where the kernel path may judge),
+/// from both ends (an address inside each prefix):
 /// with no key, the pair's key and another; IPv4, IPv6, keepalive, a numeric type, bridged
 /// Ethernet, inner GRE (nested) and an inner bogon as payload; with and without a sequence
 /// number; and PPTP data, acknowledgments and bad PPP.
 fn host_pair_cases(policy: &Policy) -> Vec<Case> {
     use frames::payload;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    use validator::policy::{HostAddrs, PairKey};
+    use validator::policy::{HostAddrs, IpPrefix, PairKey};
     let (a4, b4) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 2));
     let (a6, b6): (Ipv6Addr, Ipv6Addr) = (
         "2001:db8:a::1".parse().unwrap(),
@@ -281,19 +282,44 @@ fn host_pair_cases(policy: &Policy) -> Vec<Case> {
         vec![0x21, 0x45, 0, 0],
         vec![0x00, 0x20, 0, 0],
     ];
-    let mut cases = Vec::new();
-    for pair in policy.host_pairs() {
-        let (peer, local) = match pair.addrs {
+    // An address in a prefix: its host bits from a documentation address (no bogon, even in
+    // 0.0.0.0/0 or ::/0).
+    let inside = |p: IpPrefix| match p {
+        IpPrefix::V4(a, len) => {
+            let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(a | (0xCB00_7163 & host)))
+        }
+        IpPrefix::V6(a, len) => {
+            let host = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(
+                a | (0x2001_0db8_0000_0000_0000_0000_0000_0099 & host),
+            ))
+        }
+    };
+    let mut ends: Vec<(IpAddr, IpAddr, PairKey)> = policy
+        .host_pairs()
+        .map(|pair| match pair.addrs {
             HostAddrs::V4 { peer, local } => (
                 IpAddr::V4(Ipv4Addr::from(peer)),
                 IpAddr::V4(Ipv4Addr::from(local)),
+                pair.key,
             ),
             HostAddrs::V6 { peer, local } => (
                 IpAddr::V6(Ipv6Addr::from(peer)),
                 IpAddr::V6(Ipv6Addr::from(local)),
+                pair.key,
             ),
-        };
-        let own = match pair.key {
+        })
+        .collect();
+    ends.extend(
+        policy
+            .prefix_pairs()
+            .into_iter()
+            .map(|pair| (inside(pair.peer), inside(pair.local), pair.key)),
+    );
+    let mut cases = Vec::new();
+    for (peer, local, key) in ends {
+        let own = match key {
             PairKey::Equal(k) => k,
             _ => 5,
         };
@@ -330,7 +356,7 @@ fn host_pair_cases(policy: &Policy) -> Vec<Case> {
                 let f = FrameBuilder::ip(src, dst)
                     .gre(g.clone(), inner.clone())
                     .build();
-                cases.push(("host pair".to_string(), dir, f));
+                cases.push(("tunnel pair".to_string(), dir, f));
             }
         }
     }

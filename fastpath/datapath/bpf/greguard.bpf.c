@@ -158,6 +158,41 @@ struct {
 HOSTS(gg_hosts4, struct host_v4);
 HOSTS(gg_hosts6, struct host_v6);
 
+/* The validator's prefix tables (Policy::prefix_pairs), for the frames of no host pair: the peer
+ * prefixes, each with an id (LPM: the longest that covers a peer), the next shorter peer prefix
+ * covering each (by id; 0 for none), and per (peer prefix id, local prefix) the pair's entry
+ * (LPM: the longest local prefix within that peer prefix). */
+#define NETS(name, keytype)                                  \
+	struct {                                             \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);         \
+		__uint(max_entries, GG_MAX_PEER_NETS);       \
+		__uint(map_flags, BPF_F_NO_PREALLOC);        \
+		__type(key, keytype);                        \
+		__type(value, __u32);                        \
+	} name SEC(".maps")
+
+NETS(gg_peer_nets4, struct lpm_v4);
+NETS(gg_peer_nets6, struct lpm_v6);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GG_MAX_PEER_NETS + 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} gg_net_parents SEC(".maps");
+
+#define PAIRS(name, keytype)                                 \
+	struct {                                             \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);         \
+		__uint(max_entries, 262144);                 \
+		__uint(map_flags, BPF_F_NO_PREALLOC);        \
+		__type(key, keytype);                        \
+		__type(value, struct gg_tunnel);             \
+	} name SEC(".maps")
+
+PAIRS(gg_pairs4, struct pair_v4);
+PAIRS(gg_pairs6, struct pair_v6);
+
 LPM(gg_peers4, struct lpm_v4);
 LPM(gg_locals4, struct lpm_v4);
 LPM(gg_peers6, struct lpm_v6);
@@ -565,6 +600,31 @@ static __always_inline void maybe_sample(struct xdp_md *ctx, struct gg_config *c
 	}
 }
 
+/* The validator's match for a frame of no host pair (policy.rs, family_lookup): among the peer
+ * prefixes covering the peer, longest first, the first whose local prefixes cover the local
+ * decides, by the longest of them. `net_id` is the longest peer prefix's id; `key` holds the
+ * local address. Bounded by the prefix lengths an address has (33 or 129). */
+#define WALK(name, pairs, keytype, steps)                                                     \
+	static __always_inline struct gg_tunnel *name(__u32 net_id, keytype *key)             \
+	{                                                                                     \
+		__u32 id = net_id;                                                            \
+		for (int i = 0; i < (steps) && id; i++) {                                     \
+			__u32 be = bpf_htonl(id);                                             \
+			__builtin_memcpy(key->net, &be, 4);                                   \
+			struct gg_tunnel *t = bpf_map_lookup_elem(&pairs, key);               \
+			if (t)                                                                \
+				return t;                                                     \
+			__u32 *parent = bpf_map_lookup_elem(&gg_net_parents, &id);            \
+			if (!parent)                                                          \
+				return NULL;                                                  \
+			id = *parent;                                                         \
+		}                                                                             \
+		return NULL;                                                                  \
+	}
+
+WALK(walk_v4, gg_pairs4, struct pair_v4, 33)
+WALK(walk_v6, gg_pairs6, struct pair_v6, 129)
+
 /* After the outer header of GRE: a fragment, or the GRE checks, then the tunnel match.
  * `known` says whether the outer addresses can match a tunnel (both tries hit). */
 static __always_inline int after_outer(struct gg_config *cfg, __u8 *gre, void *gend, void *end,
@@ -682,6 +742,12 @@ int greguard_xdp(struct xdp_md *ctx)
 			__builtin_memcpy(pair.peer, peer.addr, 4);
 			__builtin_memcpy(pair.local, local.addr, 4);
 			t = bpf_map_lookup_elem(&gg_hosts4, &pair);
+			__u32 *net = t ? NULL : bpf_map_lookup_elem(&gg_peer_nets4, &peer);
+			if (net) {
+				struct pair_v4 k = { .prefixlen = 64 };
+				__builtin_memcpy(k.local, local.addr, 4);
+				t = walk_v4(*net, &k);
+			}
 		}
 		r = after_outer(cfg, ip + 20, (void *)ip + total, end, frag & GG_IPV4_FRAGMENT,
 				!(frag & GG_IPV4_OFFSET), known, t, &p);
@@ -726,6 +792,12 @@ int greguard_xdp(struct xdp_md *ctx)
 			__builtin_memcpy(pair.peer, peer.addr, 16);
 			__builtin_memcpy(pair.local, local.addr, 16);
 			t = bpf_map_lookup_elem(&gg_hosts6, &pair);
+			__u32 *net = t ? NULL : bpf_map_lookup_elem(&gg_peer_nets6, &peer);
+			if (net) {
+				struct pair_v6 k = { .prefixlen = 160 };
+				__builtin_memcpy(k.local, local.addr, 16);
+				t = walk_v6(*net, &k);
+			}
 		}
 		r = after_outer(cfg, ip + 40, (void *)ip + 40 + plen, end, 0, 0, known, t, &p);
 		if (r != DECIDED)

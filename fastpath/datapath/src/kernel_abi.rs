@@ -219,6 +219,29 @@ shared_struct! {
     }
 }
 
+shared_struct! {
+    /// The key of the IPv4 prefix-pair trie (`gg_pairs4`): a peer prefix's id (big-endian,
+    /// all 32 bits significant) then the local address; `prefixlen` = 32 + the local prefix's
+    /// length.
+    pub struct PairV4 as "pair_v4" {
+        pub prefixlen: u32,
+        pub net: [u8; 4],
+        pub local: [u8; 4],
+    }
+}
+
+shared_struct! {
+    /// The key of the IPv6 prefix-pair trie (`gg_pairs6`).
+    pub struct PairV6 as "pair_v6" {
+        pub prefixlen: u32,
+        pub net: [u8; 4],
+        pub local: [u8; 16],
+    }
+}
+
+/// Peer prefixes the kernel path's prefix walk has ids for (ids 1 to this; 0 is none).
+pub const MAX_PEER_NETS: u32 = 65_535;
+
 /// Tunnels the kernel path has slots for (policer cells and counters); tunnels beyond are
 /// judged in user space alone.
 pub const MAX_TUNNEL_SLOTS: u32 = 65_536;
@@ -257,6 +280,9 @@ const _: () = {
     assert!(offset_of!(Config, kernel_tunnels) == 40);
     assert!(TUNNEL_VERDICTS as usize == Verdict::COUNT);
     assert!(size_of::<HostV4>() == 8);
+    assert!(size_of::<PairV4>() == 12);
+    assert!(size_of::<PairV6>() == 24);
+    assert!(offset_of!(PairV6, local) == 8);
     assert!(size_of::<HostV6>() == 32);
     assert!(size_of::<TunnelEntry>() == 32);
     assert!(offset_of!(TunnelEntry, slot) == 16);

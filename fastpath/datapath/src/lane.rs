@@ -146,8 +146,11 @@ pub struct FastLane {
     lane_fd: i32,
     alive_fd: i32,
     tries: [i32; 4],
-    /// `gg_hosts4`, `gg_hosts6`.
-    hosts: [i32; 2],
+    /// `gg_hosts4`, `gg_hosts6`, `gg_pairs4`, `gg_pairs6`.
+    hosts: [i32; 4],
+    /// `gg_peer_nets4`, `gg_peer_nets6`.
+    nets: [i32; 2],
+    parents_fd: i32,
     tunnel_counts_fd: i32,
     /// `gg_tunnel_tat` mapped into this process: the tunnels' policer cells.
     tats: std::sync::Arc<MappedArray>,
@@ -174,7 +177,14 @@ impl FastLane {
             err,
         })?;
         Ok(FastLane {
-            hosts: [map("gg_hosts4")?, map("gg_hosts6")?],
+            hosts: [
+                map("gg_hosts4")?,
+                map("gg_hosts6")?,
+                map("gg_pairs4")?,
+                map("gg_pairs6")?,
+            ],
+            nets: [map("gg_peer_nets4")?, map("gg_peer_nets6")?],
+            parents_fd: map("gg_net_parents")?,
             tunnel_counts_fd: map("gg_tunnel_counts")?,
             tats: std::sync::Arc::new(tats),
             tunnels: KernelTunnels::default(),
@@ -273,6 +283,14 @@ impl FastLane {
         for &slot in &tunnels.fresh {
             self.zero_tunnel_counts(slot);
         }
+        // The prefix walk's parents, then the pairs, then the peer prefixes that lead to them.
+        for &(id, parent) in &tunnels.parents {
+            // SAFETY: gg_net_parents is an array (u32 key) of u32.
+            if let Err(e) = unsafe { update(self.parents_fd, &id, &parent, "gg_net_parents") } {
+                self.remove_prefixes(&changes.insert);
+                return Err(e);
+            }
+        }
         for (i, (key, entry)) in tunnels.upsert.iter().enumerate() {
             if let Err(e) = self.write_host(key, entry) {
                 // The running policy keeps its maps as they were.
@@ -288,8 +306,34 @@ impl FastLane {
                 return Err(e);
             }
         }
+        for (i, &(net, id)) in tunnels.net_insert.iter().enumerate() {
+            let (fd, key) = self.net_key(net);
+            // SAFETY: the peer-prefix tries map an LPM key (net_key's layout) to a u32 id.
+            if let Err(e) = unsafe { update(fd, key.as_slice(), &id, "gg_peer_nets") } {
+                for &(net, _) in &tunnels.net_insert[..i] {
+                    let (fd, key) = self.net_key(net);
+                    // SAFETY: as above.
+                    unsafe { bpf::delete(fd, &key) };
+                }
+                for (key, _) in &tunnels.upsert {
+                    match self.tunnels_entry(key) {
+                        Some(old) => {
+                            let _ = self.write_host(key, &old);
+                        }
+                        None => self.delete_host(key),
+                    }
+                }
+                self.remove_prefixes(&changes.insert);
+                return Err(e);
+            }
+        }
         for key in &tunnels.delete {
             self.delete_host(key);
+        }
+        for &(net, _) in &tunnels.net_delete {
+            let (fd, key) = self.net_key(net);
+            // SAFETY: as above.
+            unsafe { bpf::delete(fd, &key) };
         }
         self.tunnels.commit(tunnels);
         if let Ok(mut t) = self.by_slot.write() {
@@ -321,12 +365,15 @@ impl FastLane {
     }
 
     fn write_host(&self, key: &HostKey, entry: &kernel_abi::TunnelEntry) -> Result<(), LaneError> {
-        // SAFETY: gg_hosts4/6 map host_v4/host_v6 keys (HostV4, HostV6) to struct gg_tunnel
-        // (TunnelEntry), whose layouts the generated header asserts.
+        // SAFETY: gg_hosts4/6 and gg_pairs4/6 map host_v4, host_v6, pair_v4 and pair_v6 keys
+        // (HostV4, HostV6, PairV4, PairV6) to struct gg_tunnel (TunnelEntry), whose layouts
+        // the generated header asserts.
         unsafe {
             match key {
                 HostKey::V4(k) => update(self.hosts[0], k, entry, "gg_hosts4"),
                 HostKey::V6(k) => update(self.hosts[1], k, entry, "gg_hosts6"),
+                HostKey::Pair4(k) => update(self.hosts[2], k, entry, "gg_pairs4"),
+                HostKey::Pair6(k) => update(self.hosts[3], k, entry, "gg_pairs6"),
             }
         }
     }
@@ -337,8 +384,16 @@ impl FastLane {
             match key {
                 HostKey::V4(k) => bpf::delete(self.hosts[0], as_bytes(k)),
                 HostKey::V6(k) => bpf::delete(self.hosts[1], as_bytes(k)),
+                HostKey::Pair4(k) => bpf::delete(self.hosts[2], as_bytes(k)),
+                HostKey::Pair6(k) => bpf::delete(self.hosts[3], as_bytes(k)),
             }
         }
+    }
+
+    /// The peer-prefix trie of the prefix walk and the key of a peer prefix.
+    fn net_key(&self, net: IpPrefix) -> (i32, Vec<u8>) {
+        let family = usize::from(matches!(net, IpPrefix::V6(..)));
+        (self.nets[family], lpm_key(net))
     }
 
     /// Zeroes a slot's per-CPU tunnel counters (a slot taken by a new tunnel).
@@ -367,19 +422,8 @@ impl FastLane {
 
     /// The trie and key of a prefix: `{prefixlen: u32, addr: [u8; 4 or 16]}`.
     fn trie_key(&self, peer: bool, prefix: IpPrefix) -> (i32, Vec<u8>) {
-        let mut key = Vec::with_capacity(20);
-        match prefix {
-            IpPrefix::V4(a, len) => {
-                key.extend_from_slice(&u32::from(len).to_ne_bytes());
-                key.extend_from_slice(&a.to_be_bytes());
-                (self.tries[usize::from(!peer)], key)
-            }
-            IpPrefix::V6(a, len) => {
-                key.extend_from_slice(&u32::from(len).to_ne_bytes());
-                key.extend_from_slice(&a.to_be_bytes());
-                (self.tries[2 + usize::from(!peer)], key)
-            }
-        }
+        let family = 2 * usize::from(matches!(prefix, IpPrefix::V6(..)));
+        (self.tries[family + usize::from(!peer)], lpm_key(prefix))
     }
 
     /// Attaches the program to `link`, replacing whatever XDP program is there in that mode
@@ -743,6 +787,22 @@ unsafe fn update<K: ?Sized, V: ?Sized>(
 ) -> Result<(), LaneError> {
     // SAFETY: passed on to the caller.
     unsafe { bpf::update(fd, key, value) }.map_err(|err| LaneError::Map { map, err })
+}
+
+/// An LPM trie key of a prefix: `{prefixlen: u32, addr: [u8; 4 or 16]}`.
+fn lpm_key(prefix: IpPrefix) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20);
+    match prefix {
+        IpPrefix::V4(a, len) => {
+            key.extend_from_slice(&u32::from(len).to_ne_bytes());
+            key.extend_from_slice(&a.to_be_bytes());
+        }
+        IpPrefix::V6(a, len) => {
+            key.extend_from_slice(&u32::from(len).to_ne_bytes());
+            key.extend_from_slice(&a.to_be_bytes());
+        }
+    }
+    key
 }
 
 /// The bytes of a map key (a `#[repr(C)]` struct of byte arrays).

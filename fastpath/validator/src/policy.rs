@@ -443,14 +443,33 @@ impl HostPair {
         HostPair {
             addrs,
             tunnel: e.tunnel,
-            key: match e.select {
-                Select::Any => PairKey::Any,
-                Select::Absent => PairKey::Absent,
-                Select::Equal => PairKey::Equal(e.key),
-                Select::Several => PairKey::Several,
-            },
+            key: pair_key(e),
             rule: e.rule,
         }
+    }
+}
+
+/// One entry of the prefix tables: a (peer prefix, local prefix) pair whose `peer` or `local`
+/// is not a single address. The match looks here only when the host pairs have no entry for a
+/// frame: among the peer prefixes that cover its peer, longest first, the first whose local
+/// prefixes cover its local decides, by its longest such local prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixPair {
+    pub peer: IpPrefix,
+    pub local: IpPrefix,
+    /// The pair's tunnel (meaningless for [`PairKey::Several`]).
+    pub tunnel: u32,
+    pub key: PairKey,
+    /// The tunnel's hot rule (meaningless for [`PairKey::Several`]).
+    pub rule: HotRule,
+}
+
+fn pair_key(e: &Entry) -> PairKey {
+    match e.select {
+        Select::Any => PairKey::Any,
+        Select::Absent => PairKey::Absent,
+        Select::Equal => PairKey::Equal(e.key),
+        Select::Several => PairKey::Several,
     }
 }
 
@@ -731,6 +750,29 @@ impl Policy {
             .iter()
             .map(|((peer, local), e)| HostPair::of(HostAddrs::V6 { peer, local }, e));
         v4.chain(v6)
+    }
+
+    /// Every entry of the prefix tables, both families, in no particular order.
+    pub fn prefix_pairs(&self) -> Vec<PrefixPair> {
+        let mut out = Vec::new();
+        let pair = |peer: IpPrefix, local: IpPrefix, e: &Entry| PrefixPair {
+            peer,
+            local,
+            tunnel: e.tunnel,
+            key: pair_key(e),
+            rule: e.rule,
+        };
+        for ((p, pl), locals) in self.v4.prefixes.iter() {
+            for ((l, ll), e) in locals.iter() {
+                out.push(pair(IpPrefix::V4(p, pl), IpPrefix::V4(l, ll), e));
+            }
+        }
+        for ((p, pl), locals) in self.v6.prefixes.iter() {
+            for ((l, ll), e) in locals.iter() {
+                out.push(pair(IpPrefix::V6(p, pl), IpPrefix::V6(l, ll), e));
+            }
+        }
+        out
     }
 
     /// The rare pair with several tunnels.
