@@ -340,7 +340,8 @@ mod tests {
         let c = k.changes(new, &new.previous_indices(old));
         let (upsert, delete) = (c.upsert.len(), c.delete.len());
         k.commit(c);
-        let slots = (0..new.tunnel_count()).map(|i| k.slot(i as u32)).collect();
+        let tunnels = u32::try_from(new.tunnel_count()).expect("a few tunnels");
+        let slots = (0..tunnels).map(|i| k.slot(i)).collect();
         (slots, upsert, delete)
     }
 
