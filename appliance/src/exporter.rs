@@ -197,7 +197,7 @@ fn describe() {
     );
     describe_counter!(
         "greguard_fast_lane_packets_total",
-        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (greguard gone: on_failure open or closed), unserved (dropped: no socket served the queue while greguard ran), no_target (dropped: the other port missing from the program's map), sampled (kernel drops copied to the slow path)."
+        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (greguard gone: on_failure open or closed), unserved (dropped: no socket served the queue while greguard ran), no_target (dropped: the other port missing from the program's map), sampled (frames the kernel judged, copied to the slow path as samples)."
     );
     describe_gauge!(
         "greguard_tunnel_path",

@@ -17,6 +17,11 @@
  *     the tunnel match: the optional fields fit, no GRE checksum (which it does not verify),
  *     and a payload it can check (IPv4, IPv6 without extension headers, keepalive, numeric
  *     types; an inner bogon source is dropped as `bogon`). Anything else goes up;
+ *   - the kernel path (ports whose `kernel_tunnels` bit is set): whole GRE of a tunnel, found
+ *     as the validator finds it (host pairs first, then the prefix pairs, longest peer prefix
+ *     first), whose payload it checked and which carries no GRE: the key rule, the version and
+ *     protocol class, the C and S rules and the tunnel's policer (a cell user space shares),
+ *     then redirected to the other port as `tunnel`, or dropped with that stage's reason;
  *   - everything else: the XSKMAP socket of (port, queue), for the full validator.
  *
  * Every frame meets one of three states of its queue:

@@ -3,8 +3,9 @@
 //!
 //! The program redirects non-GRE to the other port in the kernel (a DEVMAP), drops GRE that
 //! fails the cheap header checks or whose outer addresses can match no tunnel (LPM tries of
-//! every peer and local prefix), and hands the rest to the AF_XDP socket of its queue (an
-//! XSKMAP). It keeps per-CPU counters with the data path's (port, verdict, reason) indices.
+//! every peer and local prefix), forwards the tunnel traffic it judges exactly on ports where
+//! the kernel path is on (the tunnel tables of [`super::tunnels`]), and hands the rest to the
+//! AF_XDP socket of its queue (an XSKMAP). It keeps per-CPU counters with the data path's (port, verdict, reason) indices.
 //! A queue without a socket while greguard runs (its heartbeat, [`Heartbeat`], is current)
 //! still gets the kernel's decisions, and what would go up is dropped. Once greguard is gone —
 //! stopped with `--keep-bypass`, killed, frozen — the program fails open (every frame to the
@@ -93,8 +94,8 @@ pub enum LaneError {
 /// Frames the kernel decided, and where the rest went, per port (sums over CPUs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaneCounters {
-    /// Packets and bytes per (port, reason, verdict), the workers' counters' shape (no
-    /// tunnel: the kernel decides no frame of a tunnel).
+    /// Packets and bytes per (port, reason, verdict), the workers' counters' shape, and
+    /// packets per tunnel of the applied policy and verdict (the kernel path's).
     pub verdicts: Counters,
     /// Per port: handed to a socket for the full validator.
     pub to_user: [u64; 2],
@@ -110,7 +111,7 @@ pub struct LaneCounters {
     pub no_target: [u64; 2],
     /// Per port: kernel drops to be sampled that found the sample ring full (not sampled).
     pub samples_lost: [u64; 2],
-    /// Per port: kernel drops handed up as samples (already counted in `packets`).
+    /// Per port: frames the kernel judged (drops, kernel-path forwards) handed up as samples (already counted in `packets`).
     pub sampled: [u64; 2],
 }
 
