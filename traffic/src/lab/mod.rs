@@ -135,6 +135,12 @@ fn drive(
         .to_owned();
     if ready.iter().any(|l| l.contains("fast lane on")) {
         mode.push_str(" mode, fast lane on");
+        if ready
+            .iter()
+            .any(|l| l.contains("outside: tunnel traffic judged by the kernel path"))
+        {
+            mode.push_str(", tunnels on the kernel path");
+        }
     } else {
         mode.push_str(" mode, fast lane off");
     }
