@@ -16,6 +16,7 @@ use crate::policer::{Cell, Policer};
 use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
 use crate::reason::{Decision, Direction, Reason, Verdict};
+use crate::straight::{self, Judged};
 use crate::wire::ethernet::ethertype;
 use crate::wire::gre::{flags, proto, GrePacket};
 use crate::wire::ipv4::{protocol, Ipv4Packet};
@@ -206,7 +207,8 @@ impl Classifier {
         }
     }
 
-    /// Classifies one frame that arrived from `dir`.
+    /// Classifies one frame that arrived from `dir`: the common frames on the straight path
+    /// ([`crate::straight`]), the others through the stages.
     #[inline(always)]
     pub fn classify(
         &mut self,
@@ -215,6 +217,58 @@ impl Classifier {
         dir: Direction,
         frame: &[u8],
     ) -> Decision {
+        match straight::judge(policy, dir, frame) {
+            Some(j) => self.finish(now_ns, j),
+            None => self.staged(policy, now_ns, dir, frame),
+        }
+    }
+
+    /// Classifies one frame through the stages alone: the reference the straight path is held
+    /// to (and the path of the frames it does not take).
+    #[doc(hidden)]
+    pub fn classify_staged(
+        &mut self,
+        policy: &Policy,
+        now_ns: u64,
+        dir: Direction,
+        frame: &[u8],
+    ) -> Decision {
+        self.staged(policy, now_ns, dir, frame)
+    }
+
+    /// The decision for a frame the straight path judged, through a policer when it has a say.
+    #[inline(always)]
+    fn finish(&mut self, now_ns: u64, (d, police): Judged) -> Decision {
+        if police {
+            self.policed(now_ns, d)
+        } else {
+            d
+        }
+    }
+
+    /// [`Classifier::finish`] through a policer: the tunnel's for tunnel traffic, else the
+    /// shared budget of a `rate-limit` action.
+    #[inline(never)]
+    fn policed(&mut self, now_ns: u64, d: Decision) -> Decision {
+        if d.reason != Reason::Tunnel {
+            return self.act(Action::RateLimit, now_ns, d.reason);
+        }
+        let reason = self.police(d.tunnel, now_ns);
+        let verdict = if reason == Reason::Tunnel {
+            Verdict::Forward
+        } else {
+            Verdict::Drop
+        };
+        Decision {
+            verdict,
+            reason,
+            tunnel: d.tunnel,
+        }
+    }
+
+    /// Classifies one frame through the stages, in the order of the reason table.
+    #[inline(never)]
+    fn staged(&mut self, policy: &Policy, now_ns: u64, dir: Direction, frame: &[u8]) -> Decision {
         match outer(frame) {
             Ok(Outer::V4(o)) => self.gre(policy, now_ns, dir, o),
             Ok(Outer::V6(o)) => self.gre(policy, now_ns, dir, o),

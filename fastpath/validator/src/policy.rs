@@ -19,6 +19,7 @@ use crate::hosts::{HostKey, HostTable};
 use crate::policer::Rate;
 use crate::protocols::ProtocolSet;
 use crate::reason::{Verdict, NO_TUNNEL};
+use crate::straight::{Admit, Outcomes};
 
 /// What to do with a class of packets that a policy can forward, drop or rate-limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,8 +187,9 @@ pub struct TunnelSpec {
     pub rate: Option<Rate>,
 }
 
-/// The part of a tunnel's rule the classifier reads on every packet, kept beside the tunnel index
-/// in the lookup tables so a match costs one hash probe and no further memory access.
+/// The part of a tunnel's rule the classifier reads on every packet. The lookup tables keep it
+/// beside the tunnel index, precomputed into the bit masks the straight path tests ([`Admit`]),
+/// so a match costs one hash probe and no further memory access.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HotRule {
     /// Allowed protocol classes ([`crate::ProtoClass::bit`]).
@@ -244,27 +246,77 @@ const HOT_NONE: HotRule = HotRule {
 
 /// How an [`Entry`] selects its tunnel by key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Select {
+pub(crate) enum Select {
     /// The pair's only tunnel has no `key` rule.
     Any,
     /// The pair's only tunnel has `key = "none"`.
     Absent,
-    /// The pair's only tunnel has `key = N` (N in `Entry::key`).
+    /// The pair's only tunnel has `key = N` (N in `Entry::want`).
     Equal,
-    /// Several tunnels share the pair: resolve through `Policy::pairs`.
+    /// Several tunnels share the pair: resolve through `Policy::pairs`. Also the entry a missed
+    /// lookup reads when prefix tunnels are to be searched (see [`Policy::entry_v4`]).
     #[default]
     Several,
+    /// No tunnel has the pair: the entry a missed lookup reads when no prefix tunnel could
+    /// match (never stored in a table).
+    Vacant,
 }
 
 /// The value stored for one (peer, local) pair in the lookup tables. The common case — one
-/// tunnel per pair — is resolved from the entry alone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Entry {
-    pair: u32,
-    tunnel: u32,
-    key: u32,
-    rule: HotRule,
-    select: Select,
+/// tunnel per pair — is resolved from the entry alone; its rule is there precomputed for the
+/// classifier's straight path ([`Admit`]), and in full in `Policy::hot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The [`wire_key`] a frame must carry: `key = N` wants N, `key = "none"` no key; unused
+    /// for the other selections.
+    pub(crate) want: u64,
+    pub(crate) pair: u32,
+    pub(crate) tunnel: u32,
+    pub(crate) admit: Admit,
+    pub(crate) select: Select,
+}
+
+/// A pair with several tunnels (or none yet): resolved through `Policy::pairs`.
+impl Default for Entry {
+    fn default() -> Entry {
+        Entry {
+            want: 0,
+            pair: 0,
+            tunnel: NO_TUNNEL,
+            admit: Admit::of(&HOT_NONE, Select::Several),
+            select: Select::Several,
+        }
+    }
+}
+
+/// The entry a missed lookup reads while no prefix tunnel exists: no tunnel, no key accepted.
+const MISS: Entry = Entry {
+    want: u64::MAX,
+    pair: 0,
+    tunnel: NO_TUNNEL,
+    admit: Admit::of(&HOT_NONE, Select::Vacant),
+    select: Select::Vacant,
+};
+
+impl Entry {
+    /// True when a frame with [`wire_key`] `wire` selects the pair's only tunnel (not for
+    /// `Select::Several`, which the caller resolves through the pair).
+    #[inline(always)]
+    pub(crate) fn accepts(&self, wire: u64) -> bool {
+        (self.select == Select::Any) | (wire == self.want)
+    }
+}
+
+/// A frame's GRE key as one word for [`Entry::want`]: the key's 4 bytes as the wire carries
+/// them, read little-endian (so the straight path takes them from the frame with one load),
+/// and the K bit above them, so "no key" and every key differ (RFC 2890 §2.1: the key field is
+/// present only with K set).
+#[inline(always)]
+pub(crate) fn wire_key(key: Option<u32>) -> u64 {
+    match key {
+        Some(k) => (1 << 32) | u64::from(u32::from_le_bytes(k.to_be_bytes())),
+        None => 0,
+    }
 }
 
 /// All tunnels of one (peer, local) pair, told apart by their key rule.
@@ -323,11 +375,15 @@ trait Family: Copy + Eq + std::hash::Hash {
     fn key(peer: Self, local: Self) -> Self::Key;
 }
 
+/// An IPv4 pair is keyed by its 8 bytes as the wire carries them (source then destination
+/// for a frame from outside), read little-endian: the straight path takes the key from the
+/// frame with one load.
 impl Family for u32 {
     type Key = u64;
     #[inline(always)]
     fn key(peer: u32, local: u32) -> u64 {
-        (u64::from(peer) << 32) | u64::from(local)
+        let wire = |a: u32| u64::from(u32::from_le_bytes(a.to_be_bytes()));
+        wire(peer) | wire(local) << 32
     }
 }
 
@@ -446,6 +502,10 @@ pub struct Policy {
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
     pairs: Vec<PairTunnels>,
+    /// What `defaults` make of each outcome of the classifier's straight path.
+    outcomes: Outcomes,
+    /// The entry an IPv4 pair that is not in the host table reads ([`Policy::entry_v4`]).
+    miss_v4: Entry,
 }
 
 impl Policy {
@@ -458,6 +518,8 @@ impl Policy {
             v4: FamilyTable::default(),
             v6: FamilyTable::default(),
             pairs: Vec::new(),
+            outcomes: Outcomes::of(&defaults),
+            miss_v4: MISS,
         }
     }
 
@@ -466,6 +528,8 @@ impl Policy {
     /// memory the kernel zeroes first.
     pub fn recycle(mut self, defaults: Defaults) -> Policy {
         self.defaults = defaults;
+        self.outcomes = Outcomes::of(&defaults);
+        self.miss_v4 = MISS;
         self.hot.clear();
         self.specs.clear();
         self.pairs.clear();
@@ -537,27 +601,28 @@ impl Policy {
         }
         let hot = HotRule::of(&spec);
         *entry = if pair.count() == 1 {
-            let (select, key) = match spec.key {
+            let (select, want) = match spec.key {
                 KeyRule::Any => (Select::Any, 0),
-                KeyRule::Absent => (Select::Absent, 0),
-                KeyRule::Equal(k) => (Select::Equal, k),
+                KeyRule::Absent => (Select::Absent, wire_key(None)),
+                KeyRule::Equal(k) => (Select::Equal, wire_key(Some(k))),
             };
             Entry {
+                want,
                 pair: pair_id,
                 tunnel: index,
-                key,
-                rule: hot,
+                admit: Admit::of(&hot, select),
                 select,
             }
         } else {
             Entry {
                 pair: pair_id,
-                tunnel: NO_TUNNEL,
-                key: 0,
-                rule: HOT_NONE,
-                select: Select::Several,
+                ..Entry::default()
             }
         };
+        if !self.v4.prefixes.is_empty() {
+            self.miss_v4.select = Select::Several;
+            self.miss_v4.admit = Admit::of(&HOT_NONE, Select::Several);
+        }
         self.hot.push(hot);
         self.specs.push(spec);
         Ok(index)
@@ -567,6 +632,21 @@ impl Policy {
     #[inline]
     pub fn defaults(&self) -> &Defaults {
         &self.defaults
+    }
+
+    /// What the defaults make of each outcome of the classifier's straight path.
+    #[inline(always)]
+    pub(crate) fn outcomes(&self) -> &Outcomes {
+        &self.outcomes
+    }
+
+    /// The entry of an IPv4 host pair by its key (`Family::key`), from one probe of the host
+    /// table with no branch on the outcome. A pair not in it reads an entry that says what that means: `Select::Vacant`
+    /// (no tunnel), or `Select::Several` when prefix tunnels are to be searched
+    /// ([`Policy::find_v4`] does).
+    #[inline(always)]
+    pub(crate) fn entry_v4(&self, key: u64) -> &Entry {
+        self.v4.hosts.get_or(key, &self.miss_v4)
     }
 
     /// Number of tunnels.
@@ -654,16 +734,12 @@ impl Policy {
     #[inline(always)]
     fn resolve(&self, entry: Option<&Entry>, key: Option<u32>) -> Hit {
         let Some(e) = entry else { return Hit::None };
-        let ok = match (e.select, key) {
-            (Select::Any, _) | (Select::Absent, None) => true,
-            (Select::Equal, Some(k)) => k == e.key,
-            (Select::Absent, Some(_)) | (Select::Equal, None) => false,
-            (Select::Several, _) => return self.resolve_several(e.pair, key),
-        };
-        if ok {
-            Hit::Tunnel(e.tunnel, e.rule)
-        } else {
-            Hit::KeyMismatch(e.tunnel)
+        if e.select == Select::Several {
+            return self.resolve_several(e.pair, key);
+        }
+        match self.hot.get(e.tunnel as usize) {
+            Some(&rule) if e.accepts(wire_key(key)) => Hit::Tunnel(e.tunnel, rule),
+            _ => Hit::KeyMismatch(e.tunnel),
         }
     }
 
@@ -697,10 +773,7 @@ where
 {
     let fresh = Entry {
         pair: next_pair,
-        tunnel: NO_TUNNEL,
-        key: 0,
-        rule: HOT_NONE,
-        select: Select::Several,
+        ..Entry::default()
     };
     if peer.1 == bits && local.1 == bits {
         t.hosts.get_or_insert(A::key(peer.0, local.0), fresh)
