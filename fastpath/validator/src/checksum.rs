@@ -46,12 +46,14 @@ pub fn verifies(data: &[u8]) -> bool {
     sum_verifies(wide_sum(data, u32::from_ne_bytes))
 }
 
-/// [`verifies`] for a 20-byte IPv4 header without options (RFC 791 §3.1): its two 8-byte
-/// words and last 4-byte word added with end-around carry (RFC 1071 §2(C): the carry out of a
-/// wider word goes back in at the bottom, which keeps the sum modulo 2^64 − 1, a multiple of
-/// 0xFFFF), so no loop and no folding.
+/// [`verifies`] for a 20-byte IPv4 header without options (RFC 791 §3.1) whose first byte
+/// (version and IHL) is not zero, as in every header the classifier's straight path takes:
+/// its two 8-byte words and last 4-byte word added with end-around carry (RFC 1071 §2(C): the
+/// carry out of a wider word goes back in at the bottom, which keeps the sum modulo 2^64 − 1,
+/// a multiple of 0xFFFF), so no loop and no folding. (With a non-zero byte the sum is not
+/// zero, the one sum [`sum_verifies`] has to rule out besides.)
 #[inline(always)]
-pub fn verifies_header(header: &[u8; 20]) -> bool {
+pub(crate) fn verifies_header(header: &[u8; 20]) -> bool {
     let (Some(a), Some(b), Some(c)) = (
         header.first_chunk::<8>(),
         header.get(8..16).and_then(|w| <[u8; 8]>::try_from(w).ok()),
@@ -68,7 +70,7 @@ pub fn verifies_header(header: &[u8; 20]) -> bool {
         add(u64::from_ne_bytes(*a), u64::from_ne_bytes(b)),
         u64::from(u32::from_ne_bytes(*c)),
     );
-    sum_verifies(sum)
+    multiple_of_ffff(sum)
 }
 
 /// True when a wide sum of words ([`wide_sum`]) folds to 0xFFFF, without folding it: folding
@@ -79,9 +81,14 @@ pub fn verifies_header(header: &[u8; 20]) -> bool {
 /// holds in either byte order.)
 #[inline(always)]
 fn sum_verifies(sum: u64) -> bool {
-    // `sum % 0xFFFF == 0` as one multiply: 0xFFFF is odd, so multiplying by its inverse modulo
-    // 2^64 maps the multiples of 0xFFFF, and only them, to 0 ..= u64::MAX / 0xFFFF.
-    (sum != 0) & (sum.wrapping_mul(INVERSE_OF_FFFF) <= u64::MAX / 0xFFFF)
+    (sum != 0) & multiple_of_ffff(sum)
+}
+
+/// `sum % 0xFFFF == 0` as one multiply: 0xFFFF is odd, so multiplying by its inverse modulo
+/// 2^64 maps the multiples of 0xFFFF, and only them, to 0 ..= u64::MAX / 0xFFFF.
+#[inline(always)]
+fn multiple_of_ffff(sum: u64) -> bool {
+    sum.wrapping_mul(INVERSE_OF_FFFF) <= u64::MAX / 0xFFFF
 }
 
 /// The inverse of 0xFFFF modulo 2^64 (Newton's iteration, each step doubling the correct bits).
@@ -195,7 +202,9 @@ mod tests {
                 h = [0; 20];
             }
             let folded = fold(wide_sum(&h, u32::from_ne_bytes)) == 0xFFFF;
-            assert_eq!(verifies_header(&h), folded, "{h:?}");
+            if h[0] != 0 {
+                assert_eq!(verifies_header(&h), folded, "{h:?}");
+            }
             assert_eq!(verifies(&h), folded, "{h:?}");
             assert_eq!(verifies(&h), ones_complement_sum(&h) == 0xFFFF, "{h:?}");
         }

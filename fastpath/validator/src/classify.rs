@@ -16,7 +16,7 @@ use crate::policer::{Cell, Policer};
 use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
 use crate::reason::{Decision, Direction, Reason, Verdict};
-use crate::straight::{self, Judged};
+use crate::straight;
 use crate::wire::ethernet::ethertype;
 use crate::wire::gre::{flags, proto, GrePacket};
 use crate::wire::ipv4::{protocol, Ipv4Packet};
@@ -108,6 +108,35 @@ pub struct Buckets {
 }
 
 impl Buckets {
+    /// A decision of the straight path ([`crate::straight`]) that a policer has a say in:
+    /// tunnel traffic through its tunnel's policer (`rate_limited` beyond it, RFC-less: the
+    /// policy's `rate`), anything else through the shared budget of the `rate-limit` action
+    /// (forwarded within it, `rate_limited` beyond) — as the stages' `police` and `act` do.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn police(&self, d: Decision, now_ns: u64) -> Decision {
+        if d.reason == Reason::Tunnel {
+            let within = match self.tunnels.get(d.tunnel as usize) {
+                Some(Some(b)) => b.take(now_ns),
+                _ => true,
+            };
+            return if within {
+                d
+            } else {
+                Decision {
+                    verdict: Verdict::Drop,
+                    reason: Reason::RateLimited,
+                    tunnel: d.tunnel,
+                }
+            };
+        }
+        if self.budget.take(now_ns) {
+            Decision::new(Verdict::Forward, d.reason)
+        } else {
+            Decision::new(Verdict::Drop, Reason::RateLimited)
+        }
+    }
+
     /// Fresh, full buckets for `policy` at `now_ns` (the caller's clock, to which `offset_ns`
     /// is added); the budget's state lives in `budget` when given (the fast lane's map, which
     /// the kernel reads).
@@ -203,7 +232,7 @@ impl Classifier {
         out: &mut [Decision],
     ) {
         for (frame, slot) in frames.iter().zip(out.iter_mut()) {
-            *slot = self.classify(policy, now_ns, dir, frame.as_ref());
+            self.classify_into(policy, now_ns, dir, frame.as_ref(), slot);
         }
     }
 
@@ -217,9 +246,24 @@ impl Classifier {
         dir: Direction,
         frame: &[u8],
     ) -> Decision {
-        match straight::judge(policy, dir, frame) {
-            Some(j) => self.finish(now_ns, j),
-            None => self.staged(policy, now_ns, dir, frame),
+        let mut d = Decision::default();
+        self.classify_into(policy, now_ns, dir, frame, &mut d);
+        d
+    }
+
+    /// [`Classifier::classify`] into `slot`: the straight path writes its decisions whole,
+    /// copied from its tables.
+    #[inline(always)]
+    fn classify_into(
+        &mut self,
+        policy: &Policy,
+        now_ns: u64,
+        dir: Direction,
+        frame: &[u8],
+        slot: &mut Decision,
+    ) {
+        if straight::judge(policy, &self.buckets, now_ns, dir, frame, slot).is_none() {
+            *slot = self.staged(policy, now_ns, dir, frame);
         }
     }
 
@@ -234,36 +278,6 @@ impl Classifier {
         frame: &[u8],
     ) -> Decision {
         self.staged(policy, now_ns, dir, frame)
-    }
-
-    /// The decision for a frame the straight path judged, through a policer when it has a say.
-    #[inline(always)]
-    fn finish(&mut self, now_ns: u64, (d, police): Judged) -> Decision {
-        if police {
-            self.policed(now_ns, d)
-        } else {
-            d
-        }
-    }
-
-    /// [`Classifier::finish`] through a policer: the tunnel's for tunnel traffic, else the
-    /// shared budget of a `rate-limit` action.
-    #[inline(never)]
-    fn policed(&mut self, now_ns: u64, d: Decision) -> Decision {
-        if d.reason != Reason::Tunnel {
-            return self.act(Action::RateLimit, now_ns, d.reason);
-        }
-        let reason = self.police(d.tunnel, now_ns);
-        let verdict = if reason == Reason::Tunnel {
-            Verdict::Forward
-        } else {
-            Verdict::Drop
-        };
-        Decision {
-            verdict,
-            reason,
-            tunnel: d.tunnel,
-        }
     }
 
     /// Classifies one frame through the stages, in the order of the reason table.

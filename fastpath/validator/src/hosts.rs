@@ -104,7 +104,15 @@ fn seeds(n: u64) -> [u64; 2] {
     [next(), next() | 1]
 }
 
-/// The hashing of one table: its two seeds and its size.
+/// The low bits of a hash, as many as an index has (a table has fewer than 2^32 slots).
+#[inline(always)]
+// Only the low bits are wanted.
+#[allow(clippy::cast_possible_truncation)]
+fn low_bits(h: u64) -> usize {
+    h as usize
+}
+
+/// The hashing of one table: its seed and its size.
 #[derive(Clone, Copy, Debug)]
 struct Hashing {
     seed: [u64; 2],
@@ -115,11 +123,9 @@ impl Hashing {
     /// The two slots `key` may sit in: the low and the high half of one hash (a table has
     /// fewer than 2^32 slots).
     #[inline(always)]
-    // The mask is below the slot count, a usize: the hash's low bits are all that is kept.
-    #[allow(clippy::cast_possible_truncation)]
     fn slots<K: HostKey>(&self, key: K) -> (usize, usize) {
         let h = key.hash(self.seed);
-        (h as usize & self.mask, (h >> 32) as usize & self.mask)
+        (low_bits(h) & self.mask, low_bits(h >> 32) & self.mask)
     }
 
     /// True when `key` may sit in slot `at`.
@@ -218,13 +224,17 @@ impl<K: HostKey, V: Copy + Default> HostTable<K, V> {
     /// that matches is taken, without a loop or a branch on the outcome.
     #[inline(always)]
     pub(crate) fn get_or<'a>(&'a self, key: K, missing: &'a V) -> &'a V {
-        let (a, b) = self.hashing.slots(key);
-        // The table has `mask + 1` slots and the indices are masked: one length check for
-        // both, which never fails.
-        let Some(slots) = self.slots.get(..=self.hashing.mask) else {
+        // The slot count is a power of two (never 0): masked by it, both indices are in
+        // bounds, which the compiler sees, so no bounds check is left.
+        let n = self.slots.len();
+        if n == 0 {
             return missing;
-        };
-        let (Some(a), Some(b)) = (slots.get(a), slots.get(b)) else {
+        }
+        let h = key.hash(self.hashing.seed);
+        let (Some(a), Some(b)) = (
+            self.slots.get(low_bits(h) & (n - 1)),
+            self.slots.get(low_bits(h >> 32) & (n - 1)),
+        ) else {
             return missing;
         };
         let found = if a.key == key { a } else { b };

@@ -19,7 +19,7 @@ use crate::hosts::{HostKey, HostTable};
 use crate::policer::Rate;
 use crate::protocols::ProtocolSet;
 use crate::reason::{Verdict, NO_TUNNEL};
-use crate::straight::{Admit, Outcomes};
+use crate::straight::{accepting, entry_fails, Outcomes};
 
 /// What to do with a class of packets that a policy can forward, drop or rate-limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,7 +188,7 @@ pub struct TunnelSpec {
 }
 
 /// The part of a tunnel's rule the classifier reads on every packet. The lookup tables keep it
-/// beside the tunnel index, precomputed into the bit masks the straight path tests ([`Admit`]),
+/// beside the tunnel index, precomputed into the bit masks the classifier's straight path tests,
 /// so a match costs one hash probe and no further memory access.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HotRule {
@@ -236,14 +236,6 @@ impl HotRule {
     }
 }
 
-const HOT_NONE: HotRule = HotRule {
-    classes: 0,
-    version: 0,
-    checksum: FlagRule::Allow,
-    sequence: FlagRule::Allow,
-    flags: 0,
-};
-
 /// How an [`Entry`] selects its tunnel by key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Select {
@@ -264,38 +256,79 @@ pub(crate) enum Select {
 
 /// The value stored for one (peer, local) pair in the lookup tables. The common case — one
 /// tunnel per pair — is resolved from the entry alone; its rule is there precomputed for the
-/// classifier's straight path ([`Admit`]), and in full in `Policy::hot`.
+/// classifier's straight path, and in full in `Policy::hot`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
-    /// The [`wire_key`] a frame must carry: `key = N` wants N, `key = "none"` no key; unused
-    /// for the other selections.
+    /// `Select::Equal` and `Absent`: the [`wire_key`] a frame must carry (`key = N` wants N,
+    /// `key = "none"` no key). `Select::Several`: the pair's index in `Policy::pairs`.
     pub(crate) want: u64,
-    pub(crate) pair: u32,
+    /// The frame shapes the tunnel's rule takes ([`crate::straight::accepting`]).
+    pub(crate) accept: u64,
     pub(crate) tunnel: u32,
-    pub(crate) admit: Admit,
+    /// The straight path's failure bits of the entry itself ([`crate::straight::entry_fails`]).
+    pub(crate) fail: u8,
+    /// [`HOT_RATE`] when the tunnel has a policer.
+    pub(crate) police: u8,
     pub(crate) select: Select,
 }
 
-/// A pair with several tunnels (or none yet): resolved through `Policy::pairs`.
-impl Default for Entry {
-    fn default() -> Entry {
+impl Entry {
+    /// The entry of a pair with one tunnel, `tunnel`, of rule `rule`, selected as `select`
+    /// says by the key `want`.
+    const fn single(tunnel: u32, rule: &HotRule, select: Select, want: u64) -> Entry {
         Entry {
-            want: 0,
-            pair: 0,
+            want,
+            accept: accepting(rule),
+            tunnel,
+            fail: entry_fails(select),
+            police: rule.flags & HOT_RATE,
+            select,
+        }
+    }
+
+    /// The entry of pair `pair` with several tunnels (or none yet): resolved through
+    /// `Policy::pairs`.
+    const fn several(pair: u32) -> Entry {
+        Entry {
+            want: pair as u64,
+            accept: 0,
             tunnel: NO_TUNNEL,
-            admit: Admit::of(&HOT_NONE, Select::Several),
+            fail: entry_fails(Select::Several),
+            police: 0,
             select: Select::Several,
         }
+    }
+
+    /// The pair's index in `Policy::pairs`, when the entry resolves through it.
+    fn pair(&self) -> Option<u32> {
+        (self.select == Select::Several)
+            .then(|| u32::try_from(self.want).ok())
+            .flatten()
     }
 }
 
 /// The entry a missed lookup reads while no prefix tunnel exists: no tunnel, no key accepted.
 const MISS: Entry = Entry {
     want: u64::MAX,
-    pair: 0,
+    accept: 0,
     tunnel: NO_TUNNEL,
-    admit: Admit::of(&HOT_NONE, Select::Vacant),
+    fail: entry_fails(Select::Vacant),
+    police: 0,
     select: Select::Vacant,
+};
+
+/// What vacant slots of the host table hold: never read as an entry (see `crate::hosts`).
+impl Default for Entry {
+    fn default() -> Entry {
+        MISS
+    }
+}
+
+/// The entry a missed lookup reads when prefix tunnels are to be searched.
+const SEARCH: Entry = Entry {
+    select: Select::Several,
+    fail: entry_fails(Select::Several),
+    ..MISS
 };
 
 impl Entry {
@@ -502,6 +535,9 @@ pub struct Policy {
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
     pairs: Vec<PairTunnels>,
+    /// The pair of each tunnel, by index (building only: a pair's entry names its pair only
+    /// while it has several tunnels).
+    pair_of: Vec<u32>,
     /// What `defaults` make of each outcome of the classifier's straight path.
     outcomes: Outcomes,
     /// The entry an IPv4 pair that is not in the host table reads ([`Policy::entry_v4`]).
@@ -518,6 +554,7 @@ impl Policy {
             v4: FamilyTable::default(),
             v6: FamilyTable::default(),
             pairs: Vec::new(),
+            pair_of: Vec::new(),
             outcomes: Outcomes::of(&defaults),
             miss_v4: MISS,
         }
@@ -533,6 +570,7 @@ impl Policy {
         self.hot.clear();
         self.specs.clear();
         self.pairs.clear();
+        self.pair_of.clear();
         self.v4.clear();
         self.v6.clear();
         self
@@ -553,6 +591,7 @@ impl Policy {
         grow(&mut self.specs, tunnels, room);
         grow(&mut self.hot, tunnels, room);
         grow(&mut self.pairs, tunnels, room);
+        grow(&mut self.pair_of, tunnels, room);
         self.v4.hosts.reserve(tunnels, room);
         self.v6.hosts.reserve(tunnels, room);
     }
@@ -574,7 +613,14 @@ impl Policy {
             }
             _ => return Err(BuildError::MixedFamilies),
         };
-        let pair_id = entry.pair;
+        let pair_id = match entry.pair() {
+            Some(pair) => pair,
+            None => self
+                .pair_of
+                .get(entry.tunnel as usize)
+                .copied()
+                .ok_or(BuildError::TooManyTunnels)?,
+        };
         if pair_id == next_pair {
             self.pairs.push(PairTunnels {
                 first: index,
@@ -606,23 +652,14 @@ impl Policy {
                 KeyRule::Absent => (Select::Absent, wire_key(None)),
                 KeyRule::Equal(k) => (Select::Equal, wire_key(Some(k))),
             };
-            Entry {
-                want,
-                pair: pair_id,
-                tunnel: index,
-                admit: Admit::of(&hot, select),
-                select,
-            }
+            Entry::single(index, &hot, select, want)
         } else {
-            Entry {
-                pair: pair_id,
-                ..Entry::default()
-            }
+            Entry::several(pair_id)
         };
         if !self.v4.prefixes.is_empty() {
-            self.miss_v4.select = Select::Several;
-            self.miss_v4.admit = Admit::of(&HOT_NONE, Select::Several);
+            self.miss_v4 = SEARCH;
         }
+        self.pair_of.push(pair_id);
         self.hot.push(hot);
         self.specs.push(spec);
         Ok(index)
@@ -734,8 +771,8 @@ impl Policy {
     #[inline(always)]
     fn resolve(&self, entry: Option<&Entry>, key: Option<u32>) -> Hit {
         let Some(e) = entry else { return Hit::None };
-        if e.select == Select::Several {
-            return self.resolve_several(e.pair, key);
+        if let Some(pair) = e.pair() {
+            return self.resolve_several(pair, key);
         }
         match self.hot.get(e.tunnel as usize) {
             Some(&rule) if e.accepts(wire_key(key)) => Hit::Tunnel(e.tunnel, rule),
@@ -771,10 +808,7 @@ where
     A: Family,
     (A, u8): prefix_trie::Prefix,
 {
-    let fresh = Entry {
-        pair: next_pair,
-        ..Entry::default()
-    };
+    let fresh = Entry::several(next_pair);
     if peer.1 == bits && local.1 == bits {
         t.hosts.get_or_insert(A::key(peer.0, local.0), fresh)
     } else {

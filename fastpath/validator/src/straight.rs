@@ -10,17 +10,19 @@
 //! the frame holds: each of those checks sets one bit of a mask, in stage order, and the lowest
 //! bit set decides, exactly as the stages' first early return would. A check after the deciding
 //! one may look at bytes that mean nothing (the inner packet of a garbage payload); it only ever
-//! reads within the frame, and its bit is never the lowest.
+//! reads within the frame, and its bit is never the lowest. What the tunnel's rule says is
+//! precomputed into its table entry as one bit per frame shape ([`accepting`]).
 //!
 //! What the straight path does not do itself — fragments, bogon sources, PPTP, other payload
 //! classes and shapes (IPv6 extension headers, VLAN tags inside), pairs of several tunnels,
 //! prefix tunnels, frames the tunnel's rules refuse — is a detour: `None`, and the frame goes
 //! through the stages, which stay the reference and name its reason. A detour is always right,
 //! so a detour may be taken earlier than its check's place in the stages; a differential test
-//! holds the two paths to the same decisions.
+//! (`tests/stages/straight_path.rs`) holds the two paths to the same decisions.
 
 use crate::bogon::BOGON_FIRST_OCTETS;
 use crate::checksum;
+use crate::classify::Buckets;
 use crate::policy::{Action, Defaults, FlagRule, HotRule, Policy, Select};
 use crate::policy::{HOT_NESTED, HOT_RATE};
 use crate::protocols::ProtoClass;
@@ -32,8 +34,7 @@ use crate::wire::ipv6::is_walked_extension;
 use crate::wire::numbers::ipv4_fragment;
 use crate::wire::{be16, be16_at};
 
-/// The outcomes of the straight path, in stage order. Up to `Checksum` they are decided by an
-/// early return; from `Inner` on, by the lowest bit of a mask ([`Failed`]).
+/// The outcomes of the straight path that an early return decides, in stage order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Check {
@@ -53,7 +54,7 @@ enum Check {
 }
 
 /// The checks the straight path decides by a mask, a bit each, in stage order: the lowest bit
-/// set decides. Bit `PASSED` is always set: tunnel traffic when no check failed.
+/// set decides. `PASSED` is always set: tunnel traffic when no check failed.
 mod failed {
     /// The payload is not what the protocol type says (`bad_inner`).
     pub const INNER: u8 = 1;
@@ -78,16 +79,19 @@ pub(crate) struct Outcome {
     /// The decision; its `tunnel` is ORed with the matched tunnel's index, so 0 names the
     /// tunnel and [`crate::NO_TUNNEL`] does not.
     decision: Decision,
-    /// The entry's [`Admit::police`] bits that send the decision to a policer ([`HOT_RATE`]
-    /// for tunnel traffic), or [`BUDGET`] for a `rate-limit` action.
-    police: u8,
-    /// The frame goes through the stages.
-    detour: bool,
+    /// When the decision is not final: the entry's police bits that send it to a policer
+    /// ([`HOT_RATE`] for tunnel traffic), [`BUDGET`] for a `rate-limit` action, [`DETOUR`] for a
+    /// detour. One test of the entry's police bits and [`SPECIAL`] against it covers them all.
+    special: u8,
 }
 
-/// [`Outcome::police`]: the shared budget of a `rate-limit` action decides. Above every
+/// [`Outcome::special`]: the shared budget of a `rate-limit` action decides. Above every
 /// `HOT_*` bit.
 const BUDGET: u8 = 0x80;
+/// [`Outcome::special`]: the frame goes through the stages.
+const DETOUR: u8 = 0x40;
+/// The bits of [`Outcome::special`] that do not depend on the entry.
+const SPECIAL: u8 = BUDGET | DETOUR;
 
 /// The straight path's outcomes and tables under one policy's defaults, computed when the
 /// policy is built, so that a frame's decision is one table load.
@@ -101,9 +105,10 @@ pub(crate) struct Outcomes {
     /// First octets of the outer sources to drop ([`BOGON_FIRST_OCTETS`], or none when the
     /// policy does not drop bogons).
     bogons: [u64; 4],
-    /// First octets of inner sources the straight path leaves to the stages: IPv4's set, then
-    /// IPv6's ([`SUSPECT_FIRST_OCTETS`], or none when the policy does not drop bogons).
-    suspects: [u64; 8],
+    /// Per inner family (IPv4, then IPv6), two 256-bit sets of what the straight path leaves
+    /// to the stages: first octets of inner sources ([`SUSPECT_FIRST_OCTETS`], or none when
+    /// the policy does not drop bogons), then next headers (IPv6's extension headers).
+    inner_sets: [u64; 16],
     early: [Outcome; Check::Checksum as usize + 1],
     by_mask: [Outcome; failed::OUTCOMES],
 }
@@ -113,40 +118,42 @@ impl Outcomes {
     pub(crate) fn of(d: &Defaults) -> Outcomes {
         let plain = |verdict: Verdict, reason: Reason| Outcome {
             decision: Decision::new(verdict, reason),
-            police: 0,
-            detour: false,
+            special: 0,
         };
-        let by = |reason: Reason, action: Action| {
-            let verdict = if action == Action::Forward {
-                Verdict::Forward
-            } else {
-                Verdict::Drop
-            };
-            let police = if action == Action::RateLimit {
+        let by = |reason: Reason, action: Action| Outcome {
+            decision: Decision::new(
+                if action == Action::Forward {
+                    Verdict::Forward
+                } else {
+                    Verdict::Drop
+                },
+                reason,
+            ),
+            special: if action == Action::RateLimit {
                 BUDGET
             } else {
                 0
-            };
-            Outcome {
-                police,
-                ..plain(verdict, reason)
-            }
+            },
         };
-        let named = |verdict: Verdict, reason: Reason, police: u8| Outcome {
+        let named = |verdict: Verdict, reason: Reason, special: u8| Outcome {
             decision: Decision {
                 verdict,
                 reason,
                 tunnel: 0,
             },
-            police,
-            detour: false,
+            special,
         };
         let detour = Outcome {
             decision: Decision::default(),
-            police: 0,
-            detour: true,
+            special: DETOUR,
         };
         let invalid = |reason: Reason| by(reason, d.invalid_gre);
+        let s = if d.drop_bogons {
+            SUSPECT_FIRST_OCTETS
+        } else {
+            [0; 8]
+        };
+        let w = walked_next_headers();
         Outcomes {
             non_gre: Decision::new(d.non_gre, Reason::NonGre),
             gre_refused: flags::VERSION
@@ -161,11 +168,9 @@ impl Outcomes {
             } else {
                 [0; 4]
             },
-            suspects: if d.drop_bogons {
-                SUSPECT_FIRST_OCTETS
-            } else {
-                [0; 8]
-            },
+            inner_sets: [
+                s[0], s[1], s[2], s[3], 0, 0, 0, 0, s[4], s[5], s[6], s[7], w[0], w[1], w[2], w[3],
+            ],
             // In `Check` order.
             early: [
                 plain(Verdict::Drop, Reason::Truncated),
@@ -187,17 +192,20 @@ impl Outcomes {
         }
     }
 
-    /// The decision of a frame that failed check `c`.
+    /// Writes the decision of a frame that failed check `c` to `slot`.
     #[inline(always)]
-    fn early(&self, c: Check) -> Option<Judged> {
+    fn early(&self, c: Check, buckets: &Buckets, now_ns: u64, slot: &mut Decision) -> Done {
         let o = self.early.get(c as usize)?;
-        Some((o.decision, o.police != 0))
+        *slot = o.decision;
+        if o.special != 0 {
+            *slot = buckets.police(o.decision, now_ns);
+        }
+        Some(())
     }
 }
 
-/// A frame judged by the straight path: its decision, and whether a policer has a say first
-/// (the tunnel's, for tunnel traffic; else the shared budget).
-pub(crate) type Judged = (Decision, bool);
+/// `Some` when the straight path wrote its decision, `None` for a detour through the stages.
+pub(crate) type Done = Option<()>;
 
 /// Ethernet (14 bytes), IPv4 (20) and the GRE base header with one optional word (8): what the
 /// straight path reads at fixed offsets after a single length check.
@@ -207,9 +215,17 @@ const ETHERTYPE: usize = 12;
 const IP: usize = 14;
 const GRE: usize = IP + 20;
 
-/// Judges a frame that arrived from `dir`, or `None` when it takes a detour through the stages.
+/// Decides a frame that arrived from `dir` at `now_ns` (policing it with `buckets` when a
+/// policer has a say) into `slot`, or takes a detour through the stages (`None`).
 #[inline(always)]
-pub(crate) fn judge(policy: &Policy, dir: Direction, frame: &[u8]) -> Option<Judged> {
+pub(crate) fn judge(
+    policy: &Policy,
+    buckets: &Buckets,
+    now_ns: u64,
+    dir: Direction,
+    frame: &[u8],
+    slot: &mut Decision,
+) -> Done {
     let head = frame.first_chunk::<HEAD_LEN>()?;
     // Untagged IPv4 of version 4 with a 20-byte header (RFC 791 §3.1); the rest go through the
     // stages.
@@ -217,33 +233,37 @@ pub(crate) fn judge(policy: &Policy, dir: Direction, frame: &[u8]) -> Option<Jud
         return None;
     }
     if head[IP + 9] != protocol::GRE {
-        return Some((policy.outcomes().non_gre, false));
+        *slot = policy.outcomes().non_gre;
+        return Some(());
     }
-    judge_gre(policy, dir, head, frame)
+    judge_gre(policy, buckets, now_ns, dir, head, frame, slot)
 }
 
 /// [`judge`] for GRE.
-#[inline(never)]
+#[inline(always)]
 fn judge_gre(
     policy: &Policy,
+    buckets: &Buckets,
+    now_ns: u64,
     dir: Direction,
     head: &[u8; HEAD_LEN],
     frame: &[u8],
-) -> Option<Judged> {
+    slot: &mut Decision,
+) -> Done {
     let outcomes = policy.outcomes();
     if !sound_outer(head, &outcomes.bogons) {
         return None;
     }
     // Stage 1's last check: the total length within the frame (RFC 791 §3.1).
     let Some(gre) = frame.get(GRE..IP + usize::from(be16_at(head, IP + 2))) else {
-        return outcomes.early(Check::Truncated);
+        return outcomes.early(Check::Truncated, buckets, now_ns, slot);
     };
     let g = match GreHead::read(head, gre, outcomes.gre_refused) {
         Ok(g) => g,
-        Err(c) => return outcomes.early(c?),
+        Err(c) => return outcomes.early(c?, buckets, now_ns, slot),
     };
-    let payload = gre.get(g.header_len..).unwrap_or(&[]);
-    let (class, inner) = inner_facts(g.protocol, payload, &outcomes.suspects)?;
+    let payload = gre.get(usize::from(g.header_len)..).unwrap_or(&[]);
+    let inner = inner_facts(g.protocol, payload, &outcomes.inner_sets)?;
     // The pair's 8 bytes as the wire carries them: source then destination (the table's key
     // for a frame from outside, `Family::key`).
     let wire_pair = head
@@ -255,26 +275,34 @@ fn judge_gre(
         Direction::FromInside => wire_pair.rotate_left(32),
     };
     let entry = policy.entry_v4(key);
-    let a = &entry.admit;
-    // The entry's own failures (no tunnel, several or prefixes to search); the key only when
-    // the tunnel has a key rule and the frame's key is not the one it wants.
+    // Stages 3 to 5 by the lowest failed check: the payload; the entry's own failures (no
+    // tunnel; several or prefixes to search); the key, when the tunnel has a key rule; the
+    // tunnel's rules, one bit test for the frame's shape ([`accepting`]).
     let key_differs = u8::from(g.wire_key != entry.want) * failed::KEY;
-    let shape = class + 4 * inner.kind;
-    let flags = g.flags;
-    let taken = (a.classes >> shape) & u16::from(a.flags >> flags) & 1;
+    let shape = inner.shape + g.flags;
+    let refused = (!entry.accept >> shape) & 1 != 0;
     let mask = (u8::from(inner.bad) * failed::INNER)
-        | (a.fail & (failed::SEARCH | failed::UNKNOWN | key_differs))
-        | (u8::from(taken == 0) * failed::REFUSED)
+        | (entry.fail & (failed::SEARCH | failed::UNKNOWN | key_differs))
+        | (u8::from(refused) * failed::REFUSED)
         | failed::PASSED;
     let o = outcomes.by_mask.get(mask.trailing_zeros() as usize)?;
-    if o.detour {
+    *slot = o.decision;
+    slot.tunnel |= entry.tunnel;
+    if (entry.police | SPECIAL) & o.special != 0 {
+        return special(o.special, buckets, now_ns, slot);
+    }
+    Some(())
+}
+
+/// An outcome that is not final ([`Outcome::special`]): a detour, or a policer's say.
+#[cold]
+#[inline(never)]
+fn special(special: u8, buckets: &Buckets, now_ns: u64, slot: &mut Decision) -> Done {
+    if special & DETOUR != 0 {
         return None;
     }
-    let decision = Decision {
-        tunnel: o.decision.tunnel | entry.tunnel,
-        ..o.decision
-    };
-    Some((decision, (a.police | BUDGET) & o.police != 0))
+    *slot = buckets.police(*slot, now_ns);
+    Some(())
 }
 
 /// Stage 1 past the protocol, for a 20-byte IPv4 header (RFC 791 §3.1): the total length no
@@ -304,12 +332,45 @@ fn octet_in<const N: usize>(sets: &[u64; N], at: usize, octet: u8) -> bool {
 struct GreHead {
     protocol: u16,
     /// 4, plus 4 for each of C, K and S.
-    header_len: usize,
+    header_len: u8,
     /// The key as [`crate::policy::wire_key`] gives it.
     wire_key: u64,
-    /// `2 × C + S`, the index into [`Admit::flags`].
+    /// `16 × (2 × C + S)`: the high bits of the frame's shape ([`accepting`]).
     flags: u8,
 }
+
+/// What the top four bits of the GRE flags (C, R, K, S: RFC 2784 §2.1, RFC 2890 §2) say of
+/// the header, by those bits: read from a table instead of computed bit by bit.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// 4, plus 4 for each of C, K and S.
+    header_len: u8,
+    /// `16 × (2 × C + S)`: the high bits of the frame's shape ([`accepting`]).
+    flags: u8,
+    /// K set: all ones over the key and the K bit of a [`crate::policy::wire_key`], else 0.
+    key_mask: u64,
+}
+
+// C, K and S are 0 or 1: the lengths and indices fit a byte.
+#[allow(clippy::cast_possible_truncation)]
+const LAYOUTS: [Layout; 16] = {
+    let mut t = [Layout {
+        header_len: 4,
+        flags: 0,
+        key_mask: 0,
+    }; 16];
+    let mut bits = 0;
+    while bits < 16 {
+        let (c, k, s) = ((bits >> 3) & 1, (bits >> 1) & 1, bits & 1);
+        t[bits] = Layout {
+            header_len: (4 + 4 * (c + k + s)) as u8,
+            flags: (16 * (2 * c + s)) as u8,
+            key_mask: if k == 1 { (1 << 33) - 1 } else { 0 },
+        };
+        bits += 1;
+    }
+    t
+};
 
 impl GreHead {
     /// Stage 2 on `gre`, whose first 8 bytes end `head`: the header the straight path takes —
@@ -319,31 +380,40 @@ impl GreHead {
     #[inline(always)]
     fn read(head: &[u8; HEAD_LEN], gre: &[u8], refused: u16) -> Result<GreHead, Option<Check>> {
         let fv = be16_at(head, GRE);
-        let (c, k, s) = (fv & flags::C != 0, fv & flags::K != 0, fv & flags::S != 0);
-        let header_len = 4 + 4 * (usize::from(c) + usize::from(k) + usize::from(s));
+        let layout = LAYOUTS[usize::from(fv >> 12)];
+        let header_len = usize::from(layout.header_len);
         if (fv & refused != 0) | (gre.len() < header_len) {
             return Err(refusal(fv, gre.len(), header_len));
         }
         // The key field follows the checksum word when C is set (RFC 2890 §2.1). Without C it
         // is in the head whether or not K announces it: read either way and masked out
         // without K, so no branch on K.
-        let key = if !c {
+        let key = if fv & flags::C == 0 {
             head.last_chunk::<4>().map_or(0, |w| u32::from_le_bytes(*w))
         } else {
-            if !checksum::verifies(gre) {
-                return Err(Some(Check::Checksum));
-            }
-            gre.get(8..12)
-                .and_then(|w| <[u8; 4]>::try_from(w).ok())
-                .map_or(0, u32::from_le_bytes)
+            checksummed_key(gre)?
         };
         Ok(GreHead {
             protocol: be16_at(head, GRE + 2),
-            header_len,
-            wire_key: (u64::from(k) << 32 | u64::from(key)) & u64::from(k).wrapping_neg(),
-            flags: 2 * u8::from(c) + u8::from(s),
+            header_len: layout.header_len,
+            wire_key: (1 << 32 | u64::from(key)) & layout.key_mask,
+            flags: layout.flags,
         })
     }
+}
+
+/// With C set (rare on tunnels, so out of the way): the checksum over the whole GRE packet
+/// (RFC 2784 §2.5), then the key field, which follows the checksum word (RFC 2890 §2.1).
+#[cold]
+#[inline(never)]
+fn checksummed_key(gre: &[u8]) -> Result<u32, Option<Check>> {
+    if !checksum::verifies(gre) {
+        return Err(Some(Check::Checksum));
+    }
+    Ok(gre
+        .get(8..12)
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map_or(0, u32::from_le_bytes))
 }
 
 /// Which check a GRE header the straight path does not take fails, in the stages' order: the
@@ -373,18 +443,19 @@ fn refusal(fv: u16, len: usize, header_len: usize) -> Option<Check> {
 
 /// What the straight path learns of a GRE payload: [`crate::inner::check`] for the classes it
 /// takes.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct InnerFacts {
     /// Not what the protocol type says (`bad_inner`).
     bad: bool,
-    /// 0 a plain packet, 1 nested GRE, 2 a Cisco keepalive (the index into [`Admit::classes`]
-    /// is the class plus 4 times this).
-    kind: u8,
+    /// The payload's class (its [`ProtoClass`] discriminant: keepalive 0, IPv4 1, IPv6 2,
+    /// TEB 3) plus 4 times its kind (0 plain, [`NESTED`] GRE, a [`KEEPALIVE`]): the low bits of
+    /// the frame's shape ([`accepting`]).
+    shape: u8,
 }
 
-/// [`InnerFacts::kind`] of nested GRE.
+/// A kind of payload: nested GRE.
 const NESTED: u8 = 1;
-/// [`InnerFacts::kind`] of a keepalive.
+/// A kind of payload: a Cisco keepalive.
 const KEEPALIVE: u8 = 2;
 
 /// The bytes of an inner IP header read at fixed offsets: all of IPv4's fixed header, and
@@ -401,50 +472,95 @@ const SUSPECT_FIRST_OCTETS: [u64; 8] = {
     [v4[0], v4[1], v4[2], v4[3], 1, 0, 0, 1 << 63]
 };
 
-/// The class (its [`ProtoClass`] discriminant: keepalive 0, IPv4 1, IPv6 2, TEB 3) and the
-/// facts of a payload of GRE protocol type `protocol`; `None` (a detour) for other classes.
-/// IPv4 and IPv6 — nearly all tunnel traffic — are one computation, without a branch on which.
-#[inline(always)]
-fn inner_facts(protocol: u16, payload: &[u8], suspects: &[u64; 8]) -> Option<(u8, InnerFacts)> {
-    // The class from its table (one load), then one range test for IPv4 or IPv6: compares of
-    // the protocol type itself would become a search tree of branches.
-    let class = ProtoClass::of(protocol) as u8;
-    if class.wrapping_sub(ProtoClass::Ipv4 as u8) < 2 {
-        let facts = inner_ip(payload, class == ProtoClass::Ipv6 as u8, suspects)?;
-        return Some((class, facts));
+/// The IPv6 extension headers the stages walk, as a 256-bit set.
+fn walked_next_headers() -> [u64; 4] {
+    let mut set = [0u64; 4];
+    for nh in 0..=255u8 {
+        if is_walked_extension(nh) {
+            if let Some(word) = set.get_mut(usize::from(nh >> 6)) {
+                *word |= 1 << (nh & 63);
+            }
+        }
     }
-    match protocol {
-        proto::TEB => Some((class, bridged(payload)?)),
-        proto::KEEPALIVE => Some((class, InnerFacts::default())),
-        _ => None,
+    set
+}
+
+/// The facts of a payload of GRE protocol type `protocol`; `None` (a detour) for the classes
+/// the straight path does not take. IPv4 and IPv6 — nearly all tunnel traffic — are one
+/// computation, without a branch on which; the rest on a path of its own.
+#[inline(always)]
+fn inner_facts(protocol: u16, payload: &[u8], sets: &[u64; 16]) -> Option<InnerFacts> {
+    // IPv4 or IPv6 as one test: the product of the differences is zero when one of them is.
+    // (Two compares would become two branches, each of which mispredicts on mixed traffic.)
+    let p = u32::from(protocol);
+    let ip = (p ^ u32::from(proto::IPV4)) * (p ^ u32::from(proto::IPV6)) == 0;
+    if ip {
+        inner_ip(payload, protocol == proto::IPV6, sets)
+    } else {
+        other_class(protocol, payload)
     }
 }
 
-/// IPv4 (RFC 791 §3.1) or IPv6 (RFC 8200 §3) inside, one computation with each family's
-/// offsets: the version, the header and total (or payload) length within the payload; inner
-/// GRE. `None` (a detour) when the payload is too short to be read at fixed offsets, or — unless
-/// it is no packet of its type anyway — has IPv6 extension headers to walk or a source in
-/// `suspects` (docs/policy.md Bogons).
+/// Where IPv4 (RFC 791 §3.1) and IPv6 (RFC 8200 §3) keep what [`inner_ip`] reads.
+struct Family {
+    /// The first byte of a good header lies in `first ..= first + span`: version 4 with an IHL
+    /// of at least 5, or version 6 with any traffic class.
+    first: u8,
+    span: u8,
+    /// The total (IPv4) or payload (IPv6) length field, and what to add to it for the total.
+    length_at: u8,
+    length_add: u8,
+    next_at: u8,
+    source_at: u8,
+    /// The class ([`ProtoClass`] discriminant): the low bits of the frame's shape.
+    class: u8,
+}
+
+/// IPv4's, then IPv6's.
+const FAMILIES: [Family; 2] = [
+    Family {
+        first: 0x45,
+        span: 0x0A,
+        length_at: 2,
+        length_add: 0,
+        next_at: 9,
+        source_at: 12,
+        class: ProtoClass::Ipv4 as u8,
+    },
+    Family {
+        first: 0x60,
+        span: 0x0F,
+        length_at: 4,
+        length_add: 40,
+        next_at: 6,
+        source_at: 8,
+        class: ProtoClass::Ipv6 as u8,
+    },
+];
+
+/// IPv4 or IPv6 inside, one computation with each family's offsets ([`FAMILIES`]): the version
+/// and header length, the total (or payload) length within the payload; inner GRE. `None` (a
+/// detour) when the payload is too short to be read at fixed offsets, has IPv6 extension
+/// headers to walk, or a source in `sets` (docs/policy.md Bogons).
 #[inline(always)]
-fn inner_ip(payload: &[u8], v6: bool, suspects: &[u64; 8]) -> Option<InnerFacts> {
+fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> Option<InnerFacts> {
     let h = payload.first_chunk::<INNER_HEAD>()?;
-    let family = usize::from(v6);
+    let f = &FAMILIES[usize::from(v6)];
     let first = h[0];
     let header_len = if v6 {
         40
     } else {
         usize::from(first & 0x0F) * 4
     };
-    // IPv4's total length at 2; IPv6's payload length at 4, after the 40-byte header.
-    let total = usize::from(be16_at(h, 2 + 2 * family)) + 40 * family;
-    let bad = (first >> 4 != 4 + 2 * u8::from(v6))
-        | (header_len < 20)
-        | (total < header_len)
-        | (total > payload.len());
-    let next = if v6 { h[6] } else { h[9] };
-    let source = if v6 { h[8] } else { h[12] };
-    let suspect = octet_in(suspects, 4 * family, source);
-    if !bad & ((v6 & is_walked_extension(next)) | suspect) {
+    let total = usize::from(be16_at(h, usize::from(f.length_at))) + usize::from(f.length_add);
+    let bad =
+        (first.wrapping_sub(f.first) > f.span) | (total < header_len) | (total > payload.len());
+    let next = h.get(usize::from(f.next_at)).copied().unwrap_or(0);
+    let source = h.get(usize::from(f.source_at)).copied().unwrap_or(0);
+    // Not gated by `bad` (which would precede these in the stages): a detour is right either
+    // way, and a test of `bad` first would be a branch on mixed traffic.
+    let base = 8 * usize::from(v6);
+    if octet_in(sets, base, source) | octet_in(sets, base + 4, next) {
         return None;
     }
     // Inner GRE is rare: a branch the predictor gets right.
@@ -457,17 +573,36 @@ fn inner_ip(payload: &[u8], v6: bool, suspects: &[u64; 8]) -> Option<InnerFacts>
     } else {
         0
     };
-    Some(InnerFacts { bad, kind })
+    Some(InnerFacts {
+        bad,
+        shape: f.class + 4 * kind,
+    })
 }
 
 /// A Cisco keepalive: GRE of protocol type 0 in a whole (unfragmented) inner packet, whose
-/// header ends at `header_len` and the packet at `total`.
-#[inline(always)]
+/// header ends at `header_len` and the packet at `total`. Asked only of inner GRE, which is
+/// rare, so out of the way.
+#[cold]
+#[inline(never)]
 fn keepalive(ip: &[u8], v6: bool, header_len: usize, total: usize) -> bool {
     let fragment = !v6 & (be16(ip, 6) & ipv4_fragment::ANY != 0);
     !fragment
         & (total.wrapping_sub(header_len) >= 4)
         & (be16(ip, header_len + 2) == proto::KEEPALIVE)
+}
+
+/// The payloads the straight path takes besides IPv4 and IPv6: bridged Ethernet (TEB) and
+/// keepalives. `None` (a detour) for any other class.
+#[inline(never)]
+fn other_class(protocol: u16, payload: &[u8]) -> Option<InnerFacts> {
+    match protocol {
+        proto::TEB => bridged(payload),
+        proto::KEEPALIVE => Some(InnerFacts {
+            bad: false,
+            shape: ProtoClass::Keepalive as u8,
+        }),
+        _ => None,
+    }
 }
 
 /// Transparent Ethernet bridging: at least an Ethernet header (IEEE 802.3 §3.1.1), and GRE one
@@ -476,8 +611,12 @@ fn keepalive(ip: &[u8], v6: bool, header_len: usize, total: usize) -> bool {
 /// VLAN tag, say) and for IPv6 extension headers.
 #[inline(always)]
 fn bridged(payload: &[u8]) -> Option<InnerFacts> {
+    let teb = ProtoClass::Teb as u8;
     let Some(eth) = payload.first_chunk::<ETHERNET>() else {
-        return Some(InnerFacts { bad: true, kind: 0 });
+        return Some(InnerFacts {
+            bad: true,
+            shape: teb,
+        });
     };
     let ip = payload.get(ETHERNET..).unwrap_or(&[]);
     let version = ip.first().map_or(0, |b| b >> 4);
@@ -495,69 +634,44 @@ fn bridged(payload: &[u8]) -> Option<InnerFacts> {
     };
     Some(InnerFacts {
         bad: false,
-        kind: if gre { NESTED } else { 0 },
+        shape: teb + 4 * if gre { NESTED } else { 0 },
     })
 }
 
-/// What the straight path needs of a pair's entry, precomputed from its tunnel's rule
-/// (docs/policy.md) when the policy is built, so that the tunnel stage of a frame is a few bit
-/// tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Admit {
-    /// Bit `class + 4 × kind` set when the rule takes a payload of that class (keepalive 0,
-    /// IPv4 1, IPv6 2, TEB 3) and kind ([`InnerFacts::kind`]): the version (0 only here), the
-    /// protocol classes (a keepalive is of its own class too) and `nested`.
-    classes: u16,
-    /// Bit `2 × C + S` set when the `checksum` and `sequence` rules take a frame with those
-    /// bits.
-    flags: u8,
-    /// The entry's own [`failed`] bits: `UNKNOWN` for no tunnel, `SEARCH` for several tunnels
-    /// or prefix tunnels to search, `KEY` when the tunnel has a key rule.
-    fail: u8,
-    /// [`HOT_RATE`] when the tunnel has a policer.
-    police: u8,
+/// The frame shapes a tunnel with `rule` takes (docs/policy.md), a bit each, so that the tunnel
+/// stage of a frame is one bit test: bit `class + 4 × kind + 16 × (2 × C + S)` for a payload of
+/// that class (keepalive 0, IPv4 1, IPv6 2, TEB 3) and kind (0 plain, 1 nested GRE, 2 a
+/// keepalive) in a GRE header with those C and S bits. Set when the version is 0 (the straight
+/// path takes no other), the class is allowed (a keepalive is of its own class too), nesting
+/// is allowed if nested, and the `checksum` and `sequence` rules hold.
+pub(crate) const fn accepting(rule: &HotRule) -> u64 {
+    let mut accept = 0u64;
+    let mut shape = 0;
+    while shape < 64 {
+        let (class, kind) = (shape & 3, (shape >> 2) & 3);
+        let (c, s) = ((shape >> 5) & 1 == 1, (shape >> 4) & 1 == 1);
+        let allowed = rule.classes & (1 << class) != 0
+            || (kind == KEEPALIVE as usize
+                && rule.classes & (1 << ProtoClass::Keepalive as u8) != 0);
+        let nesting = kind != NESTED as usize || rule.flags & HOT_NESTED != 0;
+        let bits = !violated(rule.checksum, c) && !violated(rule.sequence, s);
+        if rule.version == 0 && kind < 3 && allowed && nesting && bits {
+            accept |= 1 << shape;
+        }
+        shape += 1;
+    }
+    accept
 }
 
-impl Admit {
-    /// The entry of `rule`'s tunnel, selected by key as `select` says.
-    pub(crate) const fn of(rule: &HotRule, select: Select) -> Admit {
-        let mut classes = 0u16;
-        let mut class = 0;
-        while class < 4 {
-            let mut kind = 0;
-            while kind < 3 {
-                let allowed = rule.classes & (1 << class) != 0
-                    || (kind == KEEPALIVE
-                        && rule.classes & (1 << ProtoClass::Keepalive as u8) != 0);
-                let nesting = kind != NESTED || rule.flags & HOT_NESTED != 0;
-                if rule.version == 0 && allowed && nesting {
-                    classes |= 1 << (class + 4 * kind);
-                }
-                kind += 1;
-            }
-            class += 1;
-        }
-        let mut flags = 0u8;
-        let mut bits = 0;
-        while bits < 4 {
-            let (c, s) = (bits >> 1 == 1, bits & 1 == 1);
-            if !violated(rule.checksum, c) && !violated(rule.sequence, s) {
-                flags |= 1 << bits;
-            }
-            bits += 1;
-        }
-        let fail = match select {
-            Select::Any => 0,
-            Select::Absent | Select::Equal => failed::KEY,
-            Select::Several => failed::SEARCH,
-            Select::Vacant => failed::UNKNOWN,
-        };
-        Admit {
-            classes,
-            flags,
-            fail,
-            police: rule.flags & HOT_RATE,
-        }
+/// The straight path's [`failed`] bits of an entry selected as `select` says: `UNKNOWN` for no
+/// tunnel, `SEARCH` for several tunnels or prefix tunnels to search, `KEY` when the tunnel has
+/// a key rule.
+pub(crate) const fn entry_fails(select: Select) -> u8 {
+    match select {
+        Select::Any => 0,
+        Select::Absent | Select::Equal => failed::KEY,
+        Select::Several => failed::SEARCH,
+        Select::Vacant => failed::UNKNOWN,
     }
 }
 
