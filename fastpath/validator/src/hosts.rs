@@ -216,33 +216,31 @@ impl<K: HostKey, V: Copy + Default> HostTable<K, V> {
     /// The value for `key`.
     #[inline(always)]
     pub(crate) fn get(&self, key: K) -> Option<&V> {
-        let v = self.get_or(key, &self.blank);
-        (!std::ptr::eq(v, &self.blank)).then_some(v)
+        let (v, hit) = self.probe(key);
+        hit.then_some(v)
     }
 
-    /// The value for `key`, or `missing`: both of its slots are read and compared, and the one
-    /// that matches is taken, without a loop or a branch on the outcome.
+    /// One probe for `key`: both of its slots are read and compared, and the value of the one
+    /// that holds it is returned with `true` — without a loop or a branch on the outcome. When
+    /// neither holds it, some slot's value is returned with `false`, for the caller to weigh
+    /// without a branch either.
     #[inline(always)]
-    pub(crate) fn get_or<'a>(&'a self, key: K, missing: &'a V) -> &'a V {
+    pub(crate) fn probe(&self, key: K) -> (&V, bool) {
         // The slot count is a power of two (never 0): masked by it, both indices are in
         // bounds, which the compiler sees, so no bounds check is left.
         let n = self.slots.len();
         if n == 0 {
-            return missing;
+            return (&self.blank, false);
         }
         let h = key.hash(self.hashing.seed);
         let (Some(a), Some(b)) = (
             self.slots.get(low_bits(h) & (n - 1)),
             self.slots.get(low_bits(h >> 32) & (n - 1)),
         ) else {
-            return missing;
+            return (&self.blank, false);
         };
         let found = if a.key == key { a } else { b };
-        if found.key == key {
-            &found.value
-        } else {
-            missing
-        }
+        (&found.value, found.key == key)
     }
 
     /// Number of keys.

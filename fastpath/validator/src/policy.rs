@@ -19,7 +19,7 @@ use crate::hosts::{HostKey, HostTable};
 use crate::policer::Rate;
 use crate::protocols::ProtocolSet;
 use crate::reason::{Verdict, NO_TUNNEL};
-use crate::straight::{accepting, entry_fails, Outcomes};
+use crate::straight::{accepting, entry_fails, entry_police, Outcomes};
 
 /// What to do with a class of packets that a policy can forward, drop or rate-limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +267,8 @@ pub(crate) struct Entry {
     pub(crate) tunnel: u32,
     /// The straight path's failure bits of the entry itself ([`crate::straight::entry_fails`]).
     pub(crate) fail: u8,
-    /// [`HOT_RATE`] when the tunnel has a policer.
+    /// [`HOT_RATE`] when the tunnel has a policer, and the bits every entry has
+    /// ([`crate::straight::entry_police`]).
     pub(crate) police: u8,
     pub(crate) select: Select,
 }
@@ -281,7 +282,7 @@ impl Entry {
             accept: accepting(rule),
             tunnel,
             fail: entry_fails(select),
-            police: rule.flags & HOT_RATE,
+            police: entry_police(rule),
             select,
         }
     }
@@ -294,7 +295,7 @@ impl Entry {
             accept: 0,
             tunnel: NO_TUNNEL,
             fail: entry_fails(Select::Several),
-            police: 0,
+            police: entry_police(&HOT_NONE),
             select: Select::Several,
         }
     }
@@ -307,13 +308,22 @@ impl Entry {
     }
 }
 
+/// The rule of no tunnel.
+const HOT_NONE: HotRule = HotRule {
+    classes: 0,
+    version: 0,
+    checksum: FlagRule::Allow,
+    sequence: FlagRule::Allow,
+    flags: 0,
+};
+
 /// The entry a missed lookup reads while no prefix tunnel exists: no tunnel, no key accepted.
 const MISS: Entry = Entry {
     want: u64::MAX,
     accept: 0,
     tunnel: NO_TUNNEL,
     fail: entry_fails(Select::Vacant),
-    police: 0,
+    police: entry_police(&HOT_NONE),
     select: Select::Vacant,
 };
 
@@ -677,13 +687,19 @@ impl Policy {
         &self.outcomes
     }
 
-    /// The entry of an IPv4 host pair by its key (`Family::key`), from one probe of the host
-    /// table with no branch on the outcome. A pair not in it reads an entry that says what that means: `Select::Vacant`
-    /// (no tunnel), or `Select::Several` when prefix tunnels are to be searched
-    /// ([`Policy::find_v4`] does).
+    /// One probe of the IPv4 host table for a pair's key (`Family::key`), with no branch on
+    /// the outcome: an entry, and whether it is the pair's (else it is some other pair's, and
+    /// [`Policy::miss_v4`] says what a miss means).
     #[inline(always)]
-    pub(crate) fn entry_v4(&self, key: u64) -> &Entry {
-        self.v4.hosts.get_or(key, &self.miss_v4)
+    pub(crate) fn probe_v4(&self, key: u64) -> (&Entry, bool) {
+        self.v4.hosts.probe(key)
+    }
+
+    /// True when a pair missing from the IPv4 host table may still have a tunnel: prefix
+    /// tunnels are to be searched (as [`Policy::find_v4`] does).
+    #[inline(always)]
+    pub(crate) fn searches_v4(&self) -> bool {
+        self.miss_v4.select == Select::Several
     }
 
     /// Number of tunnels.

@@ -54,15 +54,16 @@ enum Check {
 }
 
 /// The checks the straight path decides by a mask, a bit each, in stage order: the lowest bit
-/// set decides. `PASSED` is always set: tunnel traffic when no check failed.
+/// set decides. `PASSED` is always set: tunnel traffic when no check failed. A miss in the
+/// host table outranks every bit a table entry brings, so that on a miss the entry the probe
+/// returns (another pair's) needs no masking out.
 mod failed {
     /// The payload is not what the protocol type says (`bad_inner`).
     pub const INNER: u8 = 1;
-    /// Detour: several tunnels on the pair, or prefix tunnels to search (the stages resolve
-    /// them).
-    pub const SEARCH: u8 = 2;
     /// No tunnel has these addresses.
-    pub const UNKNOWN: u8 = 4;
+    pub const UNKNOWN: u8 = 2;
+    /// Detour: several tunnels share the pair (the stages resolve them by key).
+    pub const SEVERAL: u8 = 4;
     /// A tunnel has the addresses, not the key (RFC 2890 §2.1).
     pub const KEY: u8 = 8;
     /// Detour: the tunnel's rules refuse the frame; the stages name the rule.
@@ -81,7 +82,8 @@ pub(crate) struct Outcome {
     decision: Decision,
     /// When the decision is not final: the entry's police bits that send it to a policer
     /// ([`HOT_RATE`] for tunnel traffic), [`BUDGET`] for a `rate-limit` action, [`DETOUR`] for a
-    /// detour. One test of the entry's police bits and [`SPECIAL`] against it covers them all.
+    /// detour. One test of the entry's police bits ([`entry_police`]) against it covers them
+    /// all.
     special: u8,
 }
 
@@ -90,8 +92,15 @@ pub(crate) struct Outcome {
 const BUDGET: u8 = 0x80;
 /// [`Outcome::special`]: the frame goes through the stages.
 const DETOUR: u8 = 0x40;
-/// The bits of [`Outcome::special`] that do not depend on the entry.
+/// The bits of [`Outcome::special`] that do not depend on the entry: every entry's police
+/// bits have them ([`entry_police`]).
 const SPECIAL: u8 = BUDGET | DETOUR;
+
+/// An entry's police bits for [`Outcome::special`]: [`HOT_RATE`] when its tunnel has a policer,
+/// and the bits of every entry ([`SPECIAL`]).
+pub(crate) const fn entry_police(rule: &HotRule) -> u8 {
+    (rule.flags & HOT_RATE) | SPECIAL
+}
 
 /// The straight path's outcomes and tables under one policy's defaults, computed when the
 /// policy is built, so that a frame's decision is one table load.
@@ -180,11 +189,11 @@ impl Outcomes {
                 plain(Verdict::Drop, Reason::ReservedBits),
                 invalid(Reason::BadChecksum),
             ],
-            // By the lowest bit of the mask: INNER, SEARCH, UNKNOWN, KEY, REFUSED, PASSED.
+            // By the lowest bit of the mask: INNER, UNKNOWN, SEVERAL, KEY, REFUSED, PASSED.
             by_mask: [
                 invalid(Reason::BadInner),
-                detour,
                 by(Reason::UnknownTunnel, d.unknown_tunnel),
+                detour,
                 named(Verdict::Drop, Reason::KeyMismatch, 0),
                 detour,
                 named(Verdict::Forward, Reason::Tunnel, HOT_RATE),
@@ -263,7 +272,12 @@ fn judge_gre(
         Err(c) => return outcomes.early(c?, buckets, now_ns, slot),
     };
     let payload = gre.get(usize::from(g.header_len)..).unwrap_or(&[]);
-    let inner = inner_facts(g.protocol, payload, &outcomes.inner_sets)?;
+    let inner = inner_facts(g.protocol, payload, &outcomes.inner_sets);
+    // Something in the payload the stages must look at (rare). Before `bad_inner` in their
+    // order, which is fine: a detour is right whatever the frame is.
+    if inner.detour {
+        return None;
+    }
     // The pair's 8 bytes as the wire carries them: source then destination (the table's key
     // for a frame from outside, `Family::key`).
     let wire_pair = head
@@ -274,21 +288,29 @@ fn judge_gre(
         Direction::FromOutside => wire_pair,
         Direction::FromInside => wire_pair.rotate_left(32),
     };
-    let entry = policy.entry_v4(key);
-    // Stages 3 to 5 by the lowest failed check: the payload; the entry's own failures (no
-    // tunnel; several or prefixes to search); the key, when the tunnel has a key rule; the
-    // tunnel's rules, one bit test for the frame's shape ([`accepting`]).
+    let (entry, hit) = policy.probe_v4(key);
+    // A miss while prefix tunnels exist: the stages search them (a test of the policy first,
+    // so policies without prefixes never ask `hit` here).
+    if policy.searches_v4() && !hit {
+        return None;
+    }
+    // Stages 3 to 5 by the lowest failed check: the payload; a miss; the entry's own failures
+    // (several tunnels on the pair); the key, when the tunnel has a key rule; the tunnel's
+    // rules, one bit test for the frame's shape ([`accepting`]). On a miss the entry is another
+    // pair's, whose bits the miss's outrank.
     let key_differs = u8::from(g.wire_key != entry.want) * failed::KEY;
     let shape = inner.shape + g.flags;
     let refused = (!entry.accept >> shape) & 1 != 0;
     let mask = (u8::from(inner.bad) * failed::INNER)
-        | (entry.fail & (failed::SEARCH | failed::UNKNOWN | key_differs))
+        | (u8::from(!hit) * failed::UNKNOWN)
+        | (entry.fail & (failed::SEVERAL | key_differs))
         | (u8::from(refused) * failed::REFUSED)
         | failed::PASSED;
     let o = outcomes.by_mask.get(mask.trailing_zeros() as usize)?;
+    // Only outcomes after a hit name the tunnel; the others' `NO_TUNNEL` is all ones already.
     *slot = o.decision;
     slot.tunnel |= entry.tunnel;
-    if (entry.police | SPECIAL) & o.special != 0 {
+    if entry.police & o.special != 0 {
         return special(o.special, buckets, now_ns, slot);
     }
     Some(())
@@ -447,6 +469,10 @@ fn refusal(fv: u16, len: usize, header_len: usize) -> Option<Check> {
 struct InnerFacts {
     /// Not what the protocol type says (`bad_inner`).
     bad: bool,
+    /// The stages must look (a detour): a class the straight path does not take, a payload
+    /// too short to be read at fixed offsets, IPv6 extension headers to walk, an inner source
+    /// that may be a bogon to drop, a VLAN tag in a bridged frame.
+    detour: bool,
     /// The payload's class (its [`ProtoClass`] discriminant: keepalive 0, IPv4 1, IPv6 2,
     /// TEB 3) plus 4 times its kind (0 plain, [`NESTED`] GRE, a [`KEEPALIVE`]): the low bits of
     /// the frame's shape ([`accepting`]).
@@ -485,11 +511,10 @@ fn walked_next_headers() -> [u64; 4] {
     set
 }
 
-/// The facts of a payload of GRE protocol type `protocol`; `None` (a detour) for the classes
-/// the straight path does not take. IPv4 and IPv6 — nearly all tunnel traffic — are one
-/// computation, without a branch on which; the rest on a path of its own.
+/// The facts of a payload of GRE protocol type `protocol`. IPv4 and IPv6 — nearly all tunnel
+/// traffic — are one computation, without a branch on which; the rest on a path of its own.
 #[inline(always)]
-fn inner_facts(protocol: u16, payload: &[u8], sets: &[u64; 16]) -> Option<InnerFacts> {
+fn inner_facts(protocol: u16, payload: &[u8], sets: &[u64; 16]) -> InnerFacts {
     // IPv4 or IPv6 as one test: the product of the differences is zero when one of them is.
     // (Two compares would become two branches, each of which mispredicts on mixed traffic.)
     let p = u32::from(protocol);
@@ -539,13 +564,15 @@ const FAMILIES: [Family; 2] = [
 ];
 
 /// IPv4 or IPv6 inside, one computation with each family's offsets ([`FAMILIES`]): the version
-/// and header length, the total (or payload) length within the payload; inner GRE. `None` (a
-/// detour) when the payload is too short to be read at fixed offsets, has IPv6 extension
-/// headers to walk, or a source in `sets` (docs/policy.md Bogons).
+/// and header length, the total (or payload) length within the payload; inner GRE. A detour
+/// when the payload is too short to be read at fixed offsets, has IPv6 extension headers to
+/// walk, or a source in `sets` (docs/policy.md Bogons).
 #[inline(always)]
-fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> Option<InnerFacts> {
-    let h = payload.first_chunk::<INNER_HEAD>()?;
+fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> InnerFacts {
     let f = &FAMILIES[usize::from(v6)];
+    let Some(h) = payload.first_chunk::<INNER_HEAD>() else {
+        return DETOUR_FACTS;
+    };
     let first = h[0];
     let header_len = if v6 {
         40
@@ -557,51 +584,63 @@ fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> Option<InnerFacts> {
         (first.wrapping_sub(f.first) > f.span) | (total < header_len) | (total > payload.len());
     let next = h.get(usize::from(f.next_at)).copied().unwrap_or(0);
     let source = h.get(usize::from(f.source_at)).copied().unwrap_or(0);
-    // Not gated by `bad` (which would precede these in the stages): a detour is right either
-    // way, and a test of `bad` first would be a branch on mixed traffic.
     let base = 8 * usize::from(v6);
-    if octet_in(sets, base, source) | octet_in(sets, base + 4, next) {
-        return None;
-    }
+    let detour = octet_in(sets, base, source) | octet_in(sets, base + 4, next);
     // Inner GRE is rare: a branch the predictor gets right.
     let kind = if next == protocol::GRE {
-        if keepalive(payload, v6, header_len, total) {
-            KEEPALIVE
-        } else {
-            NESTED
-        }
+        gre_kind(payload, v6)
     } else {
         0
     };
-    Some(InnerFacts {
+    InnerFacts {
         bad,
+        detour,
         shape: f.class + 4 * kind,
-    })
+    }
 }
 
-/// A Cisco keepalive: GRE of protocol type 0 in a whole (unfragmented) inner packet, whose
-/// header ends at `header_len` and the packet at `total`. Asked only of inner GRE, which is
-/// rare, so out of the way.
+/// The facts of a payload the stages must look at.
+const DETOUR_FACTS: InnerFacts = InnerFacts {
+    bad: false,
+    detour: true,
+    shape: 0,
+};
+
+/// The kind of an inner IP packet that carries GRE: a Cisco keepalive ([`KEEPALIVE`]: GRE of
+/// protocol type 0 in a whole, unfragmented packet) or nested GRE ([`NESTED`]). Asked only of
+/// inner GRE, which is rare, so out of the way.
 #[cold]
 #[inline(never)]
-fn keepalive(ip: &[u8], v6: bool, header_len: usize, total: usize) -> bool {
-    let fragment = !v6 & (be16(ip, 6) & ipv4_fragment::ANY != 0);
-    !fragment
+fn gre_kind(ip: &[u8], v6: bool) -> u8 {
+    let (header_len, total, fragment) = if v6 {
+        (40, 40 + usize::from(be16(ip, 4)), false)
+    } else {
+        let header_len = usize::from(ip.first().map_or(0, |b| b & 0x0F)) * 4;
+        let fragment = be16(ip, 6) & ipv4_fragment::ANY != 0;
+        (header_len, usize::from(be16(ip, 2)), fragment)
+    };
+    let keepalive = !fragment
         & (total.wrapping_sub(header_len) >= 4)
-        & (be16(ip, header_len + 2) == proto::KEEPALIVE)
+        & (be16(ip, header_len + 2) == proto::KEEPALIVE);
+    if keepalive {
+        KEEPALIVE
+    } else {
+        NESTED
+    }
 }
 
 /// The payloads the straight path takes besides IPv4 and IPv6: bridged Ethernet (TEB) and
-/// keepalives. `None` (a detour) for any other class.
+/// keepalives. A detour for any other class.
 #[inline(never)]
-fn other_class(protocol: u16, payload: &[u8]) -> Option<InnerFacts> {
+fn other_class(protocol: u16, payload: &[u8]) -> InnerFacts {
     match protocol {
-        proto::TEB => bridged(payload),
-        proto::KEEPALIVE => Some(InnerFacts {
+        proto::TEB => bridged(payload).unwrap_or(DETOUR_FACTS),
+        proto::KEEPALIVE => InnerFacts {
             bad: false,
+            detour: false,
             shape: ProtoClass::Keepalive as u8,
-        }),
-        _ => None,
+        },
+        _ => DETOUR_FACTS,
     }
 }
 
@@ -615,6 +654,7 @@ fn bridged(payload: &[u8]) -> Option<InnerFacts> {
     let Some(eth) = payload.first_chunk::<ETHERNET>() else {
         return Some(InnerFacts {
             bad: true,
+            detour: false,
             shape: teb,
         });
     };
@@ -634,6 +674,7 @@ fn bridged(payload: &[u8]) -> Option<InnerFacts> {
     };
     Some(InnerFacts {
         bad: false,
+        detour: false,
         shape: teb + 4 * if gre { NESTED } else { 0 },
     })
 }
@@ -663,14 +704,13 @@ pub(crate) const fn accepting(rule: &HotRule) -> u64 {
     accept
 }
 
-/// The straight path's [`failed`] bits of an entry selected as `select` says: `UNKNOWN` for no
-/// tunnel, `SEARCH` for several tunnels or prefix tunnels to search, `KEY` when the tunnel has
-/// a key rule.
+/// The straight path's [`failed`] bits of an entry selected as `select` says: `KEY` when the
+/// tunnel has a key rule, `SEVERAL` for several tunnels, `UNKNOWN` for none.
 pub(crate) const fn entry_fails(select: Select) -> u8 {
     match select {
         Select::Any => 0,
         Select::Absent | Select::Equal => failed::KEY,
-        Select::Several => failed::SEARCH,
+        Select::Several => failed::SEVERAL,
         Select::Vacant => failed::UNKNOWN,
     }
 }
