@@ -668,6 +668,7 @@ impl Policy {
         };
         if !self.v4.prefixes.is_empty() {
             self.miss_v4 = SEARCH;
+            self.outcomes.search_on_miss();
         }
         self.pair_of.push(pair_id);
         self.hot.push(hot);
@@ -693,13 +694,6 @@ impl Policy {
     #[inline(always)]
     pub(crate) fn probe_v4(&self, key: u64) -> (&Entry, bool) {
         self.v4.hosts.probe(key)
-    }
-
-    /// True when a pair missing from the IPv4 host table may still have a tunnel: prefix
-    /// tunnels are to be searched (as [`Policy::find_v4`] does).
-    #[inline(always)]
-    pub(crate) fn searches_v4(&self) -> bool {
-        self.miss_v4.select == Select::Several
     }
 
     /// Number of tunnels.

@@ -201,6 +201,17 @@ impl Outcomes {
         }
     }
 
+    /// A miss in the host table is a detour from now on: the policy has prefix tunnels, which
+    /// the stages search.
+    pub(crate) fn search_on_miss(&mut self) {
+        if let Some(o) = self
+            .by_mask
+            .get_mut(failed::UNKNOWN.trailing_zeros() as usize)
+        {
+            o.special = DETOUR;
+        }
+    }
+
     /// Writes the decision of a frame that failed check `c` to `slot`.
     #[inline(always)]
     fn early(&self, c: Check, buckets: &Buckets, now_ns: u64, slot: &mut Decision) -> Done {
@@ -272,12 +283,7 @@ fn judge_gre(
         Err(c) => return outcomes.early(c?, buckets, now_ns, slot),
     };
     let payload = gre.get(usize::from(g.header_len)..).unwrap_or(&[]);
-    let inner = inner_facts(g.protocol, payload, &outcomes.inner_sets);
-    // Something in the payload the stages must look at (rare). Before `bad_inner` in their
-    // order, which is fine: a detour is right whatever the frame is.
-    if inner.detour {
-        return None;
-    }
+    let inner = inner_facts(g.protocol, payload, &outcomes.inner_sets)?;
     // The pair's 8 bytes as the wire carries them: source then destination (the table's key
     // for a frame from outside, `Family::key`).
     let wire_pair = head
@@ -289,12 +295,8 @@ fn judge_gre(
         Direction::FromInside => wire_pair.rotate_left(32),
     };
     let (entry, hit) = policy.probe_v4(key);
-    // A miss while prefix tunnels exist: the stages search them (a test of the policy first,
-    // so policies without prefixes never ask `hit` here).
-    if policy.searches_v4() && !hit {
-        return None;
-    }
-    // Stages 3 to 5 by the lowest failed check: the payload; a miss; the entry's own failures
+    // Stages 3 to 5 by the lowest failed check: the payload; a miss (a detour when prefix
+    // tunnels are to be searched: [`Outcomes::search_on_miss`]); the entry's own failures
     // (several tunnels on the pair); the key, when the tunnel has a key rule; the tunnel's
     // rules, one bit test for the frame's shape ([`accepting`]). On a miss the entry is another
     // pair's, whose bits the miss's outrank.
@@ -469,10 +471,6 @@ fn refusal(fv: u16, len: usize, header_len: usize) -> Option<Check> {
 struct InnerFacts {
     /// Not what the protocol type says (`bad_inner`).
     bad: bool,
-    /// The stages must look (a detour): a class the straight path does not take, a payload
-    /// too short to be read at fixed offsets, IPv6 extension headers to walk, an inner source
-    /// that may be a bogon to drop, a VLAN tag in a bridged frame.
-    detour: bool,
     /// The payload's class (its [`ProtoClass`] discriminant: keepalive 0, IPv4 1, IPv6 2,
     /// TEB 3) plus 4 times its kind (0 plain, [`NESTED`] GRE, a [`KEEPALIVE`]): the low bits of
     /// the frame's shape ([`accepting`]).
@@ -511,10 +509,14 @@ fn walked_next_headers() -> [u64; 4] {
     set
 }
 
-/// The facts of a payload of GRE protocol type `protocol`. IPv4 and IPv6 — nearly all tunnel
-/// traffic — are one computation, without a branch on which; the rest on a path of its own.
+/// The facts of a payload of GRE protocol type `protocol`, or `None` when the stages must look
+/// (a detour: a class the straight path does not take, a payload too short to be read at fixed
+/// offsets, IPv6 extension headers to walk, an inner source that may be a bogon to drop, a
+/// VLAN tag in a bridged frame) — before `bad_inner` in their order, which is fine: a detour is
+/// right whatever the frame is. IPv4 and IPv6 — nearly all tunnel traffic — are one
+/// computation, without a branch on which; the rest on a path of its own.
 #[inline(always)]
-fn inner_facts(protocol: u16, payload: &[u8], sets: &[u64; 16]) -> InnerFacts {
+fn inner_facts(protocol: u16, payload: &[u8], sets: &[u64; 16]) -> Option<InnerFacts> {
     // IPv4 or IPv6 as one test: the product of the differences is zero when one of them is.
     // (Two compares would become two branches, each of which mispredicts on mixed traffic.)
     let p = u32::from(protocol);
@@ -539,6 +541,8 @@ struct Family {
     source_at: u8,
     /// The class ([`ProtoClass`] discriminant): the low bits of the frame's shape.
     class: u8,
+    /// Unused: eight bytes a family, so that one is found with a shift.
+    _pad: u8,
 }
 
 /// IPv4's, then IPv6's.
@@ -551,6 +555,7 @@ const FAMILIES: [Family; 2] = [
         next_at: 9,
         source_at: 12,
         class: ProtoClass::Ipv4 as u8,
+        _pad: 0,
     },
     Family {
         first: 0x60,
@@ -560,19 +565,18 @@ const FAMILIES: [Family; 2] = [
         next_at: 6,
         source_at: 8,
         class: ProtoClass::Ipv6 as u8,
+        _pad: 0,
     },
 ];
 
 /// IPv4 or IPv6 inside, one computation with each family's offsets ([`FAMILIES`]): the version
-/// and header length, the total (or payload) length within the payload; inner GRE. A detour
-/// when the payload is too short to be read at fixed offsets, has IPv6 extension headers to
-/// walk, or a source in `sets` (docs/policy.md Bogons).
+/// and header length, the total (or payload) length within the payload; inner GRE. `None` (a
+/// detour) when the payload is too short to be read at fixed offsets, has IPv6 extension
+/// headers to walk, or a source in `sets` (docs/policy.md Bogons).
 #[inline(always)]
-fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> InnerFacts {
+fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> Option<InnerFacts> {
     let f = &FAMILIES[usize::from(v6)];
-    let Some(h) = payload.first_chunk::<INNER_HEAD>() else {
-        return DETOUR_FACTS;
-    };
+    let h = payload.first_chunk::<INNER_HEAD>()?;
     let first = h[0];
     let header_len = if v6 {
         40
@@ -585,33 +589,26 @@ fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> InnerFacts {
     let next = h.get(usize::from(f.next_at)).copied().unwrap_or(0);
     let source = h.get(usize::from(f.source_at)).copied().unwrap_or(0);
     let base = 8 * usize::from(v6);
-    let detour = octet_in(sets, base, source) | octet_in(sets, base + 4, next);
-    // Inner GRE is rare: a branch the predictor gets right.
-    let kind = if next == protocol::GRE {
-        gre_kind(payload, v6)
-    } else {
-        0
-    };
-    InnerFacts {
-        bad,
-        detour,
-        shape: f.class + 4 * kind,
+    if octet_in(sets, base, source) | octet_in(sets, base + 4, next) {
+        return None;
     }
+    let plain = InnerFacts {
+        bad,
+        shape: f.class,
+    };
+    // Inner GRE is rare: a branch the predictor gets right, to a path of its own.
+    if next == protocol::GRE {
+        return Some(with_gre(plain, payload, v6));
+    }
+    Some(plain)
 }
 
-/// The facts of a payload the stages must look at.
-const DETOUR_FACTS: InnerFacts = InnerFacts {
-    bad: false,
-    detour: true,
-    shape: 0,
-};
-
-/// The kind of an inner IP packet that carries GRE: a Cisco keepalive ([`KEEPALIVE`]: GRE of
-/// protocol type 0 in a whole, unfragmented packet) or nested GRE ([`NESTED`]). Asked only of
-/// inner GRE, which is rare, so out of the way.
+/// The facts of an inner IP packet that carries GRE, from those of a `plain` one: its kind is
+/// a Cisco keepalive ([`KEEPALIVE`]: GRE of protocol type 0 in a whole, unfragmented packet)
+/// or nested GRE ([`NESTED`]). Inner GRE is rare, so out of the way.
 #[cold]
 #[inline(never)]
-fn gre_kind(ip: &[u8], v6: bool) -> u8 {
+fn with_gre(plain: InnerFacts, ip: &[u8], v6: bool) -> InnerFacts {
     let (header_len, total, fragment) = if v6 {
         (40, 40 + usize::from(be16(ip, 4)), false)
     } else {
@@ -622,25 +619,24 @@ fn gre_kind(ip: &[u8], v6: bool) -> u8 {
     let keepalive = !fragment
         & (total.wrapping_sub(header_len) >= 4)
         & (be16(ip, header_len + 2) == proto::KEEPALIVE);
-    if keepalive {
-        KEEPALIVE
-    } else {
-        NESTED
+    let kind = if keepalive { KEEPALIVE } else { NESTED };
+    InnerFacts {
+        shape: plain.shape + 4 * kind,
+        ..plain
     }
 }
 
 /// The payloads the straight path takes besides IPv4 and IPv6: bridged Ethernet (TEB) and
-/// keepalives. A detour for any other class.
+/// keepalives. `None` (a detour) for any other class.
 #[inline(never)]
-fn other_class(protocol: u16, payload: &[u8]) -> InnerFacts {
+fn other_class(protocol: u16, payload: &[u8]) -> Option<InnerFacts> {
     match protocol {
-        proto::TEB => bridged(payload).unwrap_or(DETOUR_FACTS),
-        proto::KEEPALIVE => InnerFacts {
+        proto::TEB => bridged(payload),
+        proto::KEEPALIVE => Some(InnerFacts {
             bad: false,
-            detour: false,
             shape: ProtoClass::Keepalive as u8,
-        },
-        _ => DETOUR_FACTS,
+        }),
+        _ => None,
     }
 }
 
@@ -654,7 +650,6 @@ fn bridged(payload: &[u8]) -> Option<InnerFacts> {
     let Some(eth) = payload.first_chunk::<ETHERNET>() else {
         return Some(InnerFacts {
             bad: true,
-            detour: false,
             shape: teb,
         });
     };
@@ -674,7 +669,6 @@ fn bridged(payload: &[u8]) -> Option<InnerFacts> {
     };
     Some(InnerFacts {
         bad: false,
-        detour: false,
         shape: teb + 4 * if gre { NESTED } else { 0 },
     })
 }
