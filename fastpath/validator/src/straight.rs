@@ -407,7 +407,7 @@ impl GreHead {
         let layout = LAYOUTS[usize::from(fv >> 12)];
         let header_len = usize::from(layout.header_len);
         if (fv & refused != 0) | (gre.len() < header_len) {
-            return Err(refusal(fv, gre.len(), header_len));
+            return Err(refusal(fv, refused, gre.len(), header_len));
         }
         // The key field follows the checksum word when C is set (RFC 2890 §2.1). Without C it
         // is in the head whether or not K announces it: read either way and masked out
@@ -441,12 +441,12 @@ fn checksummed_key(gre: &[u8]) -> Result<u32, Option<Check>> {
 }
 
 /// Which check a GRE header the straight path does not take fails, in the stages' order: the
-/// base header, the version, the MUST-discard bits, the reserved bits (refused only when the
-/// policy drops them), the optional fields. `None` (a detour) for version 1 (PPTP, RFC 2637
-/// §4.1).
+/// base header, the version, the MUST-discard bits, the reserved bits when the policy drops
+/// them (they are in `refused`), the optional fields. `None` (a detour) for version 1 (PPTP,
+/// RFC 2637 §4.1).
 #[cold]
 #[inline(never)]
-fn refusal(fv: u16, len: usize, header_len: usize) -> Option<Check> {
+fn refusal(fv: u16, refused: u16, len: usize, header_len: usize) -> Option<Check> {
     let version = fv & flags::VERSION;
     if len < 4 {
         Some(Check::GreTruncated)
@@ -456,7 +456,7 @@ fn refusal(fv: u16, len: usize, header_len: usize) -> Option<Check> {
         Some(Check::Version)
     } else if fv & flags::V0_MUST_DISCARD != 0 {
         Some(Check::Flags)
-    } else if fv & flags::V0_RESERVED != 0 {
+    } else if fv & refused & flags::V0_RESERVED != 0 {
         Some(Check::Reserved)
     } else if len < header_len {
         Some(Check::GreTruncated)

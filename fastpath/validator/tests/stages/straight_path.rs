@@ -370,3 +370,23 @@ fn host_pairs_of_every_address_decide_alike() {
         .count();
     assert_eq!(found, addrs.len() * addrs.len());
 }
+
+#[test]
+fn a_short_header_with_reserved_bits_the_policy_ignores_is_truncated() {
+    // Found by the properties above: C, S and a reserved bit in a 4-byte GRE packet. With
+    // `reserved_bits = "ignore"` the reserved bit decides nothing; the optional fields C and S
+    // announce run past the packet: truncated.
+    let p = Policy::new(Defaults {
+        drop_reserved_bits: false,
+        ..Defaults::default()
+    });
+    let mut f = FrameBuilder::ipv4(PEER, LOCAL)
+        .raw(47, vec![0x91, 0x00, 0x00, 0x00])
+        .build();
+    f.resize(60, 0);
+    for dir in Direction::BOTH {
+        agree(&p, dir, std::slice::from_ref(&f)).unwrap();
+    }
+    let d = Classifier::new(&p, 0).classify(&p, 0, Direction::FromOutside, &f);
+    assert_eq!(d.reason, validator::Reason::Truncated);
+}
