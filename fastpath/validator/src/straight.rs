@@ -20,7 +20,7 @@
 //! so a detour may be taken earlier than its check's place in the stages; a differential test
 //! (`tests/stages/straight_path.rs`) holds the two paths to the same decisions.
 
-use crate::bogon::BOGON_FIRST_OCTETS;
+use crate::bogon::is_bogon_v4;
 use crate::checksum;
 use crate::classify::Buckets;
 use crate::policy::{Action, Defaults, FlagRule, HotRule, Policy, Select};
@@ -111,13 +111,10 @@ pub(crate) struct Outcomes {
     /// any version but 0, the bits RFC 2784 §2.3 says to discard for, and the reserved bits
     /// when the policy drops them.
     gre_refused: u16,
-    /// First octets of the outer sources to drop ([`BOGON_FIRST_OCTETS`], or none when the
-    /// policy does not drop bogons).
-    bogons: [u64; 4],
-    /// Per inner family (IPv4, then IPv6), two 256-bit sets of what the straight path leaves
-    /// to the stages: first octets of inner sources ([`SUSPECT_FIRST_OCTETS`], or none when
-    /// the policy does not drop bogons), then next headers (IPv6's extension headers).
-    inner_sets: [u64; 16],
+    /// What a byte tells the straight path, per family (IPv4, then IPv6): [`SUSPECT`] as the
+    /// first octet of a source, [`WALKED`] as a next header. A table of bytes, so that a test
+    /// is one load.
+    bytes: [[u8; 256]; 2],
     early: [Outcome; Check::Checksum as usize + 1],
     by_mask: [Outcome; failed::OUTCOMES],
 }
@@ -157,12 +154,7 @@ impl Outcomes {
             special: DETOUR,
         };
         let invalid = |reason: Reason| by(reason, d.invalid_gre);
-        let s = if d.drop_bogons {
-            SUSPECT_FIRST_OCTETS
-        } else {
-            [0; 8]
-        };
-        let w = walked_next_headers();
+        let bytes = byte_tables(d.drop_bogons);
         Outcomes {
             non_gre: Decision::new(d.non_gre, Reason::NonGre),
             gre_refused: flags::VERSION
@@ -172,14 +164,7 @@ impl Outcomes {
                 } else {
                     0
                 },
-            bogons: if d.drop_bogons {
-                BOGON_FIRST_OCTETS
-            } else {
-                [0; 4]
-            },
-            inner_sets: [
-                s[0], s[1], s[2], s[3], 0, 0, 0, 0, s[4], s[5], s[6], s[7], w[0], w[1], w[2], w[3],
-            ],
+            bytes,
             // In `Check` order.
             early: [
                 plain(Verdict::Drop, Reason::Truncated),
@@ -271,7 +256,7 @@ fn judge_gre(
     slot: &mut Decision,
 ) -> Done {
     let outcomes = policy.outcomes();
-    if !sound_outer(head, &outcomes.bogons) {
+    if !sound_outer(head, &outcomes.bytes[0]) {
         return None;
     }
     // Stage 1's last check: the total length within the frame (RFC 791 §3.1).
@@ -283,7 +268,7 @@ fn judge_gre(
         Err(c) => return outcomes.early(c?, buckets, now_ns, slot),
     };
     let payload = gre.get(usize::from(g.header_len)..).unwrap_or(&[]);
-    let inner = inner_facts(g.protocol, payload, &outcomes.inner_sets)?;
+    let inner = inner_facts(g.protocol, payload, &outcomes.bytes)?;
     // The pair's 8 bytes as the wire carries them: source then destination (the table's key
     // for a frame from outside, `Family::key`).
     let wire_pair = head
@@ -331,24 +316,17 @@ fn special(special: u8, buckets: &Buckets, now_ns: u64, slot: &mut Decision) -> 
 
 /// Stage 1 past the protocol, for a 20-byte IPv4 header (RFC 791 §3.1): the total length no
 /// shorter than the header and the header checksum, then the outer source (docs/policy.md
-/// Bogons, `bogons` the first octets to drop) and fragments (RFC 791 §3.2). False (a detour:
+/// Bogons: the first octets `ipv4` marks [`SUSPECT`]) and fragments (RFC 791 §3.2). False (a detour:
 /// the stages name the reason) when any of that fails, which a working peer's frames never do.
 #[inline(always)]
-fn sound_outer(head: &[u8; HEAD_LEN], bogons: &[u64; 4]) -> bool {
+fn sound_outer(head: &[u8; HEAD_LEN], ipv4: &[u8; 256]) -> bool {
     let Some(header) = head.first_chunk::<GRE>().and_then(|h| h.last_chunk::<20>()) else {
         return false;
     };
     let total = be16_at(head, IP + 2);
     let fragment = be16_at(head, IP + 6) & ipv4_fragment::ANY != 0;
-    let bogon = octet_in(bogons, 0, head[IP + 12]);
+    let bogon = ipv4[usize::from(head[IP + 12])] & SUSPECT != 0;
     checksum::verifies_header(header) & !fragment & !bogon & (total >= 20)
-}
-
-/// True when `octet` is in the 256-bit set that starts at word `at` of `sets`.
-#[inline(always)]
-fn octet_in<const N: usize>(sets: &[u64; N], at: usize, octet: u8) -> bool {
-    let word = sets.get(at + usize::from(octet >> 6)).copied().unwrap_or(0);
-    word >> (octet & 63) & 1 != 0
 }
 
 /// The GRE header (RFC 2784 §2, RFC 2890 §2) read into registers.
@@ -488,25 +466,25 @@ const INNER_HEAD: usize = 24;
 /// Ethernet header length (IEEE 802.3 §3.1.1).
 const ETHERNET: usize = 14;
 
-/// First octets of inner sources the straight path leaves to the stages, IPv4's set then
-/// IPv6's: IPv4 bogons ([`crate::bogon`]); for IPv6 ff00::/8 and ::/8 (which holds :: and ::1,
-/// and which the stages look at closer).
-const SUSPECT_FIRST_OCTETS: [u64; 8] = {
-    let v4 = BOGON_FIRST_OCTETS;
-    [v4[0], v4[1], v4[2], v4[3], 1, 0, 0, 1 << 63]
-};
+/// [`Outcomes::bytes`]: as the first octet of a source (outer or inner), one the straight
+/// path leaves to the stages: an IPv4 bogon ([`crate::bogon`]); for IPv6 ff00::/8 and ::/8
+/// (which holds :: and ::1, and which the stages look at closer). Only when the policy drops
+/// bogons.
+const SUSPECT: u8 = 1;
+/// [`Outcomes::bytes`]: as an IPv6 next header, an extension header the stages walk.
+const WALKED: u8 = 2;
 
-/// The IPv6 extension headers the stages walk, as a 256-bit set.
-fn walked_next_headers() -> [u64; 4] {
-    let mut set = [0u64; 4];
-    for nh in 0..=255u8 {
-        if is_walked_extension(nh) {
-            if let Some(word) = set.get_mut(usize::from(nh >> 6)) {
-                *word |= 1 << (nh & 63);
-            }
-        }
+/// The byte tables of [`Outcomes::bytes`].
+fn byte_tables(drop_bogons: bool) -> [[u8; 256]; 2] {
+    let suspect = |yes: bool| if yes && drop_bogons { SUSPECT } else { 0 };
+    let mut v4 = [0u8; 256];
+    let mut v6 = [0u8; 256];
+    for (byte, (four, six)) in (0..=255u8).zip(v4.iter_mut().zip(v6.iter_mut())) {
+        *four = suspect(is_bogon_v4(u32::from(byte) << 24));
+        *six =
+            suspect(byte == 0 || byte == 0xFF) | if is_walked_extension(byte) { WALKED } else { 0 };
     }
-    set
+    [v4, v6]
 }
 
 /// The facts of a payload of GRE protocol type `protocol`, or `None` when the stages must look
@@ -516,13 +494,13 @@ fn walked_next_headers() -> [u64; 4] {
 /// right whatever the frame is. IPv4 and IPv6 — nearly all tunnel traffic — are one
 /// computation, without a branch on which; the rest on a path of its own.
 #[inline(always)]
-fn inner_facts(protocol: u16, payload: &[u8], sets: &[u64; 16]) -> Option<InnerFacts> {
+fn inner_facts(protocol: u16, payload: &[u8], bytes: &[[u8; 256]; 2]) -> Option<InnerFacts> {
     // IPv4 or IPv6 as one test: the product of the differences is zero when one of them is.
     // (Two compares would become two branches, each of which mispredicts on mixed traffic.)
     let p = u32::from(protocol);
     let ip = (p ^ u32::from(proto::IPV4)) * (p ^ u32::from(proto::IPV6)) == 0;
     if ip {
-        inner_ip(payload, protocol == proto::IPV6, sets)
+        inner_ip(payload, protocol == proto::IPV6, bytes)
     } else {
         other_class(protocol, payload)
     }
@@ -572,9 +550,9 @@ const FAMILIES: [Family; 2] = [
 /// IPv4 or IPv6 inside, one computation with each family's offsets ([`FAMILIES`]): the version
 /// and header length, the total (or payload) length within the payload; inner GRE. `None` (a
 /// detour) when the payload is too short to be read at fixed offsets, has IPv6 extension
-/// headers to walk, or a source in `sets` (docs/policy.md Bogons).
+/// headers to walk, or a [`SUSPECT`] source (docs/policy.md Bogons).
 #[inline(always)]
-fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> Option<InnerFacts> {
+fn inner_ip(payload: &[u8], v6: bool, bytes: &[[u8; 256]; 2]) -> Option<InnerFacts> {
     let f = &FAMILIES[usize::from(v6)];
     let h = payload.first_chunk::<INNER_HEAD>()?;
     let first = h[0];
@@ -588,8 +566,8 @@ fn inner_ip(payload: &[u8], v6: bool, sets: &[u64; 16]) -> Option<InnerFacts> {
         (first.wrapping_sub(f.first) > f.span) | (total < header_len) | (total > payload.len());
     let next = h.get(usize::from(f.next_at)).copied().unwrap_or(0);
     let source = h.get(usize::from(f.source_at)).copied().unwrap_or(0);
-    let base = 8 * usize::from(v6);
-    if octet_in(sets, base, source) | octet_in(sets, base + 4, next) {
+    let t = &bytes[usize::from(v6)];
+    if (t[usize::from(source)] & SUSPECT) | (t[usize::from(next)] & WALKED) != 0 {
         return None;
     }
     let plain = InnerFacts {
