@@ -334,12 +334,6 @@ impl Default for Entry {
     }
 }
 
-/// The entry a missed lookup reads when prefix tunnels are to be searched.
-const SEARCH: Entry = Entry {
-    select: Select::Several,
-    fail: entry_fails(Select::Several),
-    ..MISS
-};
 
 impl Entry {
     /// True when a frame with [`wire_key`] `wire` selects the pair's only tunnel (not for
@@ -548,10 +542,9 @@ pub struct Policy {
     /// The pair of each tunnel, by index (building only: a pair's entry names its pair only
     /// while it has several tunnels).
     pair_of: Vec<u32>,
-    /// What `defaults` make of each outcome of the classifier's straight path.
+    /// What `defaults` make of each outcome of the classifier's straight path (and, once a
+    /// prefix tunnel exists, that a miss in the host table is the stages' to search).
     outcomes: Outcomes,
-    /// The entry an IPv4 pair that is not in the host table reads ([`Policy::entry_v4`]).
-    miss_v4: Entry,
 }
 
 impl Policy {
@@ -566,7 +559,6 @@ impl Policy {
             pairs: Vec::new(),
             pair_of: Vec::new(),
             outcomes: Outcomes::of(&defaults),
-            miss_v4: MISS,
         }
     }
 
@@ -576,7 +568,6 @@ impl Policy {
     pub fn recycle(mut self, defaults: Defaults) -> Policy {
         self.defaults = defaults;
         self.outcomes = Outcomes::of(&defaults);
-        self.miss_v4 = MISS;
         self.hot.clear();
         self.specs.clear();
         self.pairs.clear();
@@ -667,7 +658,6 @@ impl Policy {
             Entry::several(pair_id)
         };
         if !self.v4.prefixes.is_empty() {
-            self.miss_v4 = SEARCH;
             self.outcomes.search_on_miss();
         }
         self.pair_of.push(pair_id);
@@ -689,8 +679,8 @@ impl Policy {
     }
 
     /// One probe of the IPv4 host table for a pair's key (`Family::key`), with no branch on
-    /// the outcome: an entry, and whether it is the pair's (else it is some other pair's, and
-    /// [`Policy::miss_v4`] says what a miss means).
+    /// the outcome: an entry, and whether it is the pair's (else it is another pair's, or the
+    /// value of vacant slots).
     #[inline(always)]
     pub(crate) fn probe_v4(&self, key: u64) -> (&Entry, bool) {
         self.v4.hosts.probe(key)
