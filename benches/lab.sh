@@ -30,9 +30,17 @@ topology() {
 	ip netns exec $P-in ethtool -K $P-i gro on > /dev/null
 	ip netns exec $P-in sh -c "echo 1 > /sys/class/net/$P-i/threaded"
 	for t in $(pgrep -f "napi/$P-i-"); do
-		taskset -pc 0 "$t" > /dev/null
+		taskset -pc "${INSIDE_CPU:-0}" "$t" > /dev/null
 		renice -n -19 -p "$t" > /dev/null
 	done
+}
+
+# box_receive_on CPU: the box's outside veth receives in a NAPI thread on CPU (its XDP
+# program, the copy into the UMEM, the bridge), instead of inline on the sender's CPU. Needs
+# GRO or an XDP program on the box's outside veth to take effect.
+box_receive_on() {
+	ip netns exec $P-box sh -c "echo 1 > /sys/class/net/$P-bo/threaded"
+	for t in $(pgrep -f "napi/$P-bo-"); do taskset -pc "$1" "$t" > /dev/null; done
 }
 
 teardown() { for ns in out box in; do ip netns del $P-$ns; done; }
@@ -42,10 +50,12 @@ lab_tunnels() {
 	sed -n '/LAB_TUNNELS: &str/,/^"#;/p' "$BENCHES/../traffic/src/lib.rs" | sed '1d;$d'
 }
 
-# policy FAST_LANE: the lab's tunnels behind [ports] for this topology.
+# policy FAST_LANE [TUNNEL_PATH [CORE]]: the lab's tunnels behind [ports] for this topology
+# (tunnel_path as greguard's default, auto, unless given; the worker on CORE, default 1).
 policy() {
-	printf '[ports]\noutside = "%s"\ninside = "%s"\nfast_lane = %s\ncores = [1]\nring_size = 8192\n' \
-		$P-bo $P-bi "$1"
+	printf '[ports]\noutside = "%s"\ninside = "%s"\nfast_lane = %s\ncores = [%s]\nring_size = 8192\n' \
+		$P-bo $P-bi "$1" "${3:-1}"
+	[ -n "${2:-}" ] && printf 'tunnel_path = "%s"\n' "$2"
 	lab_tunnels
 }
 

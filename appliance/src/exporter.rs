@@ -95,6 +95,8 @@ pub struct Exporter {
     /// Per port: the fast lane's paths (judged, to_user, bypassed, closed_dropped, unserved, no_target, sampled).
     lane: [[Counter; LANE_PATHS.len()]; 2],
     fast_lane: Gauge,
+    /// Per port: the kernel path judges its tunnel traffic.
+    kernel_tunnels: [bool; 2],
     /// Generation of the policy `tunnels` belongs to.
     generation: u64,
     /// (port, queue, mode in use) per socket, for `greguard_xdp_mode`.
@@ -195,7 +197,11 @@ fn describe() {
     );
     describe_counter!(
         "greguard_fast_lane_packets_total",
-        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (greguard gone: on_failure open or closed), unserved (dropped: no socket served the queue while greguard ran), no_target (dropped: the other port missing from the program's map), sampled (kernel drops copied to the slow path)."
+        "Frames the fast lane's XDP program handled, by path: judged in the kernel (also in greguard_packets_total), to_user (handed to a socket), bypassed or closed_dropped (greguard gone: on_failure open or closed), unserved (dropped: no socket served the queue while greguard ran), no_target (dropped: the other port missing from the program's map), sampled (frames the kernel judged, copied to the slow path as samples)."
+    );
+    describe_gauge!(
+        "greguard_tunnel_path",
+        "1 for the path that judges a port's tunnel traffic (kernel: the fast lane's XDP program forwards what it judges exactly; user: the workers), 0 for the other."
     );
     describe_gauge!(
         "greguard_fast_lane",
@@ -401,6 +407,7 @@ impl Exporter {
                 })
             }),
             fast_lane: metrics::gauge!("greguard_fast_lane"),
+            kernel_tunnels: [false; 2],
             reloads_ok: 0,
             reloads_error: 0,
             generation: 1,
@@ -452,6 +459,21 @@ impl Exporter {
     }
 
     /// A reload was refused; the running policy stays.
+    /// Records the data path's choice of tunnel path per port (outside, inside), for
+    /// `greguard_tunnel_path`.
+    pub fn tunnel_paths(&mut self, kernel: [bool; 2]) {
+        self.kernel_tunnels = kernel;
+    }
+
+    fn publish_tunnel_paths(&self) {
+        for (port, k) in ["outside", "inside"].into_iter().zip(self.kernel_tunnels) {
+            for (path, on) in [("kernel", k), ("user", !k)] {
+                metrics::gauge!("greguard_tunnel_path", "port" => port, "path" => path)
+                    .set(if on { 1.0 } else { 0.0 });
+            }
+        }
+    }
+
     pub fn reload_failed(&mut self) {
         self.reloads_error += 1;
         metrics::counter!("greguard_policy_reloads_total", "result" => "error")
@@ -469,6 +491,7 @@ impl Exporter {
                     .set(if mode == *in_use { 1.0 } else { 0.0 });
             }
         }
+        self.publish_tunnel_paths();
         metrics::gauge!("greguard_policy_generation").set(self.generation as f64);
         metrics::gauge!("greguard_policy_tunnels").set(self.policy_tunnels as f64);
         metrics::gauge!("greguard_policy_last_reload_timestamp_seconds").set(self.policy_loaded);

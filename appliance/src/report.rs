@@ -168,10 +168,11 @@ pub fn final_report(
         {
             let _ = writeln!(
                 s,
-                "fast lane {}: judged={} to_user={} bypassed={} closed_dropped={} unserved={} \
-                 no_target={} sampled={} samples_lost={}",
+                "fast lane {}: judged={} tunnel_forwarded={} to_user={} bypassed={} \
+                 closed_dropped={} unserved={} no_target={} sampled={} samples_lost={}",
                 dir.port(),
                 k.judged(i),
+                k.verdicts.packets(*dir, Reason::Tunnel, Verdict::Forward),
                 k.to_user[i],
                 k.bypassed[i],
                 k.closed_dropped[i],

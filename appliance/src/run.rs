@@ -79,6 +79,17 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
              on failure it stays {}",
             ports.on_failure
         );
+        for (port, kernel) in ["outside", "inside"].iter().zip(data_path.kernel_tunnels()) {
+            tracing::info!(
+                "{port}: tunnel traffic judged by the {} (tunnel_path = {})",
+                if kernel {
+                    "kernel path (the XDP program forwards what it judges exactly; the rest goes to the workers)"
+                } else {
+                    "workers (AF_XDP)"
+                },
+                ports.tunnel_path
+            );
+        }
     }
     tracing::info!(
         "forwarding between {} (outside) and {} (inside) with policy {} ({} tunnels); \
@@ -96,6 +107,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         SystemTime::now(),
     )
     .map_err(Failure::runtime)?;
+    exporter.tunnel_paths(data_path.kernel_tunnels());
     // The data path holds the policy from here; a reload frees (or recycles) it.
     drop(policy);
     tracing::info!("metrics at http://{}/metrics", loaded.model.metrics.listen);
@@ -358,6 +370,7 @@ fn ports_spec(p: &config::Ports, sampling: &config::Sampling) -> PortsSpec {
         sampling: sampling_rates(sampling),
         fast_lane: p.fast_lane,
         on_failure: p.on_failure,
+        tunnel_path: p.tunnel_path,
     }
 }
 

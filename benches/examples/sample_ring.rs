@@ -20,8 +20,21 @@ fn main() {
     .expect("policy")
     .policy;
     let mut lane = FastLane::load().expect("load the fast lane (root)");
-    lane.configure(&lo, &lo, &policy, OnFailure::Open, 1, true)
-        .expect("configure");
+    lane.configure(
+        &lo,
+        &lo,
+        &policy,
+        datapath::lane::Settings {
+            on_failure: OnFailure::Open,
+            sampling: datapath::SamplingRates {
+                dropped: 1,
+                ..Default::default()
+            },
+            max_frame: 3840,
+            active: true,
+        },
+    )
+    .expect("configure");
     let _alive = lane.heartbeat().expect("heartbeat");
     let mut ring = lane.samples(0).expect("map the sample ring");
     let inner = payload::ipv4_udp(

@@ -42,8 +42,8 @@ use std::sync::Arc;
 pub use error::Error;
 pub use loader::{Loader, Reuse, MAX_POLICY_BYTES};
 pub use model::{
-    Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode, DEFAULT_BATCH_SIZE,
-    DEFAULT_RING_SIZE, MAX_BATCH_SIZE,
+    Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, TunnelPath, XdpMode,
+    DEFAULT_BATCH_SIZE, DEFAULT_RING_SIZE, MAX_BATCH_SIZE,
 };
 
 /// A policy that loaded: the validated model and the tables the classifier runs on.

@@ -45,6 +45,37 @@ pub struct Ports {
     pub fast_lane: bool,
     /// What the kernel does with frames once the daemon is gone.
     pub on_failure: OnFailure,
+    /// Which path judges tunnel traffic: the fast lane's XDP program, or the workers.
+    pub tunnel_path: TunnelPath,
+}
+
+/// `tunnel_path`: where tunnel traffic is judged and forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelPath {
+    /// The kernel path where AF_XDP runs in copy or SKB mode, user space where it runs
+    /// zero-copy (docs/fast-lane.md says why).
+    Auto,
+    /// The fast lane's XDP program forwards what it judges exactly; the rest goes up.
+    Kernel,
+    /// Every frame that may belong to a tunnel goes to the workers.
+    User,
+}
+
+impl TunnelPath {
+    /// The policy spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelPath::Auto => "auto",
+            TunnelPath::Kernel => "kernel",
+            TunnelPath::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for TunnelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// `queues = "all"` or an explicit list of queue ids.

@@ -72,6 +72,7 @@ pub(crate) struct RawPorts {
     pub batch_size: Option<S<i64>>,
     pub fast_lane: Option<bool>,
     pub on_failure: Option<S<String>>,
+    pub tunnel_path: Option<S<String>>,
 }
 
 /// `queues = "all"` or `queues = [0, 1]`.

@@ -115,13 +115,14 @@ impl Loaded {
                 let cores = p.cores.as_deref().map_or("after 0".to_owned(), list);
                 let _ = writeln!(
                     out,
-                    "ports:    outside {}, inside {}; queues {queues}, cores {cores}; xdp {}, frame {}, fast lane {}, on failure {}",
+                    "ports:    outside {}, inside {}; queues {queues}, cores {cores}; xdp {}, frame {}, fast lane {}, on failure {}, tunnel path {}",
                     p.outside,
                     p.inside,
                     p.xdp_mode,
                     p.frame_size,
                     if p.fast_lane { "on" } else { "off" },
-                    p.on_failure
+                    p.on_failure,
+                    p.tunnel_path
                 );
             }
             None => {

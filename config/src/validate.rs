@@ -21,8 +21,8 @@ use validator::{
 use crate::address::{parse_prefix, AddrError};
 use crate::error::line_column;
 use crate::model::{
-    Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, XdpMode, DEFAULT_BATCH_SIZE,
-    DEFAULT_RING_SIZE, MAX_BATCH_SIZE,
+    Metrics, OnFailure, PolicyModel, Ports, Queues, Sampling, TunnelPath, XdpMode,
+    DEFAULT_BATCH_SIZE, DEFAULT_RING_SIZE, MAX_BATCH_SIZE,
 };
 use crate::schema::{
     RawDefaults, RawKey, RawMetrics, RawPolicy, RawPorts, RawProtocol, RawQueues, RawRate,
@@ -254,6 +254,16 @@ impl Checker<'_> {
             &[("open", OnFailure::Open), ("closed", OnFailure::Closed)],
             OnFailure::Open,
         );
+        let tunnel_path = self.choice(
+            raw.tunnel_path.as_ref(),
+            "ports.tunnel_path",
+            &[
+                ("auto", TunnelPath::Auto),
+                ("kernel", TunnelPath::Kernel),
+                ("user", TunnelPath::User),
+            ],
+            TunnelPath::Auto,
+        );
         Ports {
             outside: raw.outside.get_ref().clone(),
             inside: raw.inside.get_ref().clone(),
@@ -265,6 +275,7 @@ impl Checker<'_> {
             batch_size,
             fast_lane: raw.fast_lane.unwrap_or(true),
             on_failure,
+            tunnel_path,
         }
     }
 

@@ -107,6 +107,43 @@ fn shared_header() -> String {
         define(&mut h, &format!("GG_ACT_{name}"), u64::from(value));
     }
     define(&mut h, "GG_MAX_QUEUES", u64::from(kernel_abi::MAX_QUEUES));
+    define(
+        &mut h,
+        "GG_MAX_TUNNEL_SLOTS",
+        u64::from(kernel_abi::MAX_TUNNEL_SLOTS),
+    );
+    define(
+        &mut h,
+        "GG_MAX_PEER_NETS",
+        u64::from(kernel_abi::MAX_PEER_NETS),
+    );
+    define(
+        &mut h,
+        "GG_TUNNEL_COUNT_KEYS",
+        u64::from(kernel_abi::TUNNEL_COUNT_KEYS),
+    );
+    for (name, value) in [
+        ("ANY", kernel_abi::select::ANY),
+        ("ABSENT", kernel_abi::select::ABSENT),
+        ("EQUAL", kernel_abi::select::EQUAL),
+        ("SEVERAL", kernel_abi::select::SEVERAL),
+    ] {
+        define(&mut h, &format!("GG_SELECT_{name}"), u64::from(value));
+    }
+    for (name, value) in [
+        ("ALLOW", kernel_abi::flag_rule::ALLOW),
+        ("REQUIRE", kernel_abi::flag_rule::REQUIRE),
+        ("FORBID", kernel_abi::flag_rule::FORBID),
+    ] {
+        define(&mut h, &format!("GG_RULE_{name}"), u64::from(value));
+    }
+    for (name, value) in [
+        ("NESTED", validator::policy::HOT_NESTED),
+        ("NUMBERS", validator::policy::HOT_NUMBERS),
+        ("RATE", validator::policy::HOT_RATE),
+    ] {
+        define(&mut h, &format!("GG_HOT_{name}"), u64::from(value));
+    }
     define(&mut h, "GG_SNAP", kernel_abi::SNAP as u64);
     define(&mut h, "GG_TICKS_PER_NS", policer::TICKS_PER_NS);
 
@@ -238,7 +275,19 @@ fn shared_header() -> String {
             [$((kernel_abi::$t::C_NAME, kernel_abi::$t::FIELDS, std::mem::size_of::<kernel_abi::$t>())),*]
         };
     }
-    for (name, fields, size) in shared!(Config, Counter, KernelSample, LpmV4, LpmV6, Bucket) {
+    for (name, fields, size) in shared!(
+        Config,
+        Counter,
+        KernelSample,
+        LpmV4,
+        LpmV6,
+        Bucket,
+        HostV4,
+        HostV6,
+        PairV4,
+        PairV6,
+        TunnelEntry
+    ) {
         c_struct(&mut h, name, fields, size);
     }
 

@@ -12,6 +12,10 @@
  *   gg_sink:  attached to the receiving end host: counts frames per traffic class (byte 4 of
  *             the source MAC, see traffic::class) and drops them.
  *   gg_wire:  a bare redirect to `ifindex`, the ceiling a filter is measured against.
+ *   gg_gre_check: the least a GRE filter does, the ceiling of any filter that checks
+ *             something: untagged IPv4 GRE whose version is 0 and whose RFC 2784 §2.3
+ *             must-discard bits are clear is redirected to `ifindex`, other GRE is dropped,
+ *             the rest redirected.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -117,6 +121,32 @@ int gg_wire(struct xdp_md *ctx)
 	struct blast_cfg *cfg = bpf_map_lookup_elem(&blast_cfg, &zero);
 	if (!cfg)
 		return XDP_ABORTED;
+	return bpf_redirect(cfg->ifindex, 0);
+}
+
+/* Version 0 (RFC 2784 §2.1) and the bits RFC 2784 §2.3 says to discard on (R 0x4000, strict
+ * source route 0x0800, recursion control's bit 5 0x0400) clear, as one mask with the version. */
+#define GRE_MUST_BE_CLEAR 0x4C07
+
+SEC("xdp")
+int gg_gre_check(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0;
+	struct blast_cfg *cfg = bpf_map_lookup_elem(&blast_cfg, &zero);
+	if (!cfg)
+		return XDP_ABORTED;
+	__u8 *eth = data;
+	__u8 *ip = eth + 14;
+	if ((void *)(ip + 24) > end || eth[12] != 0x08 || eth[13] != 0x00 || ip[9] != 47)
+		return bpf_redirect(cfg->ifindex, 0);
+	__u8 *gre = ip + (ip[0] & 0xf) * 4;
+	if ((void *)(gre + 2) > end)
+		return XDP_DROP;
+	__u16 fv = ((__u16)gre[0] << 8) | gre[1];
+	if (fv & GRE_MUST_BE_CLEAR)
+		return XDP_DROP;
 	return bpf_redirect(cfg->ifindex, 0);
 }
 

@@ -261,10 +261,13 @@ pub struct Wire {
 }
 
 impl Wire {
-    pub fn attach(from: &str, to: &str) -> io::Result<Wire> {
+    /// A redirect from `from` to `to`; with `gre_check`, GRE failing the version and
+    /// must-discard bit checks is dropped instead (`gg_gre_check`).
+    pub fn attach(from: &str, to: &str, gre_check: bool) -> io::Result<Wire> {
         let programs = Programs::load()?;
         programs.configure(ifindex(to)?, 0, (0, 0))?;
-        let ifindex = programs.attach("gg_wire", from)?;
+        let program = if gre_check { "gg_gre_check" } else { "gg_wire" };
+        let ifindex = programs.attach(program, from)?;
         Ok(Wire {
             _programs: programs,
             ifindex,

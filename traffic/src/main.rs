@@ -110,6 +110,10 @@ enum Command {
         /// How long the redirect stays.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+        /// Check GRE's version and RFC 2784 §2.3 must-discard bits, dropping what fails: the
+        /// least a GRE filter does.
+        #[arg(long)]
+        gre_check: bool,
     },
     /// Count per class in XDP what arrives on an interface (and drop it) for --seconds.
     ///
@@ -177,7 +181,12 @@ fn main() {
             }
         }
         Command::Sink { interface, seconds } => sink(&interface, seconds),
-        Command::Wire { from, to, seconds } => wire(&from, &to, seconds),
+        Command::Wire {
+            from,
+            to,
+            seconds,
+            gre_check,
+        } => wire(&from, &to, seconds, gre_check),
     };
     if let Err(e) = result {
         eprintln!("greguard-gen: {e:#}");
@@ -612,8 +621,8 @@ fn sink(interface: &str, seconds: f64) -> Result<()> {
     Ok(())
 }
 
-fn wire(from: &str, to: &str, seconds: f64) -> Result<()> {
-    let _wire = traffic::blast::Wire::attach(from, to)
+fn wire(from: &str, to: &str, seconds: f64, gre_check: bool) -> Result<()> {
+    let _wire = traffic::blast::Wire::attach(from, to, gre_check)
         .with_context(|| format!("attaching a redirect {from} -> {to} (needs root)"))?;
     println!("wire {from} -> {to}");
     std::thread::sleep(Duration::from_secs_f64(seconds));

@@ -415,6 +415,7 @@ impl Counter {
 }
 
 /// Runs `f` on a thread that has entered network namespace `ns` (for sockets in it).
+#[must_use = "join the thread: a panic in it fails the test only through the join"]
 pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> T + Send + 'static,

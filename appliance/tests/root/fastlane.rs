@@ -1,6 +1,8 @@
 //! The fast lane: greguard's own XDP program in front of the AF_XDP sockets. Non-GRE and GRE
-//! that can match no tunnel are decided in the kernel; tunnel traffic still goes through the
-//! full validator; a reload changes the kernel's verdicts; after `kill -9` the program keeps
+//! that can match no tunnel are decided in the kernel; tunnel traffic goes through the full
+//! validator with `tunnel_path = "user"`, and is forwarded by the kernel path itself with
+//! `"kernel"` (and `"auto"` on veth, whose AF_XDP is copy mode); a reload changes the kernel's
+//! verdicts; after `kill -9` the program keeps
 //! the box open or closed as `on_failure` says. Needs root.
 
 use crate::common;
@@ -15,14 +17,37 @@ const TUNNELS: &str = traffic::LAB_TUNNELS;
 
 #[test]
 fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator() {
+    fast_lane_with_tunnels_on("user");
+}
+
+#[test]
+fn the_kernel_path_forwards_tunnel_gre_of_host_pairs_itself() {
+    fast_lane_with_tunnels_on("kernel");
+}
+
+/// Non-GRE, unknown GRE, bad inner packets and tunnel GRE (of berlin-branch, a host pair)
+/// through a box whose tunnel traffic takes `path`.
+fn fast_lane_with_tunnels_on(path: &str) {
+    let kernel_path = path == "kernel";
     let mut t = Topology::new(1);
-    let policy = t.policy("", TUNNELS);
+    let policy = t.policy(&format!("tunnel_path = \"{path}\""), TUNNELS);
     let gre_box = t.start_box(&policy);
+    let logged = format!(
+        "outside: tunnel traffic judged by the {}",
+        if kernel_path {
+            "kernel path"
+        } else {
+            "workers"
+        }
+    );
     let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
+    // Tunnel frames of berlin-branch alone (the lab's tunnels also have prefix tunnels, whose
+    // frames go to the workers on either path).
+    let berlin = t.policy("", &common::berlin(""));
     let sent = t.send(
         &t.out_ns,
         &t.out_if,
-        &policy,
+        &berlin,
         &[
             "--mix",
             "tunnel=2,non_gre=1,unknown=2",
@@ -45,6 +70,7 @@ fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator
     let (got, _) = counter.stop();
     let s = gre_box.stop();
     assert!(s.status.success(), "{}", s.stderr);
+    assert!(s.stderr.contains(&logged), "{}", s.stderr);
 
     let sent_of = |c: Class| sent.frames[c.index()];
     assert_eq!(got.frames[Class::Tunnel.index()], sent_of(Class::Tunnel));
@@ -56,7 +82,11 @@ fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator
     // multicast listener reports, whose Hop-by-Hop header the kernel program leaves to the
     // full parser. None of the 3000-odd unknown or non-GRE frames, nor the bad-inner ones.
     let received = s.value("ring outside:", "received");
-    let expected = sent_of(Class::Tunnel);
+    let expected = if kernel_path {
+        0
+    } else {
+        sent_of(Class::Tunnel)
+    };
     assert!(
         (expected..expected + 5).contains(&received),
         "{received} received, {expected} expected:\n{}",
@@ -77,7 +107,12 @@ fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator
         s.stdout
     );
     let judged = s.value("fast lane outside:", "judged");
-    assert!(judged >= sent_of(Class::NonGre) + sent_of(Class::Unknown) + 25);
+    let in_kernel = if kernel_path {
+        sent_of(Class::Tunnel)
+    } else {
+        0
+    };
+    assert!(judged >= sent_of(Class::NonGre) + sent_of(Class::Unknown) + 25 + in_kernel);
     // 1 in 100 (the default) of the kernel's drops was still handed to the slow path.
     assert!(s.value("fast lane outside:", "sampled") > 0, "{}", s.stdout);
     for port in ["outside", "inside"] {
@@ -92,8 +127,19 @@ fn non_gre_and_unknown_gre_stay_in_the_kernel_and_tunnel_gre_meets_the_validator
 
 #[test]
 fn a_reload_changes_the_kernel_verdicts() {
+    reload_changes_kernel_verdicts("user");
+}
+
+#[test]
+fn a_reload_takes_a_tunnel_off_the_kernel_path() {
+    reload_changes_kernel_verdicts("kernel");
+}
+
+/// berlin-branch's frames, forwarded; then, after a reload that removes it, dropped in the
+/// kernel as unknown_tunnel. Its frames took `path` before the reload.
+fn reload_changes_kernel_verdicts(path: &str) {
     let mut t = Topology::new(1);
-    let policy = t.policy("", TUNNELS);
+    let policy = t.policy(&format!("tunnel_path = \"{path}\""), TUNNELS);
     let berlin = t.policy("", &common::berlin(""));
     let gre_box = t.start_box(&policy);
     let counter = t.start_counter(&t.in_ns.clone(), &t.in_if.clone(), None);
@@ -137,8 +183,13 @@ fn a_reload_changes_the_kernel_verdicts() {
     );
     // (Besides, at most the host's IPv6 multicast listener reports: see above.)
     let received = s.value("ring outside:", "received");
+    let expected = if path == "kernel" {
+        0
+    } else {
+        first.frames[tunnel]
+    };
     assert!(
-        (first.frames[tunnel]..first.frames[tunnel] + 5).contains(&received),
+        (expected..expected + 5).contains(&received),
         "{received}:\n{}",
         s.stdout
     );

@@ -8,8 +8,15 @@
 //!   reason tests and of `captures/`, under random `[defaults]` and tunnel tables;
 //! - bit by bit over the version-0 flags, under both `reserved_bits` settings.
 //!
-//! Where the kernel decides, it must reach the validator's verdict and reason; where it hands a
-//! frame up, the table of docs/fast-lane.md must say it does. Needs root.
+//! Where the kernel decides, it must reach the validator's verdict, reason and tunnel; where it
+//! hands a frame up, the table of docs/fast-lane.md must say it does. Three policies in four
+//! run with the kernel path on (the program forwards tunnel traffic of host pairs itself), and
+//! the run must see it forward; the tunnels' policers are the lane's shared cells, set before
+//! each frame to the same state (full, or empty) for both engines. Needs root.
+
+// Policies here have a handful of tunnels and keys below 2^16 (PPTP call IDs): the casts of
+// tunnel indices and keys keep every bit.
+#![allow(clippy::cast_possible_truncation)]
 
 use crate::common;
 use crate::shared;
@@ -19,20 +26,31 @@ use std::fmt::Write as _;
 use crate::shape::Shape;
 use common::netns::Topology;
 use common::policies::{frame_runner, random_policy, seed, Draw};
-use datapath::lane::{FastLane, LaneCounters, OnFailure};
-use datapath::Link;
+use datapath::lane::{monotonic_ns, FastLane, LaneCounters, OnFailure, Settings};
+use datapath::{Link, SamplingRates};
 use frames::{FrameBuilder, Gre};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use shared::generators::*;
 use validator::wire::numbers::gre_flags;
-use validator::{Classifier, Decision, Direction, Policy, Reason, Verdict};
+use validator::{Buckets, Classifier, Decision, Direction, Policy, Reason, Verdict, NO_TUNNEL};
 
-/// What the kernel did with one frame: decided (verdict, reason), or handed it up.
+/// What the kernel did with one frame: decided (verdict, reason, tunnel), or handed it up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
-    Decided(Verdict, Reason),
+    Decided(Verdict, Reason, u32),
     HandedUp,
+}
+
+/// The lane as a running box sets it (fail-closed; no sampling; 4096-byte UMEM frames, of which
+/// 3840 bytes hold a frame).
+fn settings() -> Settings {
+    Settings {
+        on_failure: OnFailure::Closed,
+        sampling: SamplingRates::default(),
+        max_frame: 4096 - 256,
+        active: true,
+    }
 }
 
 /// XDP actions (linux/bpf.h).
@@ -47,7 +65,7 @@ fn kernel(lane: &FastLane, links: &[Link; 2], port: usize, frame: &[u8]) -> Kern
     let after = lane.counters();
     let moved = what_moved(port, &before, &after);
     let expected_action = match moved {
-        Kernel::Decided(Verdict::Forward, _) => XDP_REDIRECT,
+        Kernel::Decided(Verdict::Forward, _, _) => XDP_REDIRECT,
         _ => XDP_DROP,
     };
     assert_eq!(
@@ -61,21 +79,28 @@ fn what_moved(port: usize, before: &LaneCounters, after: &LaneCounters) -> Kerne
     if after.unserved[port] > before.unserved[port] {
         return Kernel::HandedUp;
     }
+    let tunnel = (0..after.verdicts.tunnel_packets.len())
+        .find(|&t| {
+            let at = |c: &LaneCounters| c.verdicts.tunnel_packets.get(t).copied();
+            at(after) != at(before)
+        })
+        .map_or(NO_TUNNEL, |t| t as u32);
     for r in Reason::ALL {
         for v in Verdict::ALL {
             let at = |c: &LaneCounters| c.verdicts.packets[port][r as usize][v as usize];
             if at(after) > at(before) {
-                return Kernel::Decided(v, r);
+                return Kernel::Decided(v, r, tunnel);
             }
         }
     }
     panic!("the frame moved no counter");
 }
 
-/// Whether the table of docs/fast-lane.md says the program hands `frame` up, given the
-/// validator's decision for it: GRE it forwards (the program forwards no GRE) or judges past
-/// the tunnel match, rate-limit actions, what the program does not parse or check, and GRE
-/// whose addresses are in its prefix tries.
+/// Whether the table of docs/fast-lane.md says the program may hand `frame` up, given the
+/// validator's decision for it: GRE it forwards or judges past the tunnel match (which the
+/// kernel path judges only for some host pairs, and not at all when it is off), rate-limit
+/// actions, what the program does not parse or check, and GRE whose addresses are in its
+/// prefix tries.
 fn may_go_up(frame: &[u8], dir: Direction, policy: &Policy, d: Decision) -> bool {
     if d.verdict == Verdict::Forward && d.reason != Reason::NonGre {
         return true;
@@ -219,29 +244,170 @@ fn random_cases(runner: &mut TestRunner, n: usize) -> Vec<Case> {
     cases
 }
 
+/// Frames of every host pair and prefix pair of `policy` (where the kernel path may judge),
+/// from both ends (an address inside each prefix):
+/// with no key, the pair's key and another; IPv4, IPv6, keepalive, a numeric type, bridged
+/// Ethernet, inner GRE (nested) and an inner bogon as payload; with and without a sequence
+/// number; and PPTP data, acknowledgments and bad PPP.
+fn host_pair_cases(policy: &Policy) -> Vec<Case> {
+    use frames::payload;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use validator::policy::{HostAddrs, IpPrefix, PairKey};
+    let (a4, b4) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 2));
+    let (a6, b6): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:a::1".parse().unwrap(),
+        "2001:db8:a::2".parse().unwrap(),
+    );
+    let payloads: Vec<(u16, Vec<u8>)> = vec![
+        (0x0800, payload::ipv4_udp(a4, b4, 1, 2, &[0x5a; 18])),
+        (0x86DD, payload::ipv6_udp(a6, b6, 1, 2, &[0x5a; 18])),
+        (0x0000, Vec::new()),
+        (0x1234, vec![0xc3; 20]),
+        (0x6558, shared::udp4()),
+        (
+            0x0800,
+            payload::ipv4(a4, b4, 47, &[0, 0, 0x08, 0, 0x45, 0, 0, 20]),
+        ),
+        (
+            0x0800,
+            payload::ipv4(Ipv4Addr::new(127, 0, 0, 1), b4, 17, &[0; 8]),
+        ),
+    ];
+    let ppp: Vec<Vec<u8>> = vec![
+        [
+            vec![0xff, 0x03, 0x00, 0x21],
+            payload::ipv4_udp(a4, b4, 1, 2, &[1; 10]),
+        ]
+        .concat(),
+        vec![0x21, 0x45, 0, 0],
+        vec![0x00, 0x20, 0, 0],
+    ];
+    // An address in a prefix: its host bits from a documentation address (no bogon, even in
+    // 0.0.0.0/0 or ::/0).
+    let inside = |p: IpPrefix| match p {
+        IpPrefix::V4(a, len) => {
+            let host = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(a | (0xCB00_7163 & host)))
+        }
+        IpPrefix::V6(a, len) => {
+            let host = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(
+                a | (0x2001_0db8_0000_0000_0000_0000_0000_0099 & host),
+            ))
+        }
+    };
+    let mut ends: Vec<(IpAddr, IpAddr, PairKey)> = policy
+        .host_pairs()
+        .map(|pair| match pair.addrs {
+            HostAddrs::V4 { peer, local } => (
+                IpAddr::V4(Ipv4Addr::from(peer)),
+                IpAddr::V4(Ipv4Addr::from(local)),
+                pair.key,
+            ),
+            HostAddrs::V6 { peer, local } => (
+                IpAddr::V6(Ipv6Addr::from(peer)),
+                IpAddr::V6(Ipv6Addr::from(local)),
+                pair.key,
+            ),
+        })
+        .collect();
+    ends.extend(
+        policy
+            .prefix_pairs()
+            .into_iter()
+            .map(|pair| (inside(pair.peer), inside(pair.local), pair.key)),
+    );
+    let mut cases = Vec::new();
+    for (peer, local, key) in ends {
+        let own = match key {
+            PairKey::Equal(k) => k,
+            _ => 5,
+        };
+        let mut headers = Vec::new();
+        for key in [None, Some(own), Some(own ^ 1)] {
+            for seq in [false, true] {
+                for (proto, inner) in &payloads {
+                    let mut g = Gre::v0(*proto);
+                    if let Some(k) = key {
+                        g = g.key(k);
+                    }
+                    if seq {
+                        g = g.sequence(7);
+                    }
+                    headers.push((g, inner.clone()));
+                }
+                // PPTP: the call ID is the key (a u16).
+                for p in &ppp {
+                    let mut g = Gre::pptp(key.unwrap_or(own) as u16);
+                    if seq {
+                        g = g.sequence(7);
+                    }
+                    headers.push((g, p.clone()));
+                }
+                headers.push((Gre::pptp(own as u16).ack(3), Vec::new()));
+            }
+        }
+        for (g, inner) in headers {
+            for dir in [Direction::FromOutside, Direction::FromInside] {
+                let (src, dst) = match dir {
+                    Direction::FromOutside => (peer, local),
+                    Direction::FromInside => (local, peer),
+                };
+                let f = FrameBuilder::ip(src, dst)
+                    .gre(g.clone(), inner.clone())
+                    .build();
+                cases.push(("tunnel pair".to_string(), dir, f));
+            }
+        }
+    }
+    cases
+}
+
 /// Judges every case under `policy` in the kernel and in the validator; returns the number
 /// judged and a report line per disagreement.
-fn compare(
-    lane: &FastLane,
-    links: &[Link; 2],
-    policy: &Policy,
-    cases: &[Case],
-) -> (usize, Vec<String>) {
+/// Frames judged, frames the kernel path judged in a tunnel (forwarded, or dropped by the
+/// tunnel's rules or policer), and a report line per disagreement.
+type Outcome = (usize, usize, Vec<String>);
+
+fn compare(lane: &FastLane, links: &[Link; 2], policy: &Policy, cases: &[Case]) -> Outcome {
     let mut judged = 0;
+    let mut in_tunnel = 0;
     let mut bad = Vec::new();
-    for (what, dir, frame) in cases {
+    for (i, (what, dir, frame)) in cases.iter().enumerate() {
         // BPF_PROG_RUN refuses frames shorter than an Ethernet header, which no port delivers.
         if frame.len() < 14 {
             continue;
         }
         judged += 1;
-        let user = Classifier::new(policy, 0).classify(policy, 0, *dir, frame);
+        // Both engines police with the lane's cells, each from the same state: full buckets,
+        // or (every third frame) buckets with no room for the next 10 s.
+        let now = monotonic_ns();
+        let tat = if i % 3 == 2 {
+            (now + 10_000_000_000) * validator::policer::TICKS_PER_NS
+        } else {
+            0
+        };
+        let cells: Vec<_> = (0..policy.tunnel_count() as u32)
+            .filter_map(|t| lane.tunnel_cell(t))
+            .collect();
+        let set = || {
+            for c in &cells {
+                c.tat().store(tat, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        let buckets = Buckets::with_cells(policy, now, 0, None, &|t| lane.tunnel_cell(t));
+        set();
+        let user = Classifier::with_buckets(buckets).classify(policy, now, *dir, frame);
+        set();
         let port = *dir as usize;
         let k = kernel(lane, links, port, frame);
         let ok = match k {
-            Kernel::Decided(v, r) => (v, r) == (user.verdict, user.reason),
+            Kernel::Decided(v, r, t) => (v, r, t) == (user.verdict, user.reason, user.tunnel),
             Kernel::HandedUp => may_go_up(frame, *dir, policy, user),
         };
+        if matches!(k, Kernel::Decided(_, _, t) if t != NO_TUNNEL) {
+            in_tunnel += 1;
+        }
         if !ok {
             let mut hex = String::new();
             for b in frame {
@@ -255,7 +421,7 @@ fn compare(
             ));
         }
     }
-    (judged, bad)
+    (judged, in_tunnel, bad)
 }
 
 /// Runs `f` with the box's two ports, in the box's namespace.
@@ -267,7 +433,9 @@ fn on_the_box_ports(f: impl FnOnce([Link; 2]) + Send + 'static) {
             Link::open("outside", &out_if).unwrap(),
             Link::open("inside", &in_if).unwrap(),
         ])
-    });
+    })
+    .join()
+    .expect("the test's thread in the box's namespace failed (its panic is above)");
 }
 
 /// The differential test: at least 50 random policies and 10 000 frames per run.
@@ -278,7 +446,7 @@ fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies
         let mut d = Draw::new(seed);
         let mut runner = frame_runner(seed);
         let fixed = fixed_cases();
-        let (mut policies, mut frames) = (0, 0);
+        let (mut policies, mut frames, mut in_tunnel) = (0, 0, 0);
         let mut report = String::new();
         while policies < 60 {
             let text = random_policy(&mut d);
@@ -287,14 +455,18 @@ fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies
             };
             let policy = &loaded.policy;
             let mut lane = FastLane::load().expect("load the fast lane");
-            lane.configure(&links[0], &links[1], policy, OnFailure::Closed, 0, true)
+            lane.configure(&links[0], &links[1], policy, settings())
                 .unwrap();
+            let kernel_path = policies % 4 != 3;
+            lane.set_kernel_tunnels([kernel_path; 2]).unwrap();
             let _alive = lane.heartbeat().unwrap();
             let mut cases = random_cases(&mut runner, 240);
             cases.extend(fixed.iter().cloned());
-            let (judged, bad) = compare(&lane, &links, policy, &cases);
+            cases.extend(host_pair_cases(policy));
+            let (judged, forwarded, bad) = compare(&lane, &links, policy, &cases);
             policies += 1;
             frames += judged;
+            in_tunnel += forwarded;
             if !bad.is_empty() {
                 let _ = writeln!(
                     report,
@@ -306,8 +478,15 @@ fn the_kernel_decides_as_the_validator_over_generated_frames_and_random_policies
                 }
             }
         }
-        eprintln!("{frames} frames judged by kernel and validator under {policies} policies");
+        eprintln!(
+            "{frames} frames judged by kernel and validator under {policies} policies; \
+             {in_tunnel} judged in a tunnel by the kernel path"
+        );
         assert!(frames >= 10_000, "only {frames} frames");
+        assert!(
+            in_tunnel >= 1000,
+            "the kernel path judged only {in_tunnel} frames in a tunnel"
+        );
         assert!(
             report.is_empty(),
             "kernel and validator disagree:\n{report}"
@@ -329,8 +508,9 @@ fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
             );
             let policy = config::load_str(&text, "policy").unwrap().policy;
             let mut lane = FastLane::load().expect("load the fast lane");
-            lane.configure(&links[0], &links[1], &policy, OnFailure::Closed, 0, true)
+            lane.configure(&links[0], &links[1], &policy, settings())
                 .unwrap();
+            lane.set_kernel_tunnels([true; 2]).unwrap();
             let _alive = lane.heartbeat().unwrap();
             for bit in 3..=14 {
                 let flag = 1u16 << bit;
@@ -356,7 +536,7 @@ fn version_0_flag_bits_get_the_validators_verdict_in_the_kernel() {
                     user.verdict, user.reason
                 );
                 match k {
-                    Kernel::Decided(v, r) => {
+                    Kernel::Decided(v, r, _) => {
                         assert_eq!((v, r), (user.verdict, user.reason), "{context}")
                     }
                     Kernel::HandedUp => assert!(

@@ -207,8 +207,18 @@ fn the_kernel_program_judges_an_unserved_queue_by_the_state_of_greguard() {
         let loaded = config::load_str(&format!("{TUNNELS}{SPREAD}"), "policy").unwrap();
         let mut lane = FastLane::load().expect("load the fast lane");
         let configure = |lane: &mut FastLane, on_failure| {
-            lane.configure(&links[0], &links[1], &loaded.policy, on_failure, 0, true)
-                .unwrap()
+            lane.configure(
+                &links[0],
+                &links[1],
+                &loaded.policy,
+                datapath::lane::Settings {
+                    on_failure,
+                    sampling: Default::default(),
+                    max_frame: 3840,
+                    active: true,
+                },
+            )
+            .unwrap()
         };
         let run = |lane: &FastLane, frame: &[u8]| lane.test_run(&links[0], 1, frame).unwrap();
         let tunnel = tunnel_with(|b| b);

@@ -203,12 +203,15 @@ fn the_service_runs_reloads_restarts_and_stops_under_systemd() {
             format!("{}:/opt/greguard/greguard-gen", gen.display()),
         ],
     );
-    // The example policy's ports, in the container's own network namespace.
+    // The example policy's ports, in the container's own network namespace. The far ends get
+    // GRO, which veth needs to deliver what an XDP program redirects into it (the kernel path
+    // forwards tunnel traffic that way; docs/fast-lane.md).
     m.ok(&[
         "sh",
         "-c",
         "ip link add eth0 type veth peer name eth0p && ip link add eth1 type veth peer name eth1p \
-         && for l in eth0 eth0p eth1 eth1p; do ip link set $l up; done",
+         && for l in eth0 eth0p eth1 eth1p; do ip link set $l up; done \
+         && ethtool -K eth0p gro on >/dev/null && ethtool -K eth1p gro on >/dev/null",
     ]);
     // The container's first boot may have tried the (preset-enabled) unit before the ports
     // existed; start from a clean slate.

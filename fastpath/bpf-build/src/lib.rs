@@ -22,8 +22,11 @@ pub fn compile(source: &str, object: &str, include: &[&Path]) -> PathBuf {
     // <asm/types.h> lives in Debian's multiarch include directory.
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
     let mut cmd = Command::new(&clang);
-    cmd.args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
-        .arg(format!("-I/usr/include/{arch}-linux-gnu"));
+    // BPF ISA v3 for atomic compare-and-swap (the policers; Linux 5.12 and later).
+    cmd.args([
+        "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+    ])
+    .arg(format!("-I/usr/include/{arch}-linux-gnu"));
     for dir in include {
         cmd.arg("-I").arg(dir);
     }

@@ -115,6 +115,42 @@ pub unsafe fn lookup_percpu<V: Copy>(fd: i32, key: u32, values: &mut [V]) -> boo
     }
 }
 
+/// Reads the first `keys` entries of a per-CPU array whose values are u64 into `values`
+/// (key-major: key k's value on CPU c at `k × cpus + c`) in one call; returns how many keys
+/// were read.
+///
+/// # Safety
+/// The map's values must be u64 and `values` must hold `keys` × [`possible_cpus`] of them.
+pub unsafe fn lookup_percpu_batch(fd: i32, keys: usize, values: &mut [u64]) -> io::Result<usize> {
+    let mut count =
+        u32::try_from(keys).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut key_buf = vec![0u32; keys];
+    let mut out_batch = 0u32;
+    let opts = libxdp_sys::bpf_map_batch_opts {
+        sz: std::mem::size_of::<libxdp_sys::bpf_map_batch_opts>(),
+        elem_flags: 0,
+        flags: 0,
+    };
+    // SAFETY: the buffers hold `count` keys and, as the caller vouches, `count` values per CPU;
+    // a null in_batch starts at the first key.
+    let rc = unsafe {
+        libxdp_sys::bpf_map_lookup_batch(
+            fd,
+            std::ptr::null_mut(),
+            &mut out_batch as *mut u32 as *mut c_void,
+            key_buf.as_mut_ptr() as *mut c_void,
+            values.as_mut_ptr() as *mut c_void,
+            &mut count,
+            &opts,
+        )
+    };
+    // ENOENT: the end of the array came first; `count` says how far it got.
+    if rc != 0 && rc != -libc::ENOENT {
+        return Err(io::Error::from_raw_os_error(-rc));
+    }
+    Ok(count as usize)
+}
+
 /// Attaches program `prog` to interface `ifindex` (`flags`: an `XDP_FLAGS_*` mode), replacing
 /// whatever program is there in that mode in one netlink call.
 pub fn attach(ifindex: u32, prog: i32, flags: u32) -> io::Result<()> {

@@ -17,7 +17,7 @@ macro_rules! shared_struct {
     }) => {
         $(#[$meta])*
         #[repr(C)]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: $ty,)*
         }
@@ -112,6 +112,15 @@ shared_struct! {
         /// The budget of the rate-limit actions, in policer ticks (`validator::policer`).
         pub rate_interval: u64,
         pub rate_tolerance: u64,
+        /// 1 in N frames the kernel path forwards in a tunnel go up as samples (0 = none).
+        pub sample_forwarded: u32,
+        /// Frames longer than this (the bytes a UMEM frame holds) are never forwarded by the
+        /// kernel path: they go up, where the data path counts them as `oversize`.
+        pub max_frame: u32,
+        /// Per port (bit 0 outside, bit 1 inside): the kernel path forwards tunnel traffic
+        /// arriving there (`[ports] tunnel_path`).
+        pub kernel_tunnels: u8,
+        pub pad: [u8; 7],
     }
 }
 
@@ -135,7 +144,8 @@ shared_struct! {
         /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC.
         pub at_ns: u64,
         pub caplen: u32,
-        pub pad2: u32,
+        /// The tunnel's slot + 1 ([`TunnelEntry::slot`]); 0 for none.
+        pub tunnel: u32,
         pub data: [u8; SNAP],
     }
 }
@@ -164,10 +174,123 @@ shared_struct! {
     }
 }
 
+shared_struct! {
+    /// The key of the IPv4 host-pair table (`gg_hosts4`): the addresses as on the wire,
+    /// oriented as (peer, local) by the port the frame arrived on.
+    pub struct HostV4 as "host_v4" {
+        pub peer: [u8; 4],
+        pub local: [u8; 4],
+    }
+}
+
+shared_struct! {
+    /// The key of the IPv6 host-pair table (`gg_hosts6`).
+    pub struct HostV6 as "host_v6" {
+        pub peer: [u8; 16],
+        pub local: [u8; 16],
+    }
+}
+
+shared_struct! {
+    /// A host pair's entry (`gg_hosts4`, `gg_hosts6`): how its tunnel is picked by key and the
+    /// tunnel's rules, as the validator's `HostPair` and `HotRule` hold them.
+    #[derive(Default)]
+    pub struct TunnelEntry as "gg_tunnel" {
+        /// The tunnel's policer, in policer ticks (0 and 0 with no `HOT_RATE` flag).
+        pub rate_interval: u64,
+        pub rate_tolerance: u64,
+        /// The tunnel's slot: its policer cell in `gg_tunnel_tat`, its counters in
+        /// `gg_tunnel_counts`. Kept by a tunnel across reloads.
+        pub slot: u32,
+        /// The key of [`select::EQUAL`].
+        pub key: u32,
+        /// `HotRule::classes`: the allowed protocol classes, one bit per class.
+        pub classes: u16,
+        /// A [`select`] code.
+        pub select: u8,
+        /// GRE version of the tunnel.
+        pub version: u8,
+        /// The C and S bit rules, as [`flag_rule`] codes.
+        pub checksum: u8,
+        pub sequence: u8,
+        /// `HotRule::flags` (`HOT_NESTED`, `HOT_NUMBERS`, `HOT_RATE`).
+        pub flags: u8,
+        pub pad: u8,
+    }
+}
+
+shared_struct! {
+    /// The key of the IPv4 prefix-pair trie (`gg_pairs4`): a peer prefix's id (big-endian,
+    /// all 32 bits significant) then the local address; `prefixlen` = 32 + the local prefix's
+    /// length.
+    pub struct PairV4 as "pair_v4" {
+        pub prefixlen: u32,
+        pub net: [u8; 4],
+        pub local: [u8; 4],
+    }
+}
+
+shared_struct! {
+    /// The key of the IPv6 prefix-pair trie (`gg_pairs6`).
+    pub struct PairV6 as "pair_v6" {
+        pub prefixlen: u32,
+        pub net: [u8; 4],
+        pub local: [u8; 16],
+    }
+}
+
+/// Peer prefixes the kernel path's prefix walk has ids for (ids 1 to this; 0 is none).
+pub const MAX_PEER_NETS: u32 = 65_535;
+
+/// Tunnels the kernel path has slots for (policer cells and counters); tunnels beyond are
+/// judged in user space alone.
+pub const MAX_TUNNEL_SLOTS: u32 = 65_536;
+
+/// Verdicts per tunnel slot in `gg_tunnel_counts` (key = slot × this + verdict).
+pub const TUNNEL_VERDICTS: u32 = 2;
+
+/// Entries of the per-CPU tunnel counters (`gg_tunnel_counts`): slot × verdict, packets.
+pub const TUNNEL_COUNT_KEYS: u32 = MAX_TUNNEL_SLOTS * TUNNEL_VERDICTS;
+
+/// How a host pair's entry picks its tunnel by key (`TunnelEntry::select`).
+pub mod select {
+    /// Any key, or none.
+    pub const ANY: u8 = 0;
+    /// No key.
+    pub const ABSENT: u8 = 1;
+    /// The key `TunnelEntry::key`.
+    pub const EQUAL: u8 = 2;
+    /// Several tunnels share the pair: the program hands the frame up.
+    pub const SEVERAL: u8 = 3;
+}
+
+/// The C and S bit rules (`TunnelEntry::checksum`, `::sequence`).
+pub mod flag_rule {
+    pub const ALLOW: u8 = 0;
+    pub const REQUIRE: u8 = 1;
+    pub const FORBID: u8 = 2;
+}
+
 // The layouts, pinned: a change here is a change of the program's ABI.
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(size_of::<Config>() == 32);
+    assert!(size_of::<Config>() == 48);
+    assert!(offset_of!(Config, sample_forwarded) == 32);
+    assert!(offset_of!(Config, max_frame) == 36);
+    assert!(offset_of!(Config, kernel_tunnels) == 40);
+    assert!(TUNNEL_VERDICTS as usize == Verdict::COUNT);
+    assert!(size_of::<HostV4>() == 8);
+    assert!(size_of::<PairV4>() == 12);
+    assert!(size_of::<PairV6>() == 24);
+    assert!(offset_of!(PairV6, local) == 8);
+    assert!(size_of::<HostV6>() == 32);
+    assert!(size_of::<TunnelEntry>() == 32);
+    assert!(offset_of!(TunnelEntry, slot) == 16);
+    assert!(offset_of!(TunnelEntry, key) == 20);
+    assert!(offset_of!(TunnelEntry, classes) == 24);
+    assert!(offset_of!(TunnelEntry, select) == 26);
+    assert!(offset_of!(TunnelEntry, flags) == 30);
+    assert!(offset_of!(KernelSample, tunnel) == 20);
     assert!(offset_of!(Config, outside_ifindex) == 0);
     assert!(offset_of!(Config, sample_every) == 4);
     assert!(offset_of!(Config, non_gre_forward) == 8);

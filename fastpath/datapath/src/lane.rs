@@ -3,8 +3,9 @@
 //!
 //! The program redirects non-GRE to the other port in the kernel (a DEVMAP), drops GRE that
 //! fails the cheap header checks or whose outer addresses can match no tunnel (LPM tries of
-//! every peer and local prefix), and hands the rest to the AF_XDP socket of its queue (an
-//! XSKMAP). It keeps per-CPU counters with the data path's (port, verdict, reason) indices.
+//! every peer and local prefix), forwards the tunnel traffic it judges exactly on ports where
+//! the kernel path is on (the tunnel tables of [`super::tunnels`]), and hands the rest to the
+//! AF_XDP socket of its queue (an XSKMAP). It keeps per-CPU counters with the data path's (port, verdict, reason) indices.
 //! A queue without a socket while greguard runs (its heartbeat, [`Heartbeat`], is current)
 //! still gets the kernel's decisions, and what would go up is dropped. Once greguard is gone —
 //! stopped with `--keep-bypass`, killed, frozen — the program fails open (every frame to the
@@ -19,6 +20,8 @@ use std::io;
 use super::bpf;
 use super::link::Link;
 use super::prefixes::{PrefixCounts, TriePrefix};
+use super::sample::Rates;
+use super::tunnels::{HostKey, KernelTunnels};
 use validator::counters::Counters;
 use validator::policy::{Action, IpPrefix, Policy};
 use validator::reason::{Direction, Reason, Verdict};
@@ -91,8 +94,8 @@ pub enum LaneError {
 /// Frames the kernel decided, and where the rest went, per port (sums over CPUs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaneCounters {
-    /// Packets and bytes per (port, reason, verdict), the workers' counters' shape (no
-    /// tunnel: the kernel decides no frame of a tunnel).
+    /// Packets and bytes per (port, reason, verdict), the workers' counters' shape, and
+    /// packets per tunnel of the applied policy and verdict (the kernel path's).
     pub verdicts: Counters,
     /// Per port: handed to a socket for the full validator.
     pub to_user: [u64; 2],
@@ -108,7 +111,7 @@ pub struct LaneCounters {
     pub no_target: [u64; 2],
     /// Per port: kernel drops to be sampled that found the sample ring full (not sampled).
     pub samples_lost: [u64; 2],
-    /// Per port: kernel drops handed up as samples (already counted in `packets`).
+    /// Per port: frames the kernel judged (drops, kernel-path forwards) handed up as samples (already counted in `packets`).
     pub sampled: [u64; 2],
 }
 
@@ -117,6 +120,19 @@ impl LaneCounters {
     pub fn judged(&self, port: usize) -> u64 {
         self.verdicts.packets[port].iter().flatten().sum()
     }
+}
+
+/// What [`FastLane::configure`] sets besides the ports and the policy.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// What the program does once greguard is gone.
+    pub on_failure: OnFailure,
+    /// How often kernel drops and kernel-path forwards go up as samples.
+    pub sampling: Rates,
+    /// The bytes a UMEM frame holds: the kernel path forwards no longer frame.
+    pub max_frame: u32,
+    /// false: a bypass only, no daemon behind it.
+    pub active: bool,
 }
 
 /// The loaded program and its maps. Dropping it closes the object; the program stays attached
@@ -131,6 +147,18 @@ pub struct FastLane {
     lane_fd: i32,
     alive_fd: i32,
     tries: [i32; 4],
+    /// `gg_hosts4`, `gg_hosts6`, `gg_pairs4`, `gg_pairs6`.
+    hosts: [i32; 4],
+    /// `gg_peer_nets4`, `gg_peer_nets6`.
+    nets: [i32; 2],
+    parents_fd: i32,
+    tunnel_counts_fd: i32,
+    /// `gg_tunnel_tat` mapped into this process: the tunnels' policer cells.
+    tats: std::sync::Arc<MappedArray>,
+    /// Slots and host entries of the applied policy.
+    tunnels: KernelTunnels,
+    /// Slot → tunnel index of the applied policy, for the samples' reader.
+    by_slot: std::sync::Arc<std::sync::RwLock<Vec<u32>>>,
     config: Config,
     /// The prefixes in the tries, counted by the tunnels of the applied policy that use them.
     prefixes: PrefixCounts,
@@ -144,7 +172,24 @@ impl FastLane {
         let mut object = bpf::Object::open(OBJECT).map_err(LaneError::Open)?;
         object.load().map_err(LaneError::Load)?;
         let map = |name: &'static str| object.map(name).ok_or(LaneError::Missing(name));
+        let tats = MappedArray::map(map("gg_tunnel_tat")?, kernel_abi::MAX_TUNNEL_SLOTS as usize)
+            .map_err(|err| LaneError::Map {
+            map: "gg_tunnel_tat",
+            err,
+        })?;
         Ok(FastLane {
+            hosts: [
+                map("gg_hosts4")?,
+                map("gg_hosts6")?,
+                map("gg_pairs4")?,
+                map("gg_pairs6")?,
+            ],
+            nets: [map("gg_peer_nets4")?, map("gg_peer_nets6")?],
+            parents_fd: map("gg_net_parents")?,
+            tunnel_counts_fd: map("gg_tunnel_counts")?,
+            tats: std::sync::Arc::new(tats),
+            tunnels: KernelTunnels::default(),
+            by_slot: Default::default(),
             prog_fd: object
                 .program(PROGRAM_NAME)
                 .ok_or(LaneError::Missing(PROGRAM_NAME))?,
@@ -175,10 +220,14 @@ impl FastLane {
         outside: &Link,
         inside: &Link,
         policy: &Policy,
-        on_failure: OnFailure,
-        sample_every: u32,
-        active: bool,
+        settings: Settings,
     ) -> Result<(), LaneError> {
+        let Settings {
+            on_failure,
+            sampling,
+            max_frame,
+            active,
+        } = settings;
         for (from, to) in [(outside, inside), (inside, outside)] {
             // SAFETY: gg_ports maps a u32 ifindex to a u32 ifindex.
             unsafe { update(self.ports_fd, &from.ifindex, &to.ifindex, "gg_ports") }?;
@@ -186,13 +235,26 @@ impl FastLane {
         self.config.outside_ifindex = outside.ifindex;
         self.config.fail_open = u8::from(on_failure == OnFailure::Open);
         self.config.active = u8::from(active);
+        self.config.max_frame = max_frame;
         let none = Policy::new(policy.defaults().to_owned());
-        self.apply(
-            policy,
-            &none,
-            &vec![None; policy.tunnel_count()],
-            sample_every,
-        )
+        self.apply(policy, &none, &vec![None; policy.tunnel_count()], sampling)
+    }
+
+    /// Turns the kernel path on or off per port (`[tunnel_path]`; index 0 outside, 1 inside):
+    /// where on, the program forwards the tunnel traffic it judges exactly, arriving there.
+    pub fn set_kernel_tunnels(&mut self, on: [bool; 2]) -> Result<(), LaneError> {
+        self.config.kernel_tunnels = u8::from(on[0]) | (u8::from(on[1]) << 1);
+        self.write_config()
+    }
+
+    /// The policer cell of tunnel `index` of the applied policy: a word of `gg_tunnel_tat`,
+    /// which the kernel path takes from too. `None` for a tunnel beyond the slots.
+    pub fn tunnel_cell(&self, index: u32) -> Option<std::sync::Arc<dyn validator::policer::Cell>> {
+        let slot = self.tunnels.slot(index)?;
+        Some(std::sync::Arc::new(SlotCell {
+            array: self.tats.clone(),
+            slot: slot as usize,
+        }))
     }
 
     /// Brings the maps from `old` (the policy applied last) to `policy`, whose tunnel `i` was
@@ -204,7 +266,7 @@ impl FastLane {
         policy: &Policy,
         old: &Policy,
         previous: &[Option<u32>],
-        sample_every: u32,
+        sampling: Rates,
     ) -> Result<(), LaneError> {
         let changes = self.prefixes.changes(policy, old, previous);
         for (i, &(peer, prefix)) in changes.insert.iter().enumerate() {
@@ -215,6 +277,68 @@ impl FastLane {
                 self.remove_prefixes(&changes.insert[..i]);
                 return Err(e);
             }
+        }
+        // The host pairs: written after the prefixes that make their frames "known", removed
+        // before those prefixes go.
+        let tunnels = self.tunnels.changes(policy, previous);
+        for &slot in &tunnels.fresh {
+            self.zero_tunnel_counts(slot);
+        }
+        // The prefix walk's parents, then the pairs, then the peer prefixes that lead to them.
+        for &(id, parent) in &tunnels.parents {
+            // SAFETY: gg_net_parents is an array (u32 key) of u32.
+            if let Err(e) = unsafe { update(self.parents_fd, &id, &parent, "gg_net_parents") } {
+                self.remove_prefixes(&changes.insert);
+                return Err(e);
+            }
+        }
+        for (i, (key, entry)) in tunnels.upsert.iter().enumerate() {
+            if let Err(e) = self.write_host(key, entry) {
+                // The running policy keeps its maps as they were.
+                for (key, _) in &tunnels.upsert[..i] {
+                    match self.tunnels_entry(key) {
+                        Some(old) => {
+                            let _ = self.write_host(key, &old);
+                        }
+                        None => self.delete_host(key),
+                    }
+                }
+                self.remove_prefixes(&changes.insert);
+                return Err(e);
+            }
+        }
+        for (i, &(net, id)) in tunnels.net_insert.iter().enumerate() {
+            let (fd, key) = self.net_key(net);
+            // SAFETY: the peer-prefix tries map an LPM key (net_key's layout) to a u32 id.
+            if let Err(e) = unsafe { update(fd, key.as_slice(), &id, "gg_peer_nets") } {
+                for &(net, _) in &tunnels.net_insert[..i] {
+                    let (fd, key) = self.net_key(net);
+                    // SAFETY: as above.
+                    unsafe { bpf::delete(fd, &key) };
+                }
+                for (key, _) in &tunnels.upsert {
+                    match self.tunnels_entry(key) {
+                        Some(old) => {
+                            let _ = self.write_host(key, &old);
+                        }
+                        None => self.delete_host(key),
+                    }
+                }
+                self.remove_prefixes(&changes.insert);
+                return Err(e);
+            }
+        }
+        for key in &tunnels.delete {
+            self.delete_host(key);
+        }
+        for &(net, _) in &tunnels.net_delete {
+            let (fd, key) = self.net_key(net);
+            // SAFETY: as above.
+            unsafe { bpf::delete(fd, &key) };
+        }
+        self.tunnels.commit(tunnels);
+        if let Ok(mut t) = self.by_slot.write() {
+            *t = self.tunnels.by_slot();
         }
         self.remove_prefixes(&changes.delete);
         self.prefixes.commit(&changes);
@@ -232,8 +356,55 @@ impl FastLane {
         self.config.fragments_to_tunnel = u8::from(d.fragments_to_tunnel);
         self.config.rate_interval = d.rate_limit.interval_ticks();
         self.config.rate_tolerance = d.rate_limit.tolerance_ticks();
-        self.config.sample_every = sample_every;
+        self.config.sample_every = sampling.dropped;
+        self.config.sample_forwarded = sampling.forwarded;
         self.write_config()
+    }
+
+    fn tunnels_entry(&self, key: &HostKey) -> Option<kernel_abi::TunnelEntry> {
+        self.tunnels.entry(key)
+    }
+
+    fn write_host(&self, key: &HostKey, entry: &kernel_abi::TunnelEntry) -> Result<(), LaneError> {
+        // SAFETY: gg_hosts4/6 and gg_pairs4/6 map host_v4, host_v6, pair_v4 and pair_v6 keys
+        // (HostV4, HostV6, PairV4, PairV6) to struct gg_tunnel (TunnelEntry), whose layouts
+        // the generated header asserts.
+        unsafe {
+            match key {
+                HostKey::V4(k) => update(self.hosts[0], k, entry, "gg_hosts4"),
+                HostKey::V6(k) => update(self.hosts[1], k, entry, "gg_hosts6"),
+                HostKey::Pair4(k) => update(self.hosts[2], k, entry, "gg_pairs4"),
+                HostKey::Pair6(k) => update(self.hosts[3], k, entry, "gg_pairs6"),
+            }
+        }
+    }
+
+    fn delete_host(&self, key: &HostKey) {
+        // SAFETY: the keys have the maps' key layouts (see write_host).
+        unsafe {
+            match key {
+                HostKey::V4(k) => bpf::delete(self.hosts[0], as_bytes(k)),
+                HostKey::V6(k) => bpf::delete(self.hosts[1], as_bytes(k)),
+                HostKey::Pair4(k) => bpf::delete(self.hosts[2], as_bytes(k)),
+                HostKey::Pair6(k) => bpf::delete(self.hosts[3], as_bytes(k)),
+            }
+        }
+    }
+
+    /// The peer-prefix trie of the prefix walk and the key of a peer prefix.
+    fn net_key(&self, net: IpPrefix) -> (i32, Vec<u8>) {
+        let family = usize::from(matches!(net, IpPrefix::V6(..)));
+        (self.nets[family], lpm_key(net))
+    }
+
+    /// Zeroes a slot's per-CPU tunnel counters (a slot taken by a new tunnel).
+    fn zero_tunnel_counts(&self, slot: u32) {
+        let zeros = vec![0u64; self.cpus];
+        for v in Verdict::ALL {
+            let key = slot * kernel_abi::TUNNEL_VERDICTS + v as u32;
+            // SAFETY: gg_tunnel_counts is a per-CPU array of u64: one value per possible CPU.
+            let _ = unsafe { bpf::update(self.tunnel_counts_fd, &key, zeros.as_slice()) };
+        }
     }
 
     /// Writes the configuration in one update.
@@ -252,19 +423,8 @@ impl FastLane {
 
     /// The trie and key of a prefix: `{prefixlen: u32, addr: [u8; 4 or 16]}`.
     fn trie_key(&self, peer: bool, prefix: IpPrefix) -> (i32, Vec<u8>) {
-        let mut key = Vec::with_capacity(20);
-        match prefix {
-            IpPrefix::V4(a, len) => {
-                key.extend_from_slice(&u32::from(len).to_ne_bytes());
-                key.extend_from_slice(&a.to_be_bytes());
-                (self.tries[usize::from(!peer)], key)
-            }
-            IpPrefix::V6(a, len) => {
-                key.extend_from_slice(&u32::from(len).to_ne_bytes());
-                key.extend_from_slice(&a.to_be_bytes());
-                (self.tries[2 + usize::from(!peer)], key)
-            }
-        }
+        let family = 2 * usize::from(matches!(prefix, IpPrefix::V6(..)));
+        (self.tries[family + usize::from(!peer)], lpm_key(prefix))
     }
 
     /// Attaches the program to `link`, replacing whatever XDP program is there in that mode
@@ -359,7 +519,40 @@ impl FastLane {
             c.no_target[port] = read(lane::NO_TARGET);
             c.samples_lost[port] = read(lane::SAMPLE_LOST);
         }
+        c.verdicts.tunnel_packets = self.tunnel_counts();
         c
+    }
+
+    /// Packets per tunnel of the applied policy and verdict that the kernel path judged.
+    fn tunnel_counts(&self) -> Vec<[u64; Verdict::COUNT]> {
+        let mut out = vec![[0; Verdict::COUNT]; self.tunnels_len()];
+        let used = self.tunnels.high_water() as usize * Verdict::COUNT;
+        if used == 0 {
+            return out;
+        }
+        let mut values = vec![0u64; used * self.cpus];
+        // SAFETY: gg_tunnel_counts is a per-CPU array of u64; `values` has room for `used`
+        // keys times the possible CPUs.
+        let Ok(n) = (unsafe { bpf::lookup_percpu_batch(self.tunnel_counts_fd, used, &mut values) })
+        else {
+            return out;
+        };
+        for (slot, index) in self.tunnels.by_slot().into_iter().enumerate() {
+            let Some(t) = out.get_mut(index as usize) else {
+                continue;
+            };
+            for (v, c) in t.iter_mut().enumerate() {
+                let key = slot * Verdict::COUNT + v;
+                if key < n {
+                    *c = values[key * self.cpus..(key + 1) * self.cpus].iter().sum();
+                }
+            }
+        }
+        out
+    }
+
+    fn tunnels_len(&self) -> usize {
+        self.tunnels.tunnels()
     }
 
     fn read_percpu(&self, fd: i32, key: u32, values: &mut [[u64; 2]]) -> bool {
@@ -394,6 +587,49 @@ impl Drop for MappedCell {
     fn drop(&mut self) {
         // SAFETY: unmapping the mapping made in FastLane::budget_cell, once.
         unsafe { libc::munmap(self.page as *mut libc::c_void, self.len) };
+    }
+}
+
+/// An mmapable BPF array of u64 mapped into this process (`gg_tunnel_tat`).
+struct MappedArray {
+    words: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; its words are only used as AtomicU64.
+unsafe impl Send for MappedArray {}
+// SAFETY: as above; shared access goes through the atomics.
+unsafe impl Sync for MappedArray {}
+
+impl MappedArray {
+    /// Maps the `entries` u64 values of the mmapable array `fd`.
+    fn map(fd: i32, entries: usize) -> io::Result<MappedArray> {
+        let page = page_size()?;
+        let len = (entries * 8).div_ceil(page) * page;
+        let words = map_shared(fd, len, libc::PROT_READ | libc::PROT_WRITE, 0)?;
+        Ok(MappedArray { words, len })
+    }
+}
+
+impl Drop for MappedArray {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping made in MappedArray::map, once.
+        unsafe { libc::munmap(self.words as *mut libc::c_void, self.len) };
+    }
+}
+
+/// One tunnel's policer cell: a word of the mapped `gg_tunnel_tat`.
+struct SlotCell {
+    array: std::sync::Arc<MappedArray>,
+    slot: usize,
+}
+
+impl validator::policer::Cell for SlotCell {
+    fn tat(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: slot < MAX_TUNNEL_SLOTS (KernelTunnels never hands out more), so the word
+        // lies inside the mapping, 8-byte aligned (the mapping is page-aligned); the mapping
+        // lives as long as the Arc this cell holds.
+        unsafe { &*(self.array.words.add(self.slot * 8) as *const std::sync::atomic::AtomicU64) }
     }
 }
 
@@ -554,6 +790,28 @@ unsafe fn update<K: ?Sized, V: ?Sized>(
     unsafe { bpf::update(fd, key, value) }.map_err(|err| LaneError::Map { map, err })
 }
 
+/// An LPM trie key of a prefix: `{prefixlen: u32, addr: [u8; 4 or 16]}`.
+fn lpm_key(prefix: IpPrefix) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20);
+    match prefix {
+        IpPrefix::V4(a, len) => {
+            key.extend_from_slice(&u32::from(len).to_ne_bytes());
+            key.extend_from_slice(&a.to_be_bytes());
+        }
+        IpPrefix::V6(a, len) => {
+            key.extend_from_slice(&u32::from(len).to_ne_bytes());
+            key.extend_from_slice(&a.to_be_bytes());
+        }
+    }
+    key
+}
+
+/// The bytes of a map key (a `#[repr(C)]` struct of byte arrays).
+fn as_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: T is one of the shared key structs: plain bytes, no padding, no pointers.
+    unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+}
+
 /// Bytes of a frame the kernel copies into a sample.
 pub const KERNEL_SNAPLEN: usize = kernel_abi::SNAP;
 
@@ -578,6 +836,8 @@ pub struct KernelSamples {
     page: usize,
     /// CLOCK_MONOTONIC at the data path's epoch, to turn `bpf_ktime_get_ns` into `at_ns`.
     epoch_ns: u64,
+    /// Slot → tunnel index of the applied policy.
+    by_slot: std::sync::Arc<std::sync::RwLock<Vec<u32>>>,
 }
 
 // SAFETY: the mappings are owned by this value alone and used through &mut self.
@@ -614,6 +874,7 @@ impl FastLane {
             size,
             page,
             epoch_ns,
+            by_slot: self.by_slot.clone(),
         })
     }
 }
@@ -676,13 +937,28 @@ impl KernelSamples {
         let caplen = (u32_at(offset_of!(S, caplen))? as usize).min(KERNEL_SNAPLEN);
         let data = b.get(SAMPLE_HEADER..SAMPLE_HEADER + caplen)?.to_vec();
         let reason = *Reason::ALL.get(usize::from(*b.get(offset_of!(S, reason))?))?;
+        let verdict = *Verdict::ALL.get(usize::from(*b.get(offset_of!(S, verdict))?))?;
+        // Slot + 1 of the tunnel the kernel path judged the frame in; 0 for none.
+        let tunnel = match u32_at(offset_of!(S, tunnel))?.checked_sub(1) {
+            Some(slot) => self
+                .by_slot
+                .read()
+                .ok()
+                .and_then(|t| t.get(slot as usize).copied())
+                .unwrap_or(validator::NO_TUNNEL),
+            None => validator::NO_TUNNEL,
+        };
         Some(super::Sample {
             port: if *b.get(offset_of!(S, port))? == 1 {
                 Direction::FromInside
             } else {
                 Direction::FromOutside
             },
-            decision: validator::reason::Decision::new(Verdict::Drop, reason),
+            decision: validator::reason::Decision {
+                verdict,
+                reason,
+                tunnel,
+            },
             len: u32_at(offset_of!(S, len))?,
             at_ns: at.saturating_sub(self.epoch_ns),
             data,
@@ -744,9 +1020,12 @@ pub fn bypass_on(outside: &str, inside: &str) -> Result<Attach, BypassError> {
         &links[0],
         &links[1],
         &Policy::new(Default::default()),
-        OnFailure::Open,
-        0,
-        false,
+        Settings {
+            on_failure: OnFailure::Open,
+            sampling: Rates::default(),
+            max_frame: 0,
+            active: false,
+        },
     )?;
     let mut last = None;
     for how in [Attach::Native, Attach::Generic] {

@@ -25,6 +25,7 @@ pub mod prefixes;
 pub mod reload;
 pub mod sample;
 pub mod stats;
+pub mod tunnels;
 pub mod worker;
 
 use std::num::NonZeroU32;
@@ -71,6 +72,8 @@ pub struct PortsSpec {
     pub fast_lane: bool,
     /// What the fast lane does once no socket serves a queue.
     pub on_failure: lane::OnFailure,
+    /// Which path judges tunnel traffic (with the fast lane on).
+    pub tunnel_path: config::TunnelPath,
 }
 
 impl PortsSpec {
@@ -116,6 +119,8 @@ pub struct DataPath {
     heartbeat: Option<lane::Heartbeat>,
     /// Leave the fast lane attached at stop (`--keep-bypass`).
     keep_bypass: bool,
+    /// Per port (outside, inside): the fast lane's kernel path forwards its tunnel traffic.
+    kernel_tunnels: [bool; 2],
     /// The consuming ends of the workers' sample rings, until taken.
     samples: Vec<SampleReader>,
     /// CLOCK_MONOTONIC at `epoch`, for the fast lane's samples.
@@ -205,7 +210,15 @@ impl DataPath {
             Some(l) => Some(l.budget_cell().map_err(|e| Error::Lane(e.to_string()))?),
             None => None,
         };
-        let buckets = validator::classify::Buckets::new(&policy, 0, epoch_ns, budget);
+        let buckets = match fast_lane.as_ref() {
+            // Each tunnel's policer lives in the lane's map, which the kernel path takes from.
+            Some(l) => {
+                validator::classify::Buckets::with_cells(&policy, 0, epoch_ns, budget, &|i| {
+                    l.tunnel_cell(i)
+                })
+            }
+            None => validator::classify::Buckets::new(&policy, 0, epoch_ns, budget),
+        };
         // Bind every socket before any worker runs. If one is refused, the sockets bound so far
         // are dropped with `prepared`, and any program they attached (none was attached when
         // the ports were checked above) is detached, so a failed start leaves nothing behind.
@@ -277,9 +290,29 @@ impl DataPath {
                 );
                 prepared.push((worker, core, stats));
             }
-            Ok((bindings, prepared, samples, mailboxes, returns))
+            // The kernel path, per port, now that the mode each port got is known.
+            let kernel_tunnels = mode.map(|m| {
+                fast_lane.is_some()
+                    && match spec.tunnel_path {
+                        config::TunnelPath::Kernel => true,
+                        config::TunnelPath::User => false,
+                        config::TunnelPath::Auto => m != XdpMode::ZeroCopy,
+                    }
+            });
+            if let Some(lane) = fast_lane.as_mut() {
+                lane.set_kernel_tunnels(kernel_tunnels)
+                    .map_err(|e| Error::Lane(e.to_string()))?;
+            }
+            Ok((
+                bindings,
+                prepared,
+                samples,
+                mailboxes,
+                returns,
+                kernel_tunnels,
+            ))
         })();
-        let (bindings, prepared, samples, reloads, retired) = match bound {
+        let (bindings, prepared, samples, reloads, retired, kernel_tunnels) = match bound {
             Ok(b) => b,
             Err(e) => {
                 // Dropping the fast lane detaches it; libxdp's program is detached here.
@@ -311,6 +344,7 @@ impl DataPath {
             heartbeat: None,
             lane: fast_lane,
             keep_bypass: false,
+            kernel_tunnels,
             samples,
             epoch_ns,
             epoch,
@@ -403,15 +437,25 @@ impl DataPath {
         // policers and counts in the workers.
         let previous = policy.previous_indices(&self.policy);
         if let Some(lane) = self.lane.as_mut() {
-            lane.apply(&policy, &self.policy, &previous, sampling.dropped)
+            lane.apply(&policy, &self.policy, &previous, sampling)
                 .map_err(|e| ReloadError::Lane(e.to_string()))?;
         }
         let generation = self.generation + 1;
         // Nanoseconds since the epoch fit u64 for 584 years.
         #[allow(clippy::cast_possible_truncation)]
         let now_ns = self.epoch.elapsed().as_nanos() as u64;
-        let buckets =
-            validator::classify::Buckets::carried(&policy, now_ns, &previous, &self.buckets);
+        let buckets = match self.lane.as_ref() {
+            Some(l) => validator::classify::Buckets::carried_with_cells(
+                &policy,
+                now_ns,
+                &previous,
+                &self.buckets,
+                &|i| l.tunnel_cell(i),
+            ),
+            None => {
+                validator::classify::Buckets::carried(&policy, now_ns, &previous, &self.buckets)
+            }
+        };
         for mailbox in &mut self.reloads {
             let state = reload::PolicyState::prepare(
                 generation,
@@ -440,6 +484,12 @@ impl DataPath {
     /// The fast lane's counters (what the kernel decided), when it runs.
     pub fn lane_counters(&self) -> Option<lane::LaneCounters> {
         self.lane.as_ref().map(|l| l.counters())
+    }
+
+    /// Per port (outside, inside): whether the fast lane's kernel path forwards its tunnel
+    /// traffic (`[ports] tunnel_path`), else the workers judge all of it.
+    pub fn kernel_tunnels(&self) -> [bool; 2] {
+        self.kernel_tunnels
     }
 
     /// Whether greguard's XDP program runs in front of the sockets.
@@ -614,9 +664,12 @@ fn start_lane(
         &links[0],
         &links[1],
         policy,
-        spec.on_failure,
-        spec.sampling.dropped,
-        true,
+        lane::Settings {
+            on_failure: spec.on_failure,
+            sampling: spec.sampling,
+            max_frame: spec.frame_capacity(),
+            active: true,
+        },
     )?;
     let order: &[lane::Attach] = match spec.mode {
         XdpMode::Skb => &[lane::Attach::Generic],

@@ -146,12 +146,25 @@ impl Buckets {
         offset_ns: u64,
         budget: Option<Arc<dyn Cell>>,
     ) -> Buckets {
+        Buckets::with_cells(policy, now_ns, offset_ns, budget, &|_| None)
+    }
+
+    /// [`Buckets::new`], with the state of tunnel `i`'s bucket in `cells(i)` where it gives
+    /// one (the fast lane's per-tunnel map, which the kernel takes from too).
+    pub fn with_cells(
+        policy: &Policy,
+        now_ns: u64,
+        offset_ns: u64,
+        budget: Option<Arc<dyn Cell>>,
+        cells: &dyn Fn(u32) -> Option<Arc<dyn Cell>>,
+    ) -> Buckets {
         let rate_limit = policy.defaults().rate_limit;
         Buckets {
             tunnels: policy
                 .specs()
                 .iter()
-                .map(|s| s.rate.map(|r| Policer::new_at(r, offset_ns, now_ns)))
+                .zip(0u32..)
+                .map(|(s, i)| s.rate.map(|r| fresh(r, offset_ns, now_ns, cells(i))))
                 .collect(),
             budget: match budget {
                 Some(cell) => Policer::in_cell(rate_limit, cell, offset_ns).filled(now_ns),
@@ -170,22 +183,34 @@ impl Buckets {
         previous: &[Option<u32>],
         old: &Buckets,
     ) -> Buckets {
+        Buckets::carried_with_cells(policy, now_ns, previous, old, &|_| None)
+    }
+
+    /// [`Buckets::carried`], new tunnels' buckets in `cells(i)` where it gives one (see
+    /// [`Buckets::with_cells`]).
+    pub fn carried_with_cells(
+        policy: &Policy,
+        now_ns: u64,
+        previous: &[Option<u32>],
+        old: &Buckets,
+        cells: &dyn Fn(u32) -> Option<Arc<dyn Cell>>,
+    ) -> Buckets {
         let offset_ns = old.budget.offset_ns();
         let tunnels = policy
             .specs()
             .iter()
-            .enumerate()
-            .map(|(i, spec)| {
+            .zip(0u32..)
+            .map(|(spec, i)| {
                 let rate = spec.rate?;
                 let kept = previous
-                    .get(i)
+                    .get(i as usize)
                     .copied()
                     .flatten()
                     .and_then(|o| old.tunnels.get(o as usize))
                     .and_then(Option::as_ref);
                 Some(match kept {
                     Some(b) => Policer::in_cell(rate, b.cell().clone(), offset_ns),
-                    None => Policer::new_at(rate, offset_ns, now_ns),
+                    None => fresh(rate, offset_ns, now_ns, cells(i)),
                 })
             })
             .collect();
@@ -197,6 +222,14 @@ impl Buckets {
                 offset_ns,
             ),
         }
+    }
+}
+
+/// A full bucket at `now_ns`, in `cell` when given, else in a cell of its own.
+fn fresh(rate: crate::Rate, offset_ns: u64, now_ns: u64, cell: Option<Arc<dyn Cell>>) -> Policer {
+    match cell {
+        Some(cell) => Policer::in_cell(rate, cell, offset_ns).filled(now_ns),
+        None => Policer::new_at(rate, offset_ns, now_ns),
     }
 }
 

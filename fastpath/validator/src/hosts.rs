@@ -244,14 +244,12 @@ impl<K: HostKey, V: Copy + Default> HostTable<K, V> {
     }
 
     /// Number of keys.
-    // With `iter`, for whoever lists the host pairs (the kernel path fills its map from them).
-    #[allow(dead_code)]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Every key and its value, in slot order: the slots whose key hashes to them.
-    #[allow(dead_code)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (K, &V)> + '_ {
         self.slots
             .iter()

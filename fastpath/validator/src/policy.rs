@@ -300,6 +300,14 @@ impl Entry {
         }
     }
 
+    /// The key a `Select::Equal` entry wants (see [`wire_key`]).
+    fn key(&self) -> u32 {
+        // The low 32 bits of a wire key are the key's bytes as the wire carries them.
+        #[allow(clippy::cast_possible_truncation)]
+        let wire = self.want as u32;
+        u32::from_be_bytes(wire.to_le_bytes())
+    }
+
     /// The pair's index in `Policy::pairs`, when the entry resolves through it.
     fn pair(&self) -> Option<u32> {
         (self.select == Select::Several)
@@ -333,7 +341,6 @@ impl Default for Entry {
         MISS
     }
 }
-
 
 impl Entry {
     /// True when a frame with [`wire_key`] `wire` selects the pair's only tunnel (not for
@@ -410,6 +417,8 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 trait Family: Copy + Eq + std::hash::Hash {
     type Key: HostKey;
     fn key(peer: Self, local: Self) -> Self::Key;
+    /// The (peer, local) pair of a key.
+    fn pair(key: Self::Key) -> (Self, Self);
 }
 
 /// An IPv4 pair is keyed by its 8 bytes as the wire carries them (source then destination
@@ -422,6 +431,12 @@ impl Family for u32 {
         let wire = |a: u32| u64::from(u32::from_le_bytes(a.to_be_bytes()));
         wire(peer) | wire(local) << 32
     }
+    fn pair(key: u64) -> (u32, u32) {
+        // Each half of the key is one address's bytes.
+        #[allow(clippy::cast_possible_truncation)]
+        let address = |half: u64| u32::from_be_bytes((half as u32).to_le_bytes());
+        (address(key), address(key >> 32))
+    }
 }
 
 impl Family for u128 {
@@ -429,6 +444,9 @@ impl Family for u128 {
     #[inline(always)]
     fn key(peer: u128, local: u128) -> (u128, u128) {
         (peer, local)
+    }
+    fn pair(key: (u128, u128)) -> (u128, u128) {
+        key
     }
 }
 
@@ -496,6 +514,76 @@ macro_rules! family_lookup {
 
 family_lookup!(lookup_v4, u32, 32);
 family_lookup!(lookup_v6, u128, 128);
+
+/// The addresses of a host pair: a tunnel whose `peer` and `local` are single addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAddrs {
+    V4 { peer: u32, local: u32 },
+    V6 { peer: u128, local: u128 },
+}
+
+/// How the tunnel of a host pair is picked by a frame's key (docs/policy.md): by the key rule
+/// of the pair's only tunnel, or among several tunnels on the pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairKey {
+    /// No `key` rule: any key, or none.
+    Any,
+    /// `key = "none"`: no key.
+    Absent,
+    /// `key = N`: the key N.
+    Equal(u32),
+    /// Several tunnels share the pair.
+    Several,
+}
+
+/// One entry of the host-pair table, for an engine that keeps a copy of it (the XDP program).
+/// The match consults this table before any prefix: a frame whose oriented addresses are a
+/// host pair is matched by that pair's entry alone, whatever prefix tunnels also cover them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPair {
+    pub addrs: HostAddrs,
+    /// The pair's tunnel (meaningless for [`PairKey::Several`]).
+    pub tunnel: u32,
+    pub key: PairKey,
+    /// The tunnel's hot rule (meaningless for [`PairKey::Several`]).
+    pub rule: HotRule,
+}
+
+impl HostPair {
+    fn of(addrs: HostAddrs, e: &Entry, rule: HotRule) -> HostPair {
+        HostPair {
+            addrs,
+            tunnel: e.tunnel,
+            key: pair_key(e),
+            rule,
+        }
+    }
+}
+
+/// One entry of the prefix tables: a (peer prefix, local prefix) pair whose `peer` or `local`
+/// is not a single address. The match looks here only when the host pairs have no entry for a
+/// frame: among the peer prefixes that cover its peer, longest first, the first whose local
+/// prefixes cover its local decides, by its longest such local prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixPair {
+    pub peer: IpPrefix,
+    pub local: IpPrefix,
+    /// The pair's tunnel (meaningless for [`PairKey::Several`]).
+    pub tunnel: u32,
+    pub key: PairKey,
+    /// The tunnel's hot rule (meaningless for [`PairKey::Several`]).
+    pub rule: HotRule,
+}
+
+fn pair_key(e: &Entry) -> PairKey {
+    match e.select {
+        Select::Any => PairKey::Any,
+        Select::Absent => PairKey::Absent,
+        Select::Equal => PairKey::Equal(e.key()),
+        // `Vacant` is never stored in a table.
+        Select::Several | Select::Vacant => PairKey::Several,
+    }
+}
 
 /// An error building the tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -780,6 +868,46 @@ impl Policy {
         }
     }
 
+    /// Every entry of the host-pair tables, both families, in no particular order.
+    pub fn host_pairs(&self) -> impl Iterator<Item = HostPair> + '_ {
+        let v4 = self.v4.hosts.iter().map(|(k, e)| {
+            let (peer, local) = <u32 as Family>::pair(k);
+            HostPair::of(HostAddrs::V4 { peer, local }, e, self.rule_of(e))
+        });
+        let v6 = self.v6.hosts.iter().map(|((peer, local), e)| {
+            HostPair::of(HostAddrs::V6 { peer, local }, e, self.rule_of(e))
+        });
+        v4.chain(v6)
+    }
+
+    /// The rule of an entry's tunnel (none for a pair of several tunnels).
+    fn rule_of(&self, e: &Entry) -> HotRule {
+        self.hot.get(e.tunnel as usize).copied().unwrap_or_default()
+    }
+
+    /// Every entry of the prefix tables, both families, in no particular order.
+    pub fn prefix_pairs(&self) -> Vec<PrefixPair> {
+        let mut out = Vec::new();
+        let pair = |peer: IpPrefix, local: IpPrefix, e: &Entry| PrefixPair {
+            peer,
+            local,
+            tunnel: e.tunnel,
+            key: pair_key(e),
+            rule: self.rule_of(e),
+        };
+        for ((p, pl), locals) in self.v4.prefixes.iter() {
+            for ((l, ll), e) in locals.iter() {
+                out.push(pair(IpPrefix::V4(p, pl), IpPrefix::V4(l, ll), e));
+            }
+        }
+        for ((p, pl), locals) in self.v6.prefixes.iter() {
+            for ((l, ll), e) in locals.iter() {
+                out.push(pair(IpPrefix::V6(p, pl), IpPrefix::V6(l, ll), e));
+            }
+        }
+        out
+    }
+
     /// The rare pair with several tunnels.
     fn resolve_several(&self, pair: u32, key: Option<u32>) -> Hit {
         let Some(p) = self.pairs.get(pair as usize) else {
@@ -1001,5 +1129,75 @@ mod tests {
         assert_eq!(p.match_v6(a + (1 << 80), l, None), Match::None);
         assert!(pfx("2001:db8::/32").contains(&pfx("2001:db8:1::/48")));
         assert!(!pfx("2001:db8:1::/48").contains(&pfx("2001:db8::/32")));
+    }
+
+    #[test]
+    fn host_and_prefix_pairs_list_what_was_configured() {
+        let mut p = Policy::new(Defaults::default());
+        let nested = |mut s: TunnelSpec| {
+            s.nested = true;
+            s
+        };
+        p.add_tunnel(spec(
+            "a",
+            "192.0.2.1",
+            "198.51.100.1",
+            KeyRule::Equal(0x0102_0304),
+        ))
+        .unwrap();
+        p.add_tunnel(nested(spec("b", "10.0.0.255", "1.2.3.4", KeyRule::Absent)))
+            .unwrap();
+        p.add_tunnel(spec("c", "192.0.2.2", "198.51.100.1", KeyRule::Any))
+            .unwrap();
+        p.add_tunnel(spec("d", "192.0.2.2", "198.51.100.1", KeyRule::Equal(9)))
+            .unwrap();
+        p.add_tunnel(spec("e", "2001:db8::1", "2001:db8::2", KeyRule::Equal(7)))
+            .unwrap();
+        p.add_tunnel(spec("f", "192.0.2.0/24", "198.51.100.1", KeyRule::Equal(5)))
+            .unwrap();
+        let mut hosts: Vec<(HostAddrs, u32, PairKey, HotRule)> = p
+            .host_pairs()
+            .map(|h| (h.addrs, h.tunnel, h.key, h.rule))
+            .collect();
+        hosts.sort_by_key(|h| (h.1, format!("{:?}", h.0)));
+        let v4 = |peer: &str, local: &str| HostAddrs::V4 {
+            peer: v4(peer),
+            local: v4(local),
+        };
+        let hot = |i: u32| HotRule::of(p.spec(i).unwrap());
+        assert_eq!(
+            hosts,
+            vec![
+                (
+                    v4("192.0.2.1", "198.51.100.1"),
+                    0,
+                    PairKey::Equal(0x0102_0304),
+                    hot(0)
+                ),
+                (v4("10.0.0.255", "1.2.3.4"), 1, PairKey::Absent, hot(1)),
+                (
+                    HostAddrs::V6 {
+                        peer: u128::from("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap()),
+                        local: u128::from("2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap()),
+                    },
+                    4,
+                    PairKey::Equal(7),
+                    hot(4)
+                ),
+                (
+                    v4("192.0.2.2", "198.51.100.1"),
+                    NO_TUNNEL,
+                    PairKey::Several,
+                    HotRule::default()
+                ),
+            ]
+        );
+        assert_ne!(hot(1), hot(0));
+        let prefixes = p.prefix_pairs();
+        assert_eq!(prefixes.len(), 1);
+        assert_eq!(
+            (prefixes[0].tunnel, prefixes[0].key, prefixes[0].rule),
+            (5, PairKey::Equal(5), hot(5))
+        );
     }
 }

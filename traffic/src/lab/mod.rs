@@ -305,6 +305,7 @@ fn drive(
     for l in box_out.lines().filter(|l| !l.starts_with("stats ")) {
         println!("{l}");
     }
+    println!("{}", tunnel_paths(&box_out));
     for l in box_err.iter().filter(|l| l.contains("stopped")) {
         println!("{l}");
     }
@@ -324,6 +325,35 @@ fn drive(
         }
     );
     Ok(ok && detached && !interrupted)
+}
+
+/// Which path carried the tunnels' frames, from greguard's final report: the kernel path's
+/// forwards (`tunnel_forwarded` of its fast lane lines) and the rest of the `tunnel` forwards
+/// of its verdict table (the workers').
+fn tunnel_paths(report: &str) -> String {
+    let number = |l: &str, key: &str| -> u64 {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let kernel: u64 = report
+        .lines()
+        .filter(|l| l.starts_with("fast lane "))
+        .map(|l| number(l, "tunnel_forwarded="))
+        .sum();
+    // Verdict table rows: port, verdict, reason, frames, ...
+    let all: u64 = report
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() > 3 && w[1] == "forward" && w[2] == "tunnel")
+                .then(|| w[3].parse::<u64>().ok())?
+        })
+        .sum();
+    format!(
+        "tunnel frames forwarded: {kernel} by the kernel path, {} by the workers",
+        all.saturating_sub(kernel)
+    )
 }
 
 /// The counts of a `greguard-gen` total line.

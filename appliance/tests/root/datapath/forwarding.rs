@@ -328,7 +328,11 @@ fn every_frame_is_counted_once_per_port_and_no_umem_frame_is_lost() {
 #[test]
 fn two_queues_are_served_by_two_workers_pinned_to_their_cores() {
     let mut t = Topology::new(2);
-    let policy = t.policy("queues = [0, 1]\ncores = [1, 0]", TUNNELS);
+    // Every tunnel frame goes to the workers, so each queue shows its share.
+    let policy = t.policy(
+        "queues = [0, 1]\ncores = [1, 0]\ntunnel_path = \"user\"",
+        TUNNELS,
+    );
     let gre_box = t.start_box(&policy);
     let log = gre_box.log.join("\n");
     for q in [

@@ -153,8 +153,10 @@ fn sampled_frames_land_in_rotating_pcap_files_that_tcpdump_reads() {
 fn forwarded_gre_is_sampled_whole_when_the_snap_length_allows() {
     let mut t = Topology::new(1);
     let dir = t.path("forwarded");
+    // The workers sample with the policy's snap length (the kernel path's samples hold 256
+    // bytes at most).
     let policy = t.policy(
-        "",
+        "tunnel_path = \"user\"",
         &format!(
             "{TUNNELS}\n[sampling]\ninvalid = 0\nforwarded = 1\nsnaplen = 2048\npcap_dir = \"{}\"\n",
             dir.display()
@@ -208,5 +210,73 @@ fn forwarded_gre_is_sampled_whole_when_the_snap_length_allows() {
     assert_eq!(read, gre_forwarded);
     assert!(longest > 256, "longest sample {longest}");
     // Forwarded samples are not drops: the drop log stays quiet.
+    assert!(!s.stderr.contains("dropped GRE"), "{}", s.stderr);
+}
+
+/// The kernel path samples what it forwards too (`[sampling] forwarded`): the first 256 bytes
+/// of each frame, with the frame's length, in the same pcap files, and counted once.
+#[test]
+fn the_kernel_path_samples_the_frames_it_forwards() {
+    let mut t = Topology::new(1);
+    let dir = t.path("forwarded");
+    let policy = t.policy(
+        "tunnel_path = \"kernel\"",
+        &format!(
+            "{TUNNELS}\n[sampling]\ninvalid = 0\nforwarded = 1\nsnaplen = 2048\npcap_dir = \"{}\"\n",
+            dir.display()
+        ),
+    );
+    let gre_box = t.start_box(&policy);
+    let sent = t.send(
+        &t.out_ns,
+        &t.out_if,
+        &policy,
+        &[
+            "--mix",
+            "tunnel=4,keepalive=1,non_gre=2",
+            "--count",
+            "4000",
+            "--pps",
+            "20000",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let s = gre_box.stop();
+    let gre_forwarded = sent.frames[Class::Tunnel.index()] + sent.frames[Class::Keepalive.index()];
+    // Every one went through the kernel path and was sampled there, none through the workers.
+    assert_eq!(
+        s.value("fast lane outside:", "tunnel_forwarded"),
+        gre_forwarded,
+        "{}",
+        s.stdout
+    );
+    assert_eq!(
+        s.value("fast lane outside:", "sampled"),
+        gre_forwarded,
+        "{}",
+        s.stdout
+    );
+    assert_eq!(s.value("ring outside:", "samples"), 0, "{}", s.stdout);
+
+    let mut read = 0u64;
+    let mut cut = 0u64;
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let mut r =
+            pcap_file::pcap::PcapReader::new(std::fs::File::open(f.unwrap().path()).unwrap())
+                .unwrap();
+        while let Some(p) = r.next_packet() {
+            let p = p.expect("packet");
+            assert_eq!(p.data.len(), (p.orig_len as usize).min(256));
+            cut += u64::from(p.data.len() < p.orig_len as usize);
+            assert!(matches!(
+                Class::of_frame(&p.data),
+                Some(Class::Tunnel | Class::Keepalive)
+            ));
+            read += 1;
+        }
+    }
+    assert_eq!(read, gre_forwarded);
+    // The mix has frames longer than a kernel sample holds.
+    assert!(cut > 0);
     assert!(!s.stderr.contains("dropped GRE"), "{}", s.stderr);
 }
