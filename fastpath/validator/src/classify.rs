@@ -270,7 +270,8 @@ impl Classifier {
     }
 
     /// Classifies one frame that arrived from `dir`: the common frames on the straight path
-    /// ([`crate::straight`]), the others through the stages.
+    /// (`straight.rs`: the stages specialised for them, decided without branching on the traffic
+    /// mix), the others through the stages.
     #[inline(always)]
     pub fn classify(
         &mut self,

@@ -1,4 +1,5 @@
-//! The table of host-pair tunnels, keyed by the pair as one integer (IPv4: peer << 32 | local).
+//! The table of host-pair tunnels, keyed by the pair as one integer (IPv4: the pair's 8 bytes as
+//! the wire carries them, `Family::key` in `policy.rs`).
 //!
 //! Cuckoo hashing with two hash functions and one key per slot (Pagh and Rodler, "Cuckoo
 //! Hashing", 2001): every key sits in one of its two slots, so a lookup reads both slots,
@@ -9,9 +10,9 @@
 //! between their two slots until one lands in a vacant slot; when that runs in a circle, the
 //! table is rebuilt under fresh hash seeds, or at twice the size.
 //!
-//! A vacant slot holds a key that hashes to neither its own slot ([`Vacancy`]), so no lookup can
-//! match it and a lookup never has to ask whether a slot is in use. The table is never empty of
-//! slots, so a lookup never has to ask that either.
+//! A vacant slot holds a key whose two slots are both other slots ([`Vacancy`]), so no lookup
+//! can match it there and a lookup never has to ask whether a slot is in use. The table is never
+//! empty of slots, so a lookup never has to ask that either.
 
 /// A key of the host-pair table.
 pub(crate) trait HostKey: Copy + Eq {
@@ -226,8 +227,8 @@ impl<K: HostKey, V: Copy + Default> HostTable<K, V> {
     /// without a branch either.
     #[inline(always)]
     pub(crate) fn probe(&self, key: K) -> (&V, bool) {
-        // The slot count is a power of two (never 0): masked by it, both indices are in
-        // bounds, which the compiler sees, so no bounds check is left.
+        // The slot count is a power of two: masked by it, both indices are in bounds. The test
+        // of 0 (never true) lets the compiler see that, so no bounds check is left.
         let n = self.slots.len();
         if n == 0 {
             return (&self.blank, false);
@@ -295,8 +296,9 @@ impl<K: HostKey, V: Copy + Default> HostTable<K, V> {
         };
         match self.slots.get_mut(at) {
             Some(s) => &mut s.value,
-            // Unreachable: `key` was just placed in one of its slots. Keep the value somewhere
-            // rather than panic.
+            // Unreachable: `key` was just placed in one of its slots (only a table past half the
+            // address space could not grow to take it). Rather than panic, hand out the value
+            // of vacant slots, which a probe only returns with `false`.
             None => &mut self.blank,
         }
     }

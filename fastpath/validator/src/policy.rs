@@ -3,9 +3,10 @@
 //!
 //! Lookup (docs/policy.md): the most specific tunnel wins — longest `peer` prefix,
 //! then longest `local` prefix — and among equally specific tunnels the key decides. Host pairs
-//! (both ends a single address, by far the common case) sit in hash maps, so their cost does not
-//! grow with the tunnel count; prefixes sit in a trie of peer prefixes whose values are tries of
-//! local prefixes.
+//! (both ends a single address, by far the common case) sit in a two-slot cuckoo table
+//! (`crate::hosts`): one probe of a fixed cost, whatever the tunnel count and whether the pair is
+//! there or not; prefixes sit in a trie of peer prefixes whose values are tries of local
+//! prefixes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -245,12 +246,10 @@ pub(crate) enum Select {
     Absent,
     /// The pair's only tunnel has `key = N` (N in `Entry::want`).
     Equal,
-    /// Several tunnels share the pair: resolve through `Policy::pairs`. Also the entry a missed
-    /// lookup reads when prefix tunnels are to be searched (see [`Policy::entry_v4`]).
+    /// Several tunnels share the pair: resolve through `Policy::pairs`.
     #[default]
     Several,
-    /// No tunnel has the pair: the entry a missed lookup reads when no prefix tunnel could
-    /// match (never stored in a table).
+    /// No tunnel has the pair: the value of the host table's vacant slots (never a pair's).
     Vacant,
 }
 

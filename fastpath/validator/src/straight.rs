@@ -316,8 +316,9 @@ fn special(special: u8, buckets: &Buckets, now_ns: u64, slot: &mut Decision) -> 
 
 /// Stage 1 past the protocol, for a 20-byte IPv4 header (RFC 791 §3.1): the total length no
 /// shorter than the header and the header checksum, then the outer source (docs/policy.md
-/// Bogons: the first octets `ipv4` marks [`SUSPECT`]) and fragments (RFC 791 §3.2). False (a detour:
-/// the stages name the reason) when any of that fails, which a working peer's frames never do.
+/// Bogons: the first octets `ipv4` marks [`SUSPECT`]) and fragments (RFC 791 §3.2). False (a
+/// detour: the stages name the reason) when any of that fails, which a working peer's frames
+/// never do.
 #[inline(always)]
 fn sound_outer(head: &[u8; HEAD_LEN], ipv4: &[u8; 256]) -> bool {
     let Some(header) = head.first_chunk::<GRE>().and_then(|h| h.last_chunk::<20>()) else {
