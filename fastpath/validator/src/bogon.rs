@@ -15,12 +15,31 @@ pub const BOGONS_V4: [(u32, u8); 4] = [
 /// The IPv6 bogon prefixes (address, length).
 pub const BOGONS_V6: [(u128, u8); 3] = [(0, 128), (1, 128), (0xFF << 120, 8)];
 
-/// True when `src` can never be the source of a real packet.
+/// [`BOGONS_V4`] as the set of first octets they cover, a bit each: every prefix is 8 bits or
+/// shorter, so the first octet alone decides (checked when this is built).
+pub(crate) const BOGON_FIRST_OCTETS: [u64; 4] = {
+    let mut set = [0u64; 4];
+    let mut i = 0;
+    while i < BOGONS_V4.len() {
+        let (net, len) = BOGONS_V4[i];
+        assert!(len >= 1 && len <= 8);
+        let first = net >> 24;
+        let mut octet = first;
+        while octet < first + (1 << (8 - len)) {
+            set[(octet >> 6) as usize] |= 1 << (octet & 63);
+            octet += 1;
+        }
+        i += 1;
+    }
+    set
+};
+
+/// True when `src` can never be the source of a real packet: one load and a bit test.
 #[inline]
 pub fn is_bogon_v4(src: u32) -> bool {
-    BOGONS_V4.iter().fold(false, |hit, &(net, len)| {
-        hit | ((src ^ net) >> (32 - u32::from(len)) == 0)
-    })
+    let octet = src >> 24;
+    let word = BOGON_FIRST_OCTETS[(octet >> 6) as usize & 3];
+    (word >> (octet & 63)) & 1 != 0
 }
 
 /// True when `src` can never be the source of a real packet.
@@ -41,6 +60,19 @@ mod tests {
     }
     fn v6(s: &str) -> bool {
         is_bogon_v6(u128::from(s.parse::<Ipv6Addr>().unwrap()))
+    }
+
+    #[test]
+    fn the_octet_set_is_the_prefix_list() {
+        for octet in 0..=255u32 {
+            for low in [0, 0x0012_3456, 0x00FF_FFFF] {
+                let src = octet << 24 | low;
+                let listed = BOGONS_V4
+                    .iter()
+                    .any(|&(net, len)| (src ^ net) >> (32 - u32::from(len)) == 0);
+                assert_eq!(is_bogon_v4(src), listed, "{src:#010x}");
+            }
+        }
     }
 
     #[test]

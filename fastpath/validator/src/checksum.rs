@@ -43,8 +43,65 @@ fn fold(sum: u64) -> u16 {
 /// own swap. That saves a byte swap per word on little-endian machines.
 #[inline]
 pub fn verifies(data: &[u8]) -> bool {
-    fold(wide_sum(data, u32::from_ne_bytes)) == 0xFFFF
+    sum_verifies(wide_sum(data, u32::from_ne_bytes))
 }
+
+/// [`verifies`] for a 20-byte IPv4 header without options (RFC 791 §3.1) whose first byte
+/// (version and IHL) is not zero, as in every header the classifier's straight path takes:
+/// its two 8-byte words and last 4-byte word added with end-around carry (RFC 1071 §2(C): the
+/// carry out of a wider word goes back in at the bottom, which keeps the sum modulo 2^64 − 1,
+/// a multiple of 0xFFFF), so no loop and no folding. (With a non-zero byte the sum is not
+/// zero, the one sum [`sum_verifies`] has to rule out besides.)
+#[inline(always)]
+pub(crate) fn verifies_header(header: &[u8; 20]) -> bool {
+    let (Some(a), Some(b), Some(c)) = (
+        header.first_chunk::<8>(),
+        header.get(8..16).and_then(|w| <[u8; 8]>::try_from(w).ok()),
+        header.last_chunk::<4>(),
+    ) else {
+        return false;
+    };
+    let add = |x: u64, y: u64| {
+        let (s, carry) = x.overflowing_add(y);
+        // With a carry out, `s` is at most 2^64 − 2: adding it back cannot carry again.
+        s + u64::from(carry)
+    };
+    let sum = add(
+        add(u64::from_ne_bytes(*a), u64::from_ne_bytes(b)),
+        u64::from(u32::from_ne_bytes(*c)),
+    );
+    multiple_of_ffff(sum)
+}
+
+/// True when a wide sum of words ([`wide_sum`]) folds to 0xFFFF, without folding it: folding
+/// (adding the carries back, RFC 1071 §2(C)) keeps the value modulo 0xFFFF, since 2^16 is 1
+/// modulo 0xFFFF, and the folded sum is 0 only when the sum is. So it folds to 0xFFFF exactly
+/// when the sum is a non-zero multiple of 0xFFFF: one multiply instead of four folding steps.
+/// (A byte-swapped sum is the sum times 256, which is invertible modulo 0xFFFF, so the test
+/// holds in either byte order.)
+#[inline(always)]
+fn sum_verifies(sum: u64) -> bool {
+    (sum != 0) & multiple_of_ffff(sum)
+}
+
+/// `sum % 0xFFFF == 0` as one multiply: 0xFFFF is odd, so multiplying by its inverse modulo
+/// 2^64 maps the multiples of 0xFFFF, and only them, to 0 ..= u64::MAX / 0xFFFF.
+#[inline(always)]
+fn multiple_of_ffff(sum: u64) -> bool {
+    sum.wrapping_mul(INVERSE_OF_FFFF) <= u64::MAX / 0xFFFF
+}
+
+/// The inverse of 0xFFFF modulo 2^64 (Newton's iteration, each step doubling the correct bits).
+const INVERSE_OF_FFFF: u64 = {
+    let mut x: u64 = 0xFFFF;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(0xFFFFu64.wrapping_mul(x)));
+        i += 1;
+    }
+    assert!(x.wrapping_mul(0xFFFF) == 1);
+    x
+};
 
 /// The checksum to store in a zeroed checksum field of `data`.
 pub fn compute(data: &[u8]) -> u16 {
@@ -121,6 +178,38 @@ mod tests {
             data[len - 1] ^= 0x40;
             assert!(!verifies(&data), "len {len}");
         }
+    }
+
+    #[test]
+    fn the_unfolded_test_agrees_with_folding() {
+        let mut seed = 0x0123_4567_89ab_cdefu64;
+        for round in 0..20_000u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut h = [0u8; 20];
+            for (i, b) in h.iter_mut().enumerate() {
+                *b = (seed >> (i % 8 * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+            }
+            if round % 2 == 0 {
+                // Half of them made to verify.
+                h[10] = 0;
+                h[11] = 0;
+                let c = compute(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            if round % 7 == 0 {
+                h = [0; 20];
+            }
+            let folded = fold(wide_sum(&h, u32::from_ne_bytes)) == 0xFFFF;
+            if h[0] != 0 {
+                assert_eq!(verifies_header(&h), folded, "{h:?}");
+            }
+            assert_eq!(verifies(&h), folded, "{h:?}");
+            assert_eq!(verifies(&h), ones_complement_sum(&h) == 0xFFFF, "{h:?}");
+        }
+        assert!(!verifies(&[]));
+        assert!(verifies(&[0xFF, 0xFF]));
     }
 
     #[test]

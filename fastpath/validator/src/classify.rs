@@ -16,6 +16,7 @@ use crate::policer::{Cell, Policer};
 use crate::policy::{Action, Hit, HotRule, Policy, HOT_NESTED, HOT_NUMBERS, HOT_RATE};
 use crate::protocols::ProtoClass;
 use crate::reason::{Decision, Direction, Reason, Verdict};
+use crate::straight;
 use crate::wire::ethernet::ethertype;
 use crate::wire::gre::{flags, proto, GrePacket};
 use crate::wire::ipv4::{protocol, Ipv4Packet};
@@ -107,6 +108,35 @@ pub struct Buckets {
 }
 
 impl Buckets {
+    /// A decision of the straight path ([`crate::straight`]) that a policer has a say in:
+    /// tunnel traffic through its tunnel's policer (`rate_limited` beyond it, RFC-less: the
+    /// policy's `rate`), anything else through the shared budget of the `rate-limit` action
+    /// (forwarded within it, `rate_limited` beyond) — as the stages' `police` and `act` do.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn police(&self, d: Decision, now_ns: u64) -> Decision {
+        if d.reason == Reason::Tunnel {
+            let within = match self.tunnels.get(d.tunnel as usize) {
+                Some(Some(b)) => b.take(now_ns),
+                _ => true,
+            };
+            return if within {
+                d
+            } else {
+                Decision {
+                    verdict: Verdict::Drop,
+                    reason: Reason::RateLimited,
+                    tunnel: d.tunnel,
+                }
+            };
+        }
+        if self.budget.take(now_ns) {
+            Decision::new(Verdict::Forward, d.reason)
+        } else {
+            Decision::new(Verdict::Drop, Reason::RateLimited)
+        }
+    }
+
     /// Fresh, full buckets for `policy` at `now_ns` (the caller's clock, to which `offset_ns`
     /// is added); the budget's state lives in `budget` when given (the fast lane's map, which
     /// the kernel reads).
@@ -235,11 +265,13 @@ impl Classifier {
         out: &mut [Decision],
     ) {
         for (frame, slot) in frames.iter().zip(out.iter_mut()) {
-            *slot = self.classify(policy, now_ns, dir, frame.as_ref());
+            self.classify_into(policy, now_ns, dir, frame.as_ref(), slot);
         }
     }
 
-    /// Classifies one frame that arrived from `dir`.
+    /// Classifies one frame that arrived from `dir`: the common frames on the straight path
+    /// (`straight.rs`: the stages specialised for them, decided without branching on the traffic
+    /// mix), the others through the stages.
     #[inline(always)]
     pub fn classify(
         &mut self,
@@ -248,6 +280,43 @@ impl Classifier {
         dir: Direction,
         frame: &[u8],
     ) -> Decision {
+        let mut d = Decision::default();
+        self.classify_into(policy, now_ns, dir, frame, &mut d);
+        d
+    }
+
+    /// [`Classifier::classify`] into `slot`: the straight path writes its decisions whole,
+    /// copied from its tables.
+    #[inline(always)]
+    fn classify_into(
+        &mut self,
+        policy: &Policy,
+        now_ns: u64,
+        dir: Direction,
+        frame: &[u8],
+        slot: &mut Decision,
+    ) {
+        if straight::judge(policy, &self.buckets, now_ns, dir, frame, slot).is_none() {
+            *slot = self.staged(policy, now_ns, dir, frame);
+        }
+    }
+
+    /// Classifies one frame through the stages alone: the reference the straight path is held
+    /// to (and the path of the frames it does not take).
+    #[doc(hidden)]
+    pub fn classify_staged(
+        &mut self,
+        policy: &Policy,
+        now_ns: u64,
+        dir: Direction,
+        frame: &[u8],
+    ) -> Decision {
+        self.staged(policy, now_ns, dir, frame)
+    }
+
+    /// Classifies one frame through the stages, in the order of the reason table.
+    #[inline(never)]
+    fn staged(&mut self, policy: &Policy, now_ns: u64, dir: Direction, frame: &[u8]) -> Decision {
         match outer(frame) {
             Ok(Outer::V4(o)) => self.gre(policy, now_ns, dir, o),
             Ok(Outer::V6(o)) => self.gre(policy, now_ns, dir, o),

@@ -26,6 +26,7 @@ pub mod policer;
 pub mod policy;
 pub mod protocols;
 pub mod reason;
+mod straight;
 pub mod wire;
 
 pub use classify::{Buckets, Classifier};

@@ -3,9 +3,10 @@
 //!
 //! Lookup (docs/policy.md): the most specific tunnel wins — longest `peer` prefix,
 //! then longest `local` prefix — and among equally specific tunnels the key decides. Host pairs
-//! (both ends a single address, by far the common case) sit in hash maps, so their cost does not
-//! grow with the tunnel count; prefixes sit in a trie of peer prefixes whose values are tries of
-//! local prefixes.
+//! (both ends a single address, by far the common case) sit in a two-slot cuckoo table
+//! (`crate::hosts`): one probe of a fixed cost, whatever the tunnel count and whether the pair is
+//! there or not; prefixes sit in a trie of peer prefixes whose values are tries of local
+//! prefixes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use crate::hosts::{HostKey, HostTable};
 use crate::policer::Rate;
 use crate::protocols::ProtocolSet;
 use crate::reason::{Verdict, NO_TUNNEL};
+use crate::straight::{accepting, entry_fails, entry_police, Outcomes};
 
 /// What to do with a class of packets that a policy can forward, drop or rate-limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,8 +188,9 @@ pub struct TunnelSpec {
     pub rate: Option<Rate>,
 }
 
-/// The part of a tunnel's rule the classifier reads on every packet, kept beside the tunnel index
-/// in the lookup tables so a match costs one hash probe and no further memory access.
+/// The part of a tunnel's rule the classifier reads on every packet. The lookup tables keep it
+/// beside the tunnel index, precomputed into the bit masks the classifier's straight path tests,
+/// so a match costs one hash probe and no further memory access.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HotRule {
     /// Allowed protocol classes ([`crate::ProtoClass::bit`]).
@@ -234,6 +237,85 @@ impl HotRule {
     }
 }
 
+/// How an [`Entry`] selects its tunnel by key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Select {
+    /// The pair's only tunnel has no `key` rule.
+    Any,
+    /// The pair's only tunnel has `key = "none"`.
+    Absent,
+    /// The pair's only tunnel has `key = N` (N in `Entry::want`).
+    Equal,
+    /// Several tunnels share the pair: resolve through `Policy::pairs`.
+    #[default]
+    Several,
+    /// No tunnel has the pair: the value of the host table's vacant slots (never a pair's).
+    Vacant,
+}
+
+/// The value stored for one (peer, local) pair in the lookup tables. The common case — one
+/// tunnel per pair — is resolved from the entry alone; its rule is there precomputed for the
+/// classifier's straight path, and in full in `Policy::hot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// `Select::Equal` and `Absent`: the [`wire_key`] a frame must carry (`key = N` wants N,
+    /// `key = "none"` no key). `Select::Several`: the pair's index in `Policy::pairs`.
+    pub(crate) want: u64,
+    /// The frame shapes the tunnel's rule takes ([`crate::straight::accepting`]).
+    pub(crate) accept: u64,
+    pub(crate) tunnel: u32,
+    /// The straight path's failure bits of the entry itself ([`crate::straight::entry_fails`]).
+    pub(crate) fail: u8,
+    /// [`HOT_RATE`] when the tunnel has a policer, and the bits every entry has
+    /// ([`crate::straight::entry_police`]).
+    pub(crate) police: u8,
+    pub(crate) select: Select,
+}
+
+impl Entry {
+    /// The entry of a pair with one tunnel, `tunnel`, of rule `rule`, selected as `select`
+    /// says by the key `want`.
+    const fn single(tunnel: u32, rule: &HotRule, select: Select, want: u64) -> Entry {
+        Entry {
+            want,
+            accept: accepting(rule),
+            tunnel,
+            fail: entry_fails(select),
+            police: entry_police(rule),
+            select,
+        }
+    }
+
+    /// The entry of pair `pair` with several tunnels (or none yet): resolved through
+    /// `Policy::pairs`.
+    const fn several(pair: u32) -> Entry {
+        Entry {
+            want: pair as u64,
+            accept: 0,
+            tunnel: NO_TUNNEL,
+            fail: entry_fails(Select::Several),
+            police: entry_police(&HOT_NONE),
+            select: Select::Several,
+        }
+    }
+
+    /// The key a `Select::Equal` entry wants (see [`wire_key`]).
+    fn key(&self) -> u32 {
+        // The low 32 bits of a wire key are the key's bytes as the wire carries them.
+        #[allow(clippy::cast_possible_truncation)]
+        let wire = self.want as u32;
+        u32::from_be_bytes(wire.to_le_bytes())
+    }
+
+    /// The pair's index in `Policy::pairs`, when the entry resolves through it.
+    fn pair(&self) -> Option<u32> {
+        (self.select == Select::Several)
+            .then(|| u32::try_from(self.want).ok())
+            .flatten()
+    }
+}
+
+/// The rule of no tunnel.
 const HOT_NONE: HotRule = HotRule {
     classes: 0,
     version: 0,
@@ -242,29 +324,42 @@ const HOT_NONE: HotRule = HotRule {
     flags: 0,
 };
 
-/// How an [`Entry`] selects its tunnel by key.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Select {
-    /// The pair's only tunnel has no `key` rule.
-    Any,
-    /// The pair's only tunnel has `key = "none"`.
-    Absent,
-    /// The pair's only tunnel has `key = N` (N in `Entry::key`).
-    Equal,
-    /// Several tunnels share the pair: resolve through `Policy::pairs`.
-    #[default]
-    Several,
+/// The entry a missed lookup reads while no prefix tunnel exists: no tunnel, no key accepted.
+const MISS: Entry = Entry {
+    want: u64::MAX,
+    accept: 0,
+    tunnel: NO_TUNNEL,
+    fail: entry_fails(Select::Vacant),
+    police: entry_police(&HOT_NONE),
+    select: Select::Vacant,
+};
+
+/// What vacant slots of the host table hold: never read as an entry (see `crate::hosts`).
+impl Default for Entry {
+    fn default() -> Entry {
+        MISS
+    }
 }
 
-/// The value stored for one (peer, local) pair in the lookup tables. The common case — one
-/// tunnel per pair — is resolved from the entry alone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Entry {
-    pair: u32,
-    tunnel: u32,
-    key: u32,
-    rule: HotRule,
-    select: Select,
+impl Entry {
+    /// True when a frame with [`wire_key`] `wire` selects the pair's only tunnel (not for
+    /// `Select::Several`, which the caller resolves through the pair).
+    #[inline(always)]
+    pub(crate) fn accepts(&self, wire: u64) -> bool {
+        (self.select == Select::Any) | (wire == self.want)
+    }
+}
+
+/// A frame's GRE key as one word for [`Entry::want`]: the key's 4 bytes as the wire carries
+/// them, read little-endian (so the straight path takes them from the frame with one load),
+/// and the K bit above them, so "no key" and every key differ (RFC 2890 §2.1: the key field is
+/// present only with K set).
+#[inline(always)]
+pub(crate) fn wire_key(key: Option<u32>) -> u64 {
+    match key {
+        Some(k) => (1 << 32) | u64::from(u32::from_le_bytes(k.to_be_bytes())),
+        None => 0,
+    }
 }
 
 /// All tunnels of one (peer, local) pair, told apart by their key rule.
@@ -321,13 +416,25 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 trait Family: Copy + Eq + std::hash::Hash {
     type Key: HostKey;
     fn key(peer: Self, local: Self) -> Self::Key;
+    /// The (peer, local) pair of a key.
+    fn pair(key: Self::Key) -> (Self, Self);
 }
 
+/// An IPv4 pair is keyed by its 8 bytes as the wire carries them (source then destination
+/// for a frame from outside), read little-endian: the straight path takes the key from the
+/// frame with one load.
 impl Family for u32 {
     type Key = u64;
     #[inline(always)]
     fn key(peer: u32, local: u32) -> u64 {
-        (u64::from(peer) << 32) | u64::from(local)
+        let wire = |a: u32| u64::from(u32::from_le_bytes(a.to_be_bytes()));
+        wire(peer) | wire(local) << 32
+    }
+    fn pair(key: u64) -> (u32, u32) {
+        // Each half of the key is one address's bytes.
+        #[allow(clippy::cast_possible_truncation)]
+        let address = |half: u64| u32::from_be_bytes((half as u32).to_le_bytes());
+        (address(key), address(key >> 32))
     }
 }
 
@@ -336,6 +443,9 @@ impl Family for u128 {
     #[inline(always)]
     fn key(peer: u128, local: u128) -> (u128, u128) {
         (peer, local)
+    }
+    fn pair(key: (u128, u128)) -> (u128, u128) {
+        key
     }
 }
 
@@ -439,12 +549,12 @@ pub struct HostPair {
 }
 
 impl HostPair {
-    fn of(addrs: HostAddrs, e: &Entry) -> HostPair {
+    fn of(addrs: HostAddrs, e: &Entry, rule: HotRule) -> HostPair {
         HostPair {
             addrs,
             tunnel: e.tunnel,
             key: pair_key(e),
-            rule: e.rule,
+            rule,
         }
     }
 }
@@ -468,8 +578,9 @@ fn pair_key(e: &Entry) -> PairKey {
     match e.select {
         Select::Any => PairKey::Any,
         Select::Absent => PairKey::Absent,
-        Select::Equal => PairKey::Equal(e.key),
-        Select::Several => PairKey::Several,
+        Select::Equal => PairKey::Equal(e.key()),
+        // `Vacant` is never stored in a table.
+        Select::Several | Select::Vacant => PairKey::Several,
     }
 }
 
@@ -515,6 +626,12 @@ pub struct Policy {
     v4: FamilyTable<u32>,
     v6: FamilyTable<u128>,
     pairs: Vec<PairTunnels>,
+    /// The pair of each tunnel, by index (building only: a pair's entry names its pair only
+    /// while it has several tunnels).
+    pair_of: Vec<u32>,
+    /// What `defaults` make of each outcome of the classifier's straight path (and, once a
+    /// prefix tunnel exists, that a miss in the host table is the stages' to search).
+    outcomes: Outcomes,
 }
 
 impl Policy {
@@ -527,6 +644,8 @@ impl Policy {
             v4: FamilyTable::default(),
             v6: FamilyTable::default(),
             pairs: Vec::new(),
+            pair_of: Vec::new(),
+            outcomes: Outcomes::of(&defaults),
         }
     }
 
@@ -535,9 +654,11 @@ impl Policy {
     /// memory the kernel zeroes first.
     pub fn recycle(mut self, defaults: Defaults) -> Policy {
         self.defaults = defaults;
+        self.outcomes = Outcomes::of(&defaults);
         self.hot.clear();
         self.specs.clear();
         self.pairs.clear();
+        self.pair_of.clear();
         self.v4.clear();
         self.v6.clear();
         self
@@ -558,6 +679,7 @@ impl Policy {
         grow(&mut self.specs, tunnels, room);
         grow(&mut self.hot, tunnels, room);
         grow(&mut self.pairs, tunnels, room);
+        grow(&mut self.pair_of, tunnels, room);
         self.v4.hosts.reserve(tunnels, room);
         self.v6.hosts.reserve(tunnels, room);
     }
@@ -579,7 +701,14 @@ impl Policy {
             }
             _ => return Err(BuildError::MixedFamilies),
         };
-        let pair_id = entry.pair;
+        let pair_id = match entry.pair() {
+            Some(pair) => pair,
+            None => self
+                .pair_of
+                .get(entry.tunnel as usize)
+                .copied()
+                .ok_or(BuildError::TooManyTunnels)?,
+        };
         if pair_id == next_pair {
             self.pairs.push(PairTunnels {
                 first: index,
@@ -606,27 +735,19 @@ impl Policy {
         }
         let hot = HotRule::of(&spec);
         *entry = if pair.count() == 1 {
-            let (select, key) = match spec.key {
+            let (select, want) = match spec.key {
                 KeyRule::Any => (Select::Any, 0),
-                KeyRule::Absent => (Select::Absent, 0),
-                KeyRule::Equal(k) => (Select::Equal, k),
+                KeyRule::Absent => (Select::Absent, wire_key(None)),
+                KeyRule::Equal(k) => (Select::Equal, wire_key(Some(k))),
             };
-            Entry {
-                pair: pair_id,
-                tunnel: index,
-                key,
-                rule: hot,
-                select,
-            }
+            Entry::single(index, &hot, select, want)
         } else {
-            Entry {
-                pair: pair_id,
-                tunnel: NO_TUNNEL,
-                key: 0,
-                rule: HOT_NONE,
-                select: Select::Several,
-            }
+            Entry::several(pair_id)
         };
+        if !self.v4.prefixes.is_empty() {
+            self.outcomes.search_on_miss();
+        }
+        self.pair_of.push(pair_id);
         self.hot.push(hot);
         self.specs.push(spec);
         Ok(index)
@@ -636,6 +757,20 @@ impl Policy {
     #[inline]
     pub fn defaults(&self) -> &Defaults {
         &self.defaults
+    }
+
+    /// What the defaults make of each outcome of the classifier's straight path.
+    #[inline(always)]
+    pub(crate) fn outcomes(&self) -> &Outcomes {
+        &self.outcomes
+    }
+
+    /// One probe of the IPv4 host table for a pair's key (`Family::key`), with no branch on
+    /// the outcome: an entry, and whether it is the pair's (else it is another pair's, or the
+    /// value of vacant slots).
+    #[inline(always)]
+    pub(crate) fn probe_v4(&self, key: u64) -> (&Entry, bool) {
+        self.v4.hosts.probe(key)
     }
 
     /// Number of tunnels.
@@ -723,33 +858,30 @@ impl Policy {
     #[inline(always)]
     fn resolve(&self, entry: Option<&Entry>, key: Option<u32>) -> Hit {
         let Some(e) = entry else { return Hit::None };
-        let ok = match (e.select, key) {
-            (Select::Any, _) | (Select::Absent, None) => true,
-            (Select::Equal, Some(k)) => k == e.key,
-            (Select::Absent, Some(_)) | (Select::Equal, None) => false,
-            (Select::Several, _) => return self.resolve_several(e.pair, key),
-        };
-        if ok {
-            Hit::Tunnel(e.tunnel, e.rule)
-        } else {
-            Hit::KeyMismatch(e.tunnel)
+        if let Some(pair) = e.pair() {
+            return self.resolve_several(pair, key);
+        }
+        match self.hot.get(e.tunnel as usize) {
+            Some(&rule) if e.accepts(wire_key(key)) => Hit::Tunnel(e.tunnel, rule),
+            _ => Hit::KeyMismatch(e.tunnel),
         }
     }
 
     /// Every entry of the host-pair tables, both families, in no particular order.
     pub fn host_pairs(&self) -> impl Iterator<Item = HostPair> + '_ {
         let v4 = self.v4.hosts.iter().map(|(k, e)| {
-            // The key is peer << 32 | local: each half fits u32.
-            #[allow(clippy::cast_possible_truncation)]
-            let (peer, local) = ((k >> 32) as u32, k as u32);
-            HostPair::of(HostAddrs::V4 { peer, local }, e)
+            let (peer, local) = <u32 as Family>::pair(k);
+            HostPair::of(HostAddrs::V4 { peer, local }, e, self.rule_of(e))
         });
-        let v6 = self
-            .v6
-            .hosts
-            .iter()
-            .map(|((peer, local), e)| HostPair::of(HostAddrs::V6 { peer, local }, e));
+        let v6 = self.v6.hosts.iter().map(|((peer, local), e)| {
+            HostPair::of(HostAddrs::V6 { peer, local }, e, self.rule_of(e))
+        });
         v4.chain(v6)
+    }
+
+    /// The rule of an entry's tunnel (none for a pair of several tunnels).
+    fn rule_of(&self, e: &Entry) -> HotRule {
+        self.hot.get(e.tunnel as usize).copied().unwrap_or_default()
     }
 
     /// Every entry of the prefix tables, both families, in no particular order.
@@ -760,7 +892,7 @@ impl Policy {
             local,
             tunnel: e.tunnel,
             key: pair_key(e),
-            rule: e.rule,
+            rule: self.rule_of(e),
         };
         for ((p, pl), locals) in self.v4.prefixes.iter() {
             for ((l, ll), e) in locals.iter() {
@@ -803,13 +935,7 @@ where
     A: Family,
     (A, u8): prefix_trie::Prefix,
 {
-    let fresh = Entry {
-        pair: next_pair,
-        tunnel: NO_TUNNEL,
-        key: 0,
-        rule: HOT_NONE,
-        select: Select::Several,
-    };
+    let fresh = Entry::several(next_pair);
     if peer.1 == bits && local.1 == bits {
         t.hosts.get_or_insert(A::key(peer.0, local.0), fresh)
     } else {
@@ -1002,5 +1128,75 @@ mod tests {
         assert_eq!(p.match_v6(a + (1 << 80), l, None), Match::None);
         assert!(pfx("2001:db8::/32").contains(&pfx("2001:db8:1::/48")));
         assert!(!pfx("2001:db8:1::/48").contains(&pfx("2001:db8::/32")));
+    }
+
+    #[test]
+    fn host_and_prefix_pairs_list_what_was_configured() {
+        let mut p = Policy::new(Defaults::default());
+        let nested = |mut s: TunnelSpec| {
+            s.nested = true;
+            s
+        };
+        p.add_tunnel(spec(
+            "a",
+            "192.0.2.1",
+            "198.51.100.1",
+            KeyRule::Equal(0x0102_0304),
+        ))
+        .unwrap();
+        p.add_tunnel(nested(spec("b", "10.0.0.255", "1.2.3.4", KeyRule::Absent)))
+            .unwrap();
+        p.add_tunnel(spec("c", "192.0.2.2", "198.51.100.1", KeyRule::Any))
+            .unwrap();
+        p.add_tunnel(spec("d", "192.0.2.2", "198.51.100.1", KeyRule::Equal(9)))
+            .unwrap();
+        p.add_tunnel(spec("e", "2001:db8::1", "2001:db8::2", KeyRule::Equal(7)))
+            .unwrap();
+        p.add_tunnel(spec("f", "192.0.2.0/24", "198.51.100.1", KeyRule::Equal(5)))
+            .unwrap();
+        let mut hosts: Vec<(HostAddrs, u32, PairKey, HotRule)> = p
+            .host_pairs()
+            .map(|h| (h.addrs, h.tunnel, h.key, h.rule))
+            .collect();
+        hosts.sort_by_key(|h| (h.1, format!("{:?}", h.0)));
+        let v4 = |peer: &str, local: &str| HostAddrs::V4 {
+            peer: v4(peer),
+            local: v4(local),
+        };
+        let hot = |i: u32| HotRule::of(p.spec(i).unwrap());
+        assert_eq!(
+            hosts,
+            vec![
+                (
+                    v4("192.0.2.1", "198.51.100.1"),
+                    0,
+                    PairKey::Equal(0x0102_0304),
+                    hot(0)
+                ),
+                (v4("10.0.0.255", "1.2.3.4"), 1, PairKey::Absent, hot(1)),
+                (
+                    HostAddrs::V6 {
+                        peer: u128::from("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap()),
+                        local: u128::from("2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap()),
+                    },
+                    4,
+                    PairKey::Equal(7),
+                    hot(4)
+                ),
+                (
+                    v4("192.0.2.2", "198.51.100.1"),
+                    NO_TUNNEL,
+                    PairKey::Several,
+                    HotRule::default()
+                ),
+            ]
+        );
+        assert_ne!(hot(1), hot(0));
+        let prefixes = p.prefix_pairs();
+        assert_eq!(prefixes.len(), 1);
+        assert_eq!(
+            (prefixes[0].tunnel, prefixes[0].key, prefixes[0].rule),
+            (5, PairKey::Equal(5), hot(5))
+        );
     }
 }

@@ -111,10 +111,22 @@ impl<'a> Ipv6Packet<'a> {
     }
 }
 
-/// True for the extension headers the box walks.
+/// [`next_header::WALKED`] as a bit mask (all of them are below 64).
+const WALKED_MASK: u64 = {
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < next_header::WALKED.len() {
+        assert!(next_header::WALKED[i] < 64);
+        m |= 1 << next_header::WALKED[i];
+        i += 1;
+    }
+    m
+};
+
+/// True for the extension headers the box walks: a shift and a mask, not a search.
 #[inline]
 pub fn is_walked_extension(nh: u8) -> bool {
-    next_header::WALKED.contains(&nh)
+    (nh < 64) & (WALKED_MASK.wrapping_shr(u32::from(nh)) & 1 != 0)
 }
 
 /// Walks extension headers starting with `nh` over `payload`.
@@ -216,6 +228,17 @@ mod tests {
             Upper::Truncated
         );
         assert_eq!(walk_extensions(0, &[47, 0, 0]), Upper::Truncated);
+    }
+
+    #[test]
+    fn the_walked_mask_is_the_list() {
+        for nh in 0..=255u8 {
+            assert_eq!(
+                is_walked_extension(nh),
+                next_header::WALKED.contains(&nh),
+                "{nh}"
+            );
+        }
     }
 
     #[test]

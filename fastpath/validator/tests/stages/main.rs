@@ -13,4 +13,5 @@ mod gre_header;
 mod inner_payload;
 mod properties;
 mod reasons;
+mod straight_path;
 mod tunnel_match;
