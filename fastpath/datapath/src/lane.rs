@@ -295,14 +295,7 @@ impl FastLane {
         for (i, (key, entry)) in tunnels.upsert.iter().enumerate() {
             if let Err(e) = self.write_host(key, entry) {
                 // The running policy keeps its maps as they were.
-                for (key, _) in &tunnels.upsert[..i] {
-                    match self.tunnels_entry(key) {
-                        Some(old) => {
-                            let _ = self.write_host(key, &old);
-                        }
-                        None => self.delete_host(key),
-                    }
-                }
+                self.restore_hosts(&tunnels.upsert[..i]);
                 self.remove_prefixes(&changes.insert);
                 return Err(e);
             }
@@ -316,14 +309,7 @@ impl FastLane {
                     // SAFETY: as above.
                     unsafe { bpf::delete(fd, &key) };
                 }
-                for (key, _) in &tunnels.upsert {
-                    match self.tunnels_entry(key) {
-                        Some(old) => {
-                            let _ = self.write_host(key, &old);
-                        }
-                        None => self.delete_host(key),
-                    }
-                }
+                self.restore_hosts(&tunnels.upsert);
                 self.remove_prefixes(&changes.insert);
                 return Err(e);
             }
@@ -361,8 +347,17 @@ impl FastLane {
         self.write_config()
     }
 
-    fn tunnels_entry(&self, key: &HostKey) -> Option<kernel_abi::TunnelEntry> {
-        self.tunnels.entry(key)
+    /// Puts back the entries the applied policy had for the keys of `written` (removing
+    /// those it had none for): a reload that failed half-way leaves the maps as they were.
+    fn restore_hosts(&self, written: &[(HostKey, kernel_abi::TunnelEntry)]) {
+        for (key, _) in written {
+            match self.tunnels.entry(key) {
+                Some(old) => {
+                    let _ = self.write_host(key, &old);
+                }
+                None => self.delete_host(key),
+            }
+        }
     }
 
     fn write_host(&self, key: &HostKey, entry: &kernel_abi::TunnelEntry) -> Result<(), LaneError> {
@@ -525,7 +520,7 @@ impl FastLane {
 
     /// Packets per tunnel of the applied policy and verdict that the kernel path judged.
     fn tunnel_counts(&self) -> Vec<[u64; Verdict::COUNT]> {
-        let mut out = vec![[0; Verdict::COUNT]; self.tunnels_len()];
+        let mut out = vec![[0; Verdict::COUNT]; self.tunnels.tunnels()];
         let used = self.tunnels.high_water() as usize * Verdict::COUNT;
         if used == 0 {
             return out;
@@ -549,10 +544,6 @@ impl FastLane {
             }
         }
         out
-    }
-
-    fn tunnels_len(&self) -> usize {
-        self.tunnels.tunnels()
     }
 
     fn read_percpu(&self, fd: i32, key: u32, values: &mut [[u64; 2]]) -> bool {

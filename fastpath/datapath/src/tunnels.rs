@@ -48,23 +48,69 @@ pub struct Changes {
     pub net_delete: Vec<(IpPrefix, u32)>,
     /// Parents to write: (id, id of the next shorter covering peer prefix, 0 for none).
     pub parents: Vec<(u32, u32)>,
+    /// The slot and peer-prefix id pools once the new policy's ids are taken (freed ones not
+    /// yet returned).
+    slot_pool: IdPool,
+    net_pool: IdPool,
+}
+
+/// Ids handed to holders that keep them as long as they stay (tunnels' slots, peer prefixes'
+/// ids): an id freed by one reload goes to the back of a queue and is reused by a later one,
+/// first in first out, before ids never used yet.
+#[derive(Clone, Debug, Default)]
+struct IdPool {
+    free: VecDeque<u32>,
+    /// Ids never used yet start here.
+    next: u32,
+    /// One past the last id.
+    end: u32,
+}
+
+impl IdPool {
+    fn new(first: u32, end: u32) -> IdPool {
+        IdPool {
+            free: VecDeque::new(),
+            next: first,
+            end,
+        }
+    }
+
+    /// An id, or `None` when all are taken.
+    fn take(&mut self) -> Option<u32> {
+        self.free.pop_front().or_else(|| {
+            (self.next < self.end).then(|| {
+                self.next += 1;
+                self.next - 1
+            })
+        })
+    }
 }
 
 /// The slots and host entries of the policy applied last.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KernelTunnels {
     slots: Vec<Option<u32>>,
-    free: VecDeque<u32>,
-    /// Slots never used yet start here.
-    next: u32,
+    slot_pool: IdPool,
     hosts: HashMap<HostKey, TunnelEntry>,
     /// Peer prefixes and their ids.
     nets: HashMap<IpPrefix, u32>,
     /// The parent written for each id.
     parents: HashMap<u32, u32>,
-    free_nets: VecDeque<u32>,
-    /// Ids never used yet start here (ids start at 1).
-    next_net: u32,
+    /// Peer-prefix ids start at 1: 0 is "no parent".
+    net_pool: IdPool,
+}
+
+impl Default for KernelTunnels {
+    fn default() -> Self {
+        KernelTunnels {
+            slots: Vec::new(),
+            slot_pool: IdPool::new(0, MAX_TUNNEL_SLOTS),
+            hosts: HashMap::new(),
+            nets: HashMap::new(),
+            parents: HashMap::new(),
+            net_pool: IdPool::new(1, MAX_PEER_NETS + 1),
+        }
+    }
 }
 
 impl KernelTunnels {
@@ -76,7 +122,7 @@ impl KernelTunnels {
     /// Slot → tunnel index of the applied policy (`validator::NO_TUNNEL` for a free slot), up
     /// to the highest slot ever used.
     pub fn by_slot(&self) -> Vec<u32> {
-        let mut t = vec![validator::NO_TUNNEL; self.next as usize];
+        let mut t = vec![validator::NO_TUNNEL; self.slot_pool.next as usize];
         for (i, s) in (0u32..).zip(&self.slots) {
             if let Some(cell) = s.and_then(|s| t.get_mut(s as usize)) {
                 *cell = i;
@@ -97,15 +143,17 @@ impl KernelTunnels {
 
     /// Slots ever used (the counters worth reading lie below).
     pub fn high_water(&self) -> u32 {
-        self.next
+        self.slot_pool.next
     }
 
     /// The changes from the applied policy to `policy`, whose tunnel `i` was tunnel
     /// `previous[i]` of it.
     pub fn changes(&self, policy: &Policy, previous: &[Option<u32>]) -> Changes {
-        let mut c = Changes::default();
-        let mut free = self.free.clone();
-        let mut next = self.next;
+        let mut c = Changes {
+            slot_pool: self.slot_pool.clone(),
+            net_pool: self.net_pool.clone(),
+            ..Changes::default()
+        };
         let mut kept = vec![false; self.slots.len()];
         for i in 0..policy.tunnel_count() {
             let carried = previous.get(i).copied().flatten().and_then(|o| {
@@ -114,12 +162,7 @@ impl KernelTunnels {
                 Some(s)
             });
             let slot = carried.or_else(|| {
-                let s = free.pop_front().or_else(|| {
-                    (next < MAX_TUNNEL_SLOTS).then(|| {
-                        next += 1;
-                        next - 1
-                    })
-                })?;
+                let s = c.slot_pool.take()?;
                 c.fresh.push(s);
                 Some(s)
             });
@@ -130,8 +173,6 @@ impl KernelTunnels {
             .filter_map(|o| self.slots[o])
             .collect();
         // Peer prefix ids: kept while the prefix stays, fresh (or freed long ago) for new ones.
-        let mut free_nets = self.free_nets.clone();
-        let mut next_net = self.next_net.max(1);
         let pairs = policy.prefix_pairs();
         for p in &pairs {
             let net = p.peer;
@@ -140,12 +181,7 @@ impl KernelTunnels {
             }
             let id = match self.nets.get(&net) {
                 Some(&id) => Some(id),
-                None => free_nets.pop_front().or_else(|| {
-                    (next_net <= MAX_PEER_NETS).then(|| {
-                        next_net += 1;
-                        next_net - 1
-                    })
-                }),
+                None => c.net_pool.take(),
             };
             if let Some(id) = id {
                 if !self.nets.contains_key(&net) {
@@ -227,27 +263,15 @@ impl KernelTunnels {
 
     /// Records `c` as applied.
     pub fn commit(&mut self, c: Changes) {
-        for (_, id) in &c.net_insert {
-            if let Some(at) = self.free_nets.iter().position(|f| f == id) {
-                self.free_nets.remove(at);
-            } else {
-                self.next_net = self.next_net.max(id + 1);
-            }
-        }
+        self.net_pool = c.net_pool;
         for (_, id) in &c.net_delete {
             self.parents.remove(id);
-            self.free_nets.push_back(*id);
+            self.net_pool.free.push_back(*id);
         }
         self.parents.extend(c.parents.iter().copied());
         self.nets = c.nets;
-        for s in &c.fresh {
-            if let Some(at) = self.free.iter().position(|f| f == s) {
-                self.free.remove(at);
-            } else {
-                self.next = self.next.max(s + 1);
-            }
-        }
-        self.free.extend(c.freed);
+        self.slot_pool = c.slot_pool;
+        self.slot_pool.free.extend(c.freed);
         self.slots = c.slots;
         for k in c.delete {
             self.hosts.remove(&k);
