@@ -285,9 +285,9 @@ impl FastLane {
             self.zero_tunnel_counts(slot);
         }
         // The prefix walk's parents, then the pairs, then the peer prefixes that lead to them.
-        for &(id, parent) in &tunnels.parents {
-            // SAFETY: gg_net_parents is an array (u32 key) of u32.
-            if let Err(e) = unsafe { update(self.parents_fd, &id, &parent, "gg_net_parents") } {
+        for (i, &(id, parent)) in tunnels.parents.iter().enumerate() {
+            if let Err(e) = self.write_parent(id, parent) {
+                self.restore_parents(&tunnels.parents[..i]);
                 self.remove_prefixes(&changes.insert);
                 return Err(e);
             }
@@ -296,6 +296,7 @@ impl FastLane {
             if let Err(e) = self.write_host(key, entry) {
                 // The running policy keeps its maps as they were.
                 self.restore_hosts(&tunnels.upsert[..i]);
+                self.restore_parents(&tunnels.parents);
                 self.remove_prefixes(&changes.insert);
                 return Err(e);
             }
@@ -310,6 +311,7 @@ impl FastLane {
                     unsafe { bpf::delete(fd, &key) };
                 }
                 self.restore_hosts(&tunnels.upsert);
+                self.restore_parents(&tunnels.parents);
                 self.remove_prefixes(&changes.insert);
                 return Err(e);
             }
@@ -345,6 +347,19 @@ impl FastLane {
         self.config.sample_every = sampling.dropped;
         self.config.sample_forwarded = sampling.forwarded;
         self.write_config()
+    }
+
+    fn write_parent(&self, id: u32, parent: u32) -> Result<(), LaneError> {
+        // SAFETY: gg_net_parents is an array (u32 key) of u32.
+        unsafe { update(self.parents_fd, &id, &parent, "gg_net_parents") }
+    }
+
+    /// Puts back the parents the applied policy had for the ids of `written` (0 for an id it
+    /// did not use): the running policy's prefix walk stays as it was.
+    fn restore_parents(&self, written: &[(u32, u32)]) {
+        for &(id, _) in written {
+            let _ = self.write_parent(id, self.tunnels.parent(id).unwrap_or(0));
+        }
     }
 
     /// Puts back the entries the applied policy had for the keys of `written` (removing

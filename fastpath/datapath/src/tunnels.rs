@@ -136,6 +136,11 @@ impl KernelTunnels {
         self.slots.len()
     }
 
+    /// The parent written for peer-prefix id `id`.
+    pub fn parent(&self, id: u32) -> Option<u32> {
+        self.parents.get(&id).copied()
+    }
+
     /// The entry written for `key`.
     pub fn entry(&self, key: &HostKey) -> Option<TunnelEntry> {
         self.hosts.get(key).copied()
